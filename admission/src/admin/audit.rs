@@ -1,0 +1,26 @@
+//! The audit log of admin changes.
+
+use serde_json::Value;
+use sqlx::PgConnection;
+
+/// Records a change, inside the transaction that made it.
+pub async fn record(
+    tx: &mut PgConnection,
+    sale_id: &str,
+    actor: &str,
+    action: &str,
+    old: Option<Value>,
+    new: Value,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "INSERT INTO admission_audit (sale_id, actor, action, old, new) VALUES ($1, $2, $3, $4, $5)",
+        sale_id,
+        actor,
+        action,
+        old,
+        new
+    )
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}

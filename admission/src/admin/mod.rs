@@ -1,0 +1,52 @@
+//! The operators' API, behind `Authorization: Bearer <admin token>` (compared in constant
+//! time): create or update a sale, change its admission live, read its stats. Every change
+//! is written to `admission_audit` with who, when, old and new. The same functions back
+//! the `flashgate admin …` commands.
+
+mod admission;
+mod audit;
+mod sale;
+mod stats;
+
+use axum::Router;
+use axum::http::HeaderMap;
+use axum::middleware;
+use axum::routing::{get, patch, put};
+use flashgate_common::http::require_admin;
+
+use crate::state::AppState;
+pub use admission::{AdmissionChange, AdmissionDoc, update_admission};
+pub use sale::{SaleDoc, SaleInput, upsert_sale};
+pub use stats::{SaleStats, sale_stats};
+
+/// The admin routes, guarded by the bearer token.
+pub fn router(state: AppState) -> Router<AppState> {
+    Router::new()
+        .route("/admin/v1/sales/{sale_id}", put(sale::put_sale))
+        .route(
+            "/admin/v1/sales/{sale_id}/admission",
+            patch(admission::patch_admission),
+        )
+        .route("/admin/v1/sales/{sale_id}/stats", get(stats::get_stats))
+        .route_layer(middleware::from_fn_with_state(
+            state.config.admin_token.clone(),
+            require_admin,
+        ))
+}
+
+/// Tells every door a sale changed; a lost announcement only delays the change until
+/// the doors' next periodic re-read.
+async fn announce(redis: &flashgate_common::live::Redis, sale: &flashgate_common::domain::SaleId) {
+    if let Err(e) = redis.announce_sale_change(sale).await {
+        tracing::warn!(error = ?e, %sale, "sale change not announced; doors re-read it within a second");
+    }
+}
+
+/// Who made an admin change: `X-Actor` when the caller names itself.
+fn actor(headers: &HeaderMap) -> String {
+    let named = headers
+        .get("x-actor")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 100);
+    format!("api:{}", named.unwrap_or("admin"))
+}

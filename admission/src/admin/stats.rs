@@ -1,0 +1,112 @@
+//! `GET /admin/v1/sales/{sale_id}/stats`: tickets by status, stock terms, admission
+//! settings and this process's admitted and rejected rates, queue depth.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::State;
+use flashgate_common::domain::SaleId;
+use flashgate_common::http::{ApiPath, Problem};
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+
+use crate::Result;
+use crate::state::AppState;
+
+/// The stats document.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SaleStats {
+    /// Sale id.
+    pub sale_id: String,
+    /// Tickets by status (`queued` counts tickets issued and not yet decided).
+    pub tickets: BTreeMap<String, i64>,
+    /// Stock terms: stock, available, reserved, sold.
+    pub stock: BTreeMap<String, i64>,
+    /// Admission settings and rates.
+    pub admission: serde_json::Value,
+    /// Tickets issued, decided and waiting.
+    pub queue: BTreeMap<String, i64>,
+}
+
+/// Counts from PostgreSQL; `issued` is the highest sequence number handed out.
+pub async fn sale_stats(pool: &PgPool, id: &SaleId, issued: i64) -> Result<Option<SaleStats>> {
+    let Some(sale) = sqlx::query!(
+        "SELECT stock, reserved, sold, decided, rate_per_second, burst, paused, waitlist FROM sales WHERE id = $1",
+        id.as_str()
+    )
+    .fetch_optional(pool)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let issued = issued.max(sale.decided);
+    let mut tickets = ticket_counts(pool, id).await?;
+    tickets.insert("queued".into(), issued - sale.decided);
+    let (stock, reserved, sold) = (
+        i64::from(sale.stock),
+        i64::from(sale.reserved),
+        i64::from(sale.sold),
+    );
+    let stock = BTreeMap::from([
+        ("stock".into(), stock),
+        ("available".into(), stock - reserved - sold),
+        ("reserved".into(), reserved),
+        ("sold".into(), sold),
+    ]);
+    let queue = BTreeMap::from([
+        ("issued".into(), issued),
+        ("decided".into(), sale.decided),
+        ("depth".into(), issued - sale.decided),
+    ]);
+    let admission = serde_json::json!({
+        "rate_per_second": sale.rate_per_second, "burst": sale.burst,
+        "paused": sale.paused, "waitlist": sale.waitlist,
+    });
+    Ok(Some(SaleStats {
+        sale_id: id.to_string(),
+        tickets,
+        stock,
+        admission,
+        queue,
+    }))
+}
+
+/// Orders by status, plus tickets that never got an order (sold out, wait-listed).
+async fn ticket_counts(pool: &PgPool, id: &SaleId) -> Result<BTreeMap<String, i64>> {
+    let rows = sqlx::query!(
+        r#"SELECT status AS "status!", count(*) AS "n!" FROM orders WHERE sale_id = $1 GROUP BY status
+           UNION ALL
+           SELECT decision, count(*) FROM tickets
+           WHERE sale_id = $1 AND decision IN ('sold_out', 'waitlisted') GROUP BY decision"#,
+        id.as_str()
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.status, r.n)).collect())
+}
+
+/// The handler: adds this process's admitted/rejected rates to the database counts.
+pub async fn get_stats(
+    State(state): State<AppState>,
+    ApiPath(sale_id): ApiPath<String>,
+) -> Result<Json<SaleStats>> {
+    let not_found = || Problem::not_found("sale_not_found", "no sale with this id");
+    let sale_id = SaleId::parse(sale_id).map_err(|_| not_found())?;
+    let handle = state.sales.get(&sale_id).await?.ok_or_else(not_found)?;
+    let mut stats = sale_stats(&state.pool, &sale_id, handle.live().last_seq)
+        .await?
+        .ok_or_else(not_found)?;
+    let rates = handle.counters.rates();
+    let admitted = rates
+        .iter()
+        .find(|(name, _)| *name == "admitted")
+        .map_or(0.0, |r| r.1);
+    let rejected: BTreeMap<&str, f64> = rates
+        .into_iter()
+        .filter(|(name, _)| *name != "admitted")
+        .collect();
+    stats.admission["admitted_per_second"] = serde_json::json!(admitted);
+    stats.admission["rejected_per_second"] = serde_json::json!(rejected);
+    stats.admission["service_rate_per_second"] = serde_json::json!(handle.live().service_rate);
+    Ok(Json(stats))
+}

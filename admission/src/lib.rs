@@ -1,0 +1,141 @@
+//! flashgate's front door. Hands every shopper a queue ticket at once, under layered,
+//! live-tunable backpressure that knows the stock: a GCRA limiter per sale, keyed
+//! limiters per client address and customer, queue-depth and broker watermarks, and an
+//! immediate `410 sold_out` once nothing can come of a ticket. A ticket is answered
+//! `202` only after the broker confirmed it. Polls read one Redis key.
+
+pub mod admin;
+mod error;
+mod limits;
+mod sales;
+mod sales_api;
+mod state;
+mod tickets;
+mod waiting_room;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use flashgate_common::amqp::{Amqp, Publisher};
+use flashgate_common::http::{self, Problem, ready};
+use flashgate_common::live::Redis;
+use flashgate_common::ticket_token::TicketSigner;
+use flashgate_common::{Config, db};
+use secrecy::ExposeSecret;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use error::{Error, Result};
+pub use state::{AppState, Inner};
+
+/// Connects to the services and builds the shared state.
+pub async fn build_state(config: Arc<Config>) -> flashgate_common::Result<AppState> {
+    let pool = db::connect(&config.database).await?;
+    let redis = Redis::connect(&config.redis)?;
+    let amqp = Amqp::new(&config.amqp)?;
+    if let Err(e) = amqp.declare_topology().await {
+        tracing::warn!(error = ?e, "could not declare the queues yet; tickets get 503 until the broker is back");
+    }
+    let secret = config.admission.ticket_secret.expose_secret();
+    let signer = if secret.is_empty() {
+        tracing::warn!(
+            "admission.ticket_secret is not set: tickets will not survive a restart or work across processes"
+        );
+        TicketSigner::random()
+    } else {
+        TicketSigner::new(secret.as_bytes())
+    };
+    let publisher = Publisher::new(amqp.clone());
+    let batcher = tickets::TicketBatcher::start(tickets::Outlet {
+        publisher: publisher.clone(),
+        redis: redis.clone(),
+        queue: amqp.topology().tickets(),
+        batch_max: config.admission.publish_batch_max,
+        in_flight: config.admission.publishes_in_flight,
+    });
+    Ok(AppState::new(Inner {
+        sales: Arc::new(sales::SaleDirectory::new(pool.clone(), redis.clone())),
+        limits: Arc::new(limits::Limits::new(&config.admission)),
+        publisher,
+        batcher,
+        inflight: flashgate_common::inflight::InFlight::default(),
+        config,
+        pool,
+        redis,
+        amqp,
+        signer,
+    }))
+}
+
+/// The door's routes, with the common layers and the operational endpoints.
+pub fn router(state: AppState) -> Router {
+    let issue = post(tickets::issue)
+        .route_layer(middleware::from_fn_with_state(state.clone(), limit_address));
+    let api = Router::new()
+        .route("/v1/sales/{sale_id}/tickets", issue)
+        .route("/v1/tickets/{ticket}", get(tickets::poll))
+        .route("/v1/sales/{sale_id}", get(sales_api::get_sale))
+        .route("/queue/{ticket}", get(waiting_room::page))
+        .merge(admin::router(state.clone()))
+        .with_state(state.clone());
+    let checks = vec![
+        ready::postgres(state.pool.clone()),
+        ready::redis(state.redis.clone()),
+        ready::amqp(state.amqp.clone()),
+    ];
+    http::with_common_layers(
+        api.merge(http::ops_router(checks)),
+        state.config.admission.max_body_bytes,
+    )
+}
+
+async fn limit_address(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let Some(ConnectInfo(peer)) = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .copied()
+    else {
+        return next.run(request).await;
+    };
+    let client = state.limits.client_address(peer.ip(), request.headers());
+    match state.limits.check_address(client) {
+        Ok(()) => next.run(request).await,
+        Err(wait) => {
+            metrics::counter!("admission_rejected_total", "sale" => "*", "reason" => "address_rate_limited").increment(1);
+            Problem::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_requests",
+                "too many requests from this address",
+            )
+            .retry_after(limits::retry_after_secs(wait))
+            .into_response()
+        }
+    }
+}
+
+/// Runs the door on `listener` until `shutdown`, then drains.
+pub async fn run(
+    config: Arc<Config>,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> flashgate_common::Result<()> {
+    let state = build_state(config.clone()).await?;
+    let refresh = tokio::spawn(state.sales.clone().refresh(
+        Duration::from_millis(config.admission.live_refresh_ms),
+        Duration::from_millis(config.admission.sale_cache_ms),
+        shutdown.clone(),
+    ));
+    let prune = tokio::spawn(state.limits.clone().prune(shutdown.clone()));
+    let listen = tokio::spawn(state.sales.clone().listen(shutdown.clone()));
+    tracing::info!(addr = %listener.local_addr()?, "admission listening");
+    http::serve(listener, router(state), shutdown).await?;
+    let _ = tokio::join!(refresh, prune, listen);
+    Ok(())
+}

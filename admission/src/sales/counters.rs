@@ -1,0 +1,89 @@
+//! Per-sale admission counters: lock-free on the hot path, turned into per-second rates
+//! by the refresh task, for `GET /admin/v1/sales/{id}/stats`.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Why an arrival did not get a ticket (or that it did).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// A ticket was issued.
+    Admitted,
+    /// The sale's admission rate was exceeded.
+    RateLimited,
+    /// This customer asked too often.
+    CustomerRateLimited,
+    /// No unit can be had.
+    SoldOut,
+    /// The sale is paused or has not started.
+    NotOpen,
+    /// The queue is at its depth limit or the broker pushes back.
+    QueueSaturated,
+    /// The broker did not confirm the ticket.
+    BrokerUnavailable,
+}
+
+impl Outcome {
+    const ALL: [Outcome; 7] = [
+        Outcome::Admitted,
+        Outcome::RateLimited,
+        Outcome::CustomerRateLimited,
+        Outcome::SoldOut,
+        Outcome::NotOpen,
+        Outcome::QueueSaturated,
+        Outcome::BrokerUnavailable,
+    ];
+
+    /// Label used in metrics and stats.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Admitted => "admitted",
+            Outcome::RateLimited => "rate_limited",
+            Outcome::CustomerRateLimited => "customer_rate_limited",
+            Outcome::SoldOut => "sold_out",
+            Outcome::NotOpen => "not_open",
+            Outcome::QueueSaturated => "queue_saturated",
+            Outcome::BrokerUnavailable => "broker_unavailable",
+        }
+    }
+}
+
+/// Totals since start, and the rates of the last sampled second.
+#[derive(Debug, Default)]
+pub struct Counters {
+    totals: [AtomicU64; 7],
+    last: Mutex<([u64; 7], [f64; 7])>,
+}
+
+impl Counters {
+    /// Counts one arrival.
+    pub fn record(&self, sale: &str, outcome: Outcome) {
+        self.totals[outcome as usize].fetch_add(1, Ordering::Relaxed);
+        if outcome == Outcome::Admitted {
+            metrics::counter!("admission_tickets_issued_total", "sale" => sale.to_owned())
+                .increment(1);
+        } else {
+            metrics::counter!("admission_rejected_total", "sale" => sale.to_owned(), "reason" => outcome.as_str())
+                .increment(1);
+        }
+    }
+
+    /// Turns the totals into rates over `elapsed_secs` since the previous sample.
+    pub fn sample(&self, elapsed_secs: f64) {
+        let now: [u64; 7] = std::array::from_fn(|i| self.totals[i].load(Ordering::Relaxed));
+        if let Ok(mut last) = self.last.lock() {
+            let rates =
+                std::array::from_fn(|i| (now[i] - last.0[i]) as f64 / elapsed_secs.max(0.001));
+            *last = (now, rates);
+        }
+    }
+
+    /// `(outcome, per second)` for every outcome, from the last sample.
+    pub fn rates(&self) -> Vec<(&'static str, f64)> {
+        let rates = self.last.lock().map(|l| l.1).unwrap_or_default();
+        Outcome::ALL
+            .iter()
+            .map(|o| (o.as_str(), rates[*o as usize]))
+            .collect()
+    }
+}

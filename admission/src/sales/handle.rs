@@ -1,0 +1,233 @@
+//! One sale as the door sees it: settings, the live admission limiter (swapped when an
+//! operator changes rate or burst), live stock and queue numbers, and counters.
+
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use chrono::{DateTime, Utc};
+use flashgate_common::domain::{SaleId, SaleTerms};
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+
+use super::counters::Counters;
+use super::load::SaleSettings;
+
+/// Live numbers: committed terms, the last handed-out sequence number, the service rate.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Live {
+    /// Newest terms seen (PostgreSQL or Redis, whichever is newer).
+    pub terms: SaleTerms,
+    /// Highest ticket sequence number handed out.
+    pub last_seq: i64,
+    /// Tickets decided per second, smoothed.
+    pub service_rate: f64,
+}
+
+impl Live {
+    /// Tickets issued and not yet decided.
+    pub fn queued(&self) -> i64 {
+        (self.last_seq - self.terms.decided).max(0)
+    }
+}
+
+/// The sale's state for arrivals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SaleState {
+    /// Before `starts_at`.
+    Scheduled,
+    /// Paused by an operator.
+    Paused,
+    /// No unit is available and no hold can expire.
+    SoldOut,
+    /// Taking tickets.
+    Open,
+}
+
+impl SaleState {
+    /// Wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Scheduled => "scheduled",
+            Self::Paused => "paused",
+            Self::SoldOut => "sold_out",
+            Self::Open => "open",
+        }
+    }
+}
+
+/// What the stock says about one more arrival.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// There is a real chance of a unit.
+    Admit,
+    /// The queue already exceeds what can be had, but the operator keeps a wait-list.
+    Waitlist,
+    /// The tickets waiting already claim every available unit (until holds expire).
+    Oversubscribed,
+    /// No unit is available and no hold can expire.
+    SoldOut,
+}
+
+fn limiter(rate: i32, burst: i32) -> DefaultDirectRateLimiter {
+    let rate = std::num::NonZeroU32::new(rate.max(1) as u32).unwrap_or(std::num::NonZeroU32::MIN);
+    let burst = std::num::NonZeroU32::new(burst.max(1) as u32).unwrap_or(std::num::NonZeroU32::MIN);
+    RateLimiter::direct(Quota::per_second(rate).allow_burst(burst))
+}
+
+/// A sale in the door's memory.
+pub struct SaleHandle {
+    settings: ArcSwap<SaleSettings>,
+    limiter: ArcSwap<DefaultDirectRateLimiter>,
+    live: ArcSwap<Live>,
+    sampled: Mutex<(Instant, i64)>,
+    /// Admission outcomes.
+    pub counters: Counters,
+}
+
+impl SaleHandle {
+    /// A handle for freshly loaded settings.
+    pub fn new(settings: SaleSettings) -> Self {
+        let live = Live {
+            terms: settings.terms,
+            ..Live::default()
+        };
+        publish_gauges(&settings);
+        Self {
+            limiter: ArcSwap::from_pointee(limiter(settings.rate_per_second, settings.burst)),
+            sampled: Mutex::new((Instant::now(), settings.terms.decided)),
+            settings: ArcSwap::from_pointee(settings),
+            live: ArcSwap::from_pointee(live),
+            counters: Counters::default(),
+        }
+    }
+
+    /// The sale id.
+    pub fn id(&self) -> SaleId {
+        self.settings.load().id.clone()
+    }
+
+    /// Current settings.
+    pub fn settings(&self) -> Arc<SaleSettings> {
+        self.settings.load_full()
+    }
+
+    /// Current live numbers.
+    pub fn live(&self) -> Live {
+        **self.live.load()
+    }
+
+    /// Applies reloaded settings; a new rate or burst takes effect at once.
+    pub fn apply_settings(&self, settings: SaleSettings) {
+        let old = self.settings.load();
+        if (old.rate_per_second, old.burst) != (settings.rate_per_second, settings.burst) {
+            self.limiter
+                .store(Arc::new(limiter(settings.rate_per_second, settings.burst)));
+        }
+        publish_gauges(&settings);
+        self.merge_live(Some(settings.terms), 0);
+        self.settings.store(Arc::new(settings));
+    }
+
+    /// Merges terms and the sequence counter read from Redis (newer versions win).
+    pub fn merge_live(&self, terms: Option<SaleTerms>, last_seq: i64) {
+        self.live.rcu(|live| {
+            let mut next = **live;
+            if let Some(terms) = terms.filter(|t| t.version > next.terms.version) {
+                next.terms = terms;
+            }
+            next.last_seq = next.last_seq.max(last_seq);
+            next
+        });
+    }
+
+    /// Updates the smoothed service rate; called by the refresh task about once a second.
+    pub fn sample(&self) {
+        let decided = self.live().terms.decided;
+        let Ok(mut sampled) = self.sampled.lock() else {
+            return;
+        };
+        let elapsed = sampled.0.elapsed().as_secs_f64();
+        let instant_rate = (decided - sampled.1).max(0) as f64 / elapsed.max(0.001);
+        *sampled = (Instant::now(), decided);
+        drop(sampled);
+        self.counters.sample(elapsed);
+        self.live.rcu(|live| Live {
+            service_rate: 0.7 * live.service_rate + 0.3 * instant_rate,
+            ..**live
+        });
+    }
+
+    /// The sale's state at `now`.
+    pub fn state(&self, now: DateTime<Utc>) -> SaleState {
+        let settings = self.settings.load();
+        let terms = self.live().terms;
+        if settings.paused {
+            SaleState::Paused
+        } else if now < settings.starts_at {
+            SaleState::Scheduled
+        } else if terms.available() <= 0 && terms.reserved <= 0 {
+            SaleState::SoldOut
+        } else {
+            SaleState::Open
+        }
+    }
+
+    /// Whether one more ticket can still come to anything. Sold out: no unit available
+    /// and no hold that could expire. Oversubscribed: the tickets already waiting reach
+    /// the available units times `factor` (holds that expire put units back, reopening
+    /// admission). Past that, arrivals are refused, or queued if the wait-list is on.
+    pub fn admission(&self, factor: f64) -> Admission {
+        let live = self.live();
+        let available = live.terms.available().max(0);
+        if available == 0 && live.terms.reserved <= 0 {
+            Admission::SoldOut
+        } else if live.queued() as f64 >= available as f64 * factor {
+            if self.settings.load().waitlist {
+                Admission::Waitlist
+            } else {
+                Admission::Oversubscribed
+            }
+        } else {
+            Admission::Admit
+        }
+    }
+
+    /// Takes one admission from the sale's GCRA limiter, or says how long to wait.
+    pub fn check_rate(&self) -> Result<(), Duration> {
+        self.limiter
+            .load()
+            .check()
+            .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+    }
+
+    /// Records a sequence number this process handed out.
+    pub fn note_seq(&self, seq: i64) {
+        self.merge_live(None, seq);
+    }
+
+    /// Tickets ahead of `seq`, counting itself (at least 1 while queued).
+    pub fn position(&self, seq: i64) -> i64 {
+        (seq - self.live().terms.decided).max(1)
+    }
+
+    /// Expected wait for a position, from the measured service rate.
+    pub fn estimated_wait_ms(&self, position: i64) -> Option<u64> {
+        let rate = self.live().service_rate;
+        (rate >= 0.5).then(|| (position as f64 / rate * 1000.0) as u64)
+    }
+
+    /// When a queued shopper should poll again: sooner near the front, never hammering.
+    pub fn poll_after_ms(&self, position: i64) -> u64 {
+        self.estimated_wait_ms(position)
+            .map_or(1000, |wait| (wait / 3).clamp(500, 10_000))
+    }
+}
+
+fn publish_gauges(settings: &SaleSettings) {
+    let sale = settings.id.to_string();
+    metrics::gauge!("admission_rate_per_second", "sale" => sale.clone())
+        .set(f64::from(settings.rate_per_second));
+    metrics::gauge!("admission_burst", "sale" => sale).set(f64::from(settings.burst));
+}

@@ -1,0 +1,191 @@
+//! The sales the door knows: loaded from PostgreSQL on first use, their settings
+//! re-read every `sale_cache_ms`, their live numbers re-read from Redis every
+//! `live_refresh_ms` (one pipeline for all sales), so the hot path reads only memory.
+
+mod counters;
+mod handle;
+mod load;
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use flashgate_common::domain::SaleId;
+use flashgate_common::live::Redis;
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+pub use counters::Outcome;
+pub use handle::{Admission, SaleHandle, SaleState};
+pub use load::SaleSettings;
+
+/// Unknown sale ids are remembered this long, so a flood of them does not reach PostgreSQL.
+const NEGATIVE_TTL: Duration = Duration::from_secs(1);
+/// Bound on remembered unknown ids.
+const NEGATIVE_CAP: usize = 10_000;
+
+/// Every sale this process has seen.
+pub struct SaleDirectory {
+    pool: PgPool,
+    redis: Redis,
+    sales: RwLock<HashMap<SaleId, Arc<SaleHandle>>>,
+    unknown: RwLock<HashMap<SaleId, Instant>>,
+}
+
+impl SaleDirectory {
+    /// An empty directory.
+    pub fn new(pool: PgPool, redis: Redis) -> Self {
+        Self {
+            pool,
+            redis,
+            sales: RwLock::default(),
+            unknown: RwLock::default(),
+        }
+    }
+
+    /// The sale, loading it on first use; `None` if it does not exist.
+    pub async fn get(&self, id: &SaleId) -> sqlx::Result<Option<Arc<SaleHandle>>> {
+        if let Some(handle) = self.sales.read().ok().and_then(|s| s.get(id).cloned()) {
+            return Ok(Some(handle));
+        }
+        let recently_unknown = self
+            .unknown
+            .read()
+            .ok()
+            .and_then(|u| u.get(id).copied())
+            .is_some_and(|at| at.elapsed() < NEGATIVE_TTL);
+        if recently_unknown {
+            return Ok(None);
+        }
+        self.reload(id).await
+    }
+
+    /// Re-reads one sale now (after an admin change in this process).
+    pub async fn reload(&self, id: &SaleId) -> sqlx::Result<Option<Arc<SaleHandle>>> {
+        let Some(settings) = load::load(&self.pool, &[id.to_string()]).await?.pop() else {
+            self.remember_unknown(id);
+            return Ok(None);
+        };
+        Ok(Some(self.apply(settings)))
+    }
+
+    /// Listens for sale changes announced by any process (admin API, CLI) and re-reads
+    /// the sale at once; resubscribes after Redis comes back.
+    pub async fn listen(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut backoff = Duration::from_millis(200);
+        while !shutdown.is_cancelled() {
+            if let Err(e) = self.subscribe_once(&shutdown).await {
+                tracing::warn!(error = %e, "sale change feed lost; resubscribing");
+                shutdown
+                    .run_until_cancelled(tokio::time::sleep(backoff))
+                    .await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+
+    async fn subscribe_once(&self, shutdown: &CancellationToken) -> redis::RedisResult<()> {
+        use futures_util::StreamExt;
+        let mut pubsub = self.redis.client().get_async_pubsub().await?;
+        pubsub.subscribe(self.redis.keys().sales_channel()).await?;
+        let mut messages = pubsub.on_message();
+        loop {
+            let message = tokio::select! {
+                () = shutdown.cancelled() => return Ok(()),
+                message = messages.next() => message,
+            };
+            let Some(message) = message else {
+                return Err(redis::RedisError::from((
+                    redis::ErrorKind::Io,
+                    "subscription closed",
+                )));
+            };
+            let Ok(sale) = SaleId::parse(message.get_payload::<String>()?) else {
+                continue;
+            };
+            let known = self.sales.read().is_ok_and(|s| s.contains_key(&sale));
+            if known && let Err(e) = self.reload(&sale).await {
+                tracing::warn!(error = %e, %sale, "announced sale change not loaded");
+            }
+        }
+    }
+
+    fn remember_unknown(&self, id: &SaleId) {
+        if let Ok(mut unknown) = self.unknown.write() {
+            if unknown.len() >= NEGATIVE_CAP {
+                unknown.clear();
+            }
+            unknown.insert(id.clone(), Instant::now());
+        }
+    }
+
+    fn apply(&self, settings: SaleSettings) -> Arc<SaleHandle> {
+        let existing = self
+            .sales
+            .read()
+            .ok()
+            .and_then(|s| s.get(&settings.id).cloned());
+        if let Some(handle) = existing {
+            handle.apply_settings(settings);
+            return handle;
+        }
+        let id = settings.id.clone();
+        let handle = Arc::new(SaleHandle::new(settings));
+        if let Ok(mut sales) = self.sales.write() {
+            return sales.entry(id).or_insert(handle).clone();
+        }
+        handle
+    }
+
+    fn handles(&self) -> Vec<Arc<SaleHandle>> {
+        self.sales
+            .read()
+            .map(|s| s.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Keeps settings and live numbers fresh until `shutdown`.
+    pub async fn refresh(
+        self: Arc<Self>,
+        live_every: Duration,
+        settings_every: Duration,
+        shutdown: CancellationToken,
+    ) {
+        let mut tick = tokio::time::interval(live_every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let (mut last_settings, mut last_sample) = (Instant::now(), Instant::now());
+        while shutdown.run_until_cancelled(tick.tick()).await.is_some() {
+            if let Err(e) = self.refresh_live().await {
+                tracing::warn!(error = %e, "live numbers not refreshed");
+            }
+            if last_settings.elapsed() >= settings_every {
+                last_settings = Instant::now();
+                if let Err(e) = self.refresh_settings().await {
+                    tracing::warn!(error = %e, "sale settings not refreshed");
+                }
+            }
+            if last_sample.elapsed() >= Duration::from_secs(1) {
+                last_sample = Instant::now();
+                self.handles().iter().for_each(|h| h.sample());
+            }
+        }
+    }
+
+    async fn refresh_live(&self) -> flashgate_common::Result<()> {
+        let handles = self.handles();
+        let ids: Vec<SaleId> = handles.iter().map(|h| h.id()).collect();
+        let numbers = self.redis.read_terms_many(&ids).await?;
+        for (handle, (terms, seq)) in handles.iter().zip(numbers) {
+            handle.merge_live(terms, seq);
+        }
+        Ok(())
+    }
+
+    async fn refresh_settings(&self) -> sqlx::Result<()> {
+        let ids: Vec<String> = self.handles().iter().map(|h| h.id().to_string()).collect();
+        for settings in load::load(&self.pool, &ids).await? {
+            self.apply(settings);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,57 @@
+//! What every handler shares.
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use flashgate_common::Config;
+use flashgate_common::amqp::{Amqp, Publisher};
+use flashgate_common::live::Redis;
+use flashgate_common::ticket_token::TicketSigner;
+use sqlx::PgPool;
+
+use crate::limits::Limits;
+use crate::sales::SaleDirectory;
+use crate::tickets::{IssueResult, TicketBatcher};
+use flashgate_common::inflight::InFlight;
+
+/// The door's shared state (cheap to clone).
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+/// The parts of [`AppState`].
+pub struct Inner {
+    /// Configuration.
+    pub config: Arc<Config>,
+    /// PostgreSQL.
+    pub pool: PgPool,
+    /// Redis.
+    pub redis: Redis,
+    /// RabbitMQ.
+    pub amqp: Amqp,
+    /// Confirmed publisher (its flow-control state gates the door).
+    pub publisher: Publisher,
+    /// Group commit of tickets to the broker.
+    pub batcher: TicketBatcher,
+    /// Ticket token signer.
+    pub signer: TicketSigner,
+    /// Known sales.
+    pub sales: Arc<SaleDirectory>,
+    /// Per-address and per-customer limiters.
+    pub limits: Arc<Limits>,
+    /// Ticket issues in flight, by customer and sale.
+    pub inflight: InFlight<IssueResult>,
+}
+
+impl AppState {
+    /// Wraps the parts.
+    pub fn new(inner: Inner) -> Self {
+        Self(Arc::new(inner))
+    }
+}
+
+impl Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}

@@ -1,0 +1,140 @@
+//! Group commit of tickets to the broker. Every issue hands its ticket to one task that
+//! publishes what has gathered as one message and waits for the broker's confirm, with a
+//! few such messages in flight at once. A ticket that finds a free slot goes out alone
+//! and at once; under load, tickets that arrive while every slot awaits its confirm go
+//! out together in the next message. The broker's cost is per message, not per ticket,
+//! so the door's rate grows with the load instead of being capped by the broker. Each
+//! issue is answered only once the message carrying its ticket is confirmed.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use flashgate_common::amqp::Publisher;
+use flashgate_common::amqp::messages::{IssuedTicket, TicketMessage};
+use flashgate_common::live::Redis;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use uuid::Uuid;
+
+use super::claim;
+
+/// The broker did not confirm the message that carried the ticket (it was refused,
+/// timed out or the connection broke): the ticket stays pending and a retry re-publishes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotConfirmed;
+
+struct Waiting {
+    ticket: IssuedTicket,
+    request_id: Option<String>,
+    done: oneshot::Sender<Result<(), NotConfirmed>>,
+}
+
+/// Hands tickets to the publishing task (cheap to clone).
+#[derive(Clone)]
+pub struct TicketBatcher {
+    queue: mpsc::UnboundedSender<Waiting>,
+}
+
+/// Where and how the batches go.
+pub struct Outlet {
+    /// The confirmed publisher.
+    pub publisher: Publisher,
+    /// Where the pending marks are cleared.
+    pub redis: Redis,
+    /// The tickets queue.
+    pub queue: String,
+    /// Most tickets per message.
+    pub batch_max: usize,
+    /// Messages awaiting confirms at once.
+    pub in_flight: usize,
+}
+
+impl TicketBatcher {
+    /// Starts the publishing task; it ends once every handle is dropped and what was
+    /// handed over has been published.
+    pub fn start(outlet: Outlet) -> Self {
+        let (queue, arrivals) = mpsc::unbounded_channel();
+        tokio::spawn(run(Arc::new(outlet), arrivals));
+        Self { queue }
+    }
+
+    /// Publishes `ticket` and waits for the broker's confirm of the message carrying it.
+    pub async fn publish(
+        &self,
+        ticket: IssuedTicket,
+        request_id: Option<String>,
+    ) -> Result<(), NotConfirmed> {
+        let (done, confirmed) = oneshot::channel();
+        let waiting = Waiting {
+            ticket,
+            request_id,
+            done,
+        };
+        self.queue.send(waiting).map_err(|_| NotConfirmed)?;
+        confirmed.await.unwrap_or(Err(NotConfirmed))
+    }
+}
+
+async fn run(outlet: Arc<Outlet>, mut arrivals: mpsc::UnboundedReceiver<Waiting>) {
+    let slots = Arc::new(Semaphore::new(outlet.in_flight));
+    loop {
+        // A slot first: while all are taken, arrivals gather into the next message.
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let mut batch = Vec::new();
+        if arrivals.recv_many(&mut batch, outlet.batch_max).await == 0 {
+            return;
+        }
+        let outlet = outlet.clone();
+        tokio::spawn(async move {
+            flush(&outlet, batch).await;
+            drop(slot);
+        });
+    }
+}
+
+/// Publishes one message, answers its waiters, then clears their pending marks.
+async fn flush(outlet: &Outlet, batch: Vec<Waiting>) {
+    let started = Instant::now();
+    let size = batch.len();
+    let (mut tickets, mut waiters) = (Vec::with_capacity(size), Vec::with_capacity(size));
+    let mut request_id = None;
+    for waiting in batch {
+        request_id = request_id.or(waiting.request_id);
+        tickets.push(waiting.ticket);
+        waiters.push(waiting.done);
+    }
+    let marks: Vec<_> = tickets
+        .iter()
+        .map(|t| (t.sale_id.clone(), t.customer_id.clone()))
+        .collect();
+    let message_id = match tickets.as_slice() {
+        [one] => one.ticket_id,
+        _ => Uuid::now_v7(),
+    };
+    let request_id = request_id.filter(|_| size == 1);
+    let outcome = outlet
+        .publisher
+        .publish_json(
+            &outlet.queue,
+            &message_id.to_string(),
+            &TicketMessage::of(tickets),
+            request_id.as_deref(),
+        )
+        .await
+        .map_err(|error| {
+            tracing::warn!(error = ?error, tickets = size, "ticket message not confirmed by the broker");
+            NotConfirmed
+        });
+    metrics::histogram!("admission_publish_batch_size").record(size as f64);
+    metrics::histogram!("admission_publish_batch_seconds").record(started.elapsed().as_secs_f64());
+    for waiter in waiters {
+        // A waiter gone (client hung up) changes nothing: the ticket is queued.
+        let _ = waiter.send(outcome);
+    }
+    if outcome.is_ok()
+        && let Err(e) = claim::confirm_all(&outlet.redis, &marks).await
+    {
+        tracing::warn!(error = %e, tickets = size, "confirmed tickets still marked pending; a retry re-publishes them");
+    }
+}

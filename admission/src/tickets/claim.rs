@@ -1,0 +1,170 @@
+//! The atomic part of issuing a ticket, in Redis: the customer's ticket for this sale
+//! (one, ever), its sequence number, and its `queued` status, marked pending until the
+//! broker confirms. A ticket's id is derived from (sale, customer), so publishing it again
+//! is always safe (the reservation worker decides each id once): a claim whose publish
+//! failed or whose outcome is unknown is settled by publishing again, never rolled back.
+
+use std::sync::LazyLock;
+
+use flashgate_common::domain::{CustomerId, SaleId};
+use flashgate_common::live::Redis;
+use flashgate_common::live::tickets::field;
+use redis::Script;
+use uuid::Uuid;
+
+/// Ticket-hash field present while no publish of the ticket has been confirmed.
+const PENDING: &str = "p";
+
+/// Namespace of name-based ticket ids.
+const TICKET_NAMESPACE: Uuid = Uuid::from_u128(0x6a1f_3c52_9e0b_4d7a_8f21_5b6c_0d3e_9a47);
+
+/// KEYS customer, seq, ticket; ARGV token, ttl, seq floor. Returns {1, value} for a new
+/// claim, or {0, value} for the customer's existing one; value is `token|seq`, and a
+/// third element is 1 while the ticket is still pending.
+static CLAIM: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        r"
+        local held = redis.call('GET', KEYS[1])
+        if held then
+            return {{0, held, redis.call('HEXISTS', KEYS[3], '{pending}')}}
+        end
+        local seq = redis.call('INCR', KEYS[2])
+        local floor = tonumber(ARGV[3])
+        if seq <= floor then
+            -- the counter was lost (Redis restarted): continue after what was decided
+            seq = floor + 1
+            redis.call('SET', KEYS[2], seq)
+        end
+        local value = ARGV[1] .. '|' .. seq
+        redis.call('SET', KEYS[1], value, 'EX', ARGV[2])
+        redis.call('HSET', KEYS[3], '{rank}', 0, '{status}', 'queued', '{seq}', seq, '{pending}', 1)
+        redis.call('EXPIRE', KEYS[3], ARGV[2])
+        return {{1, value, 1}}
+        ",
+        rank = field::RANK,
+        status = field::STATUS,
+        seq = field::SEQ,
+        pending = PENDING,
+    ))
+});
+
+/// The one ticket id a customer can ever have in a sale.
+pub fn ticket_id(sale: &SaleId, customer: &CustomerId) -> Uuid {
+    Uuid::new_v5(
+        &TICKET_NAMESPACE,
+        format!("{sale}\u{0}{customer}").as_bytes(),
+    )
+}
+
+/// A customer's ticket as stored: the token and its sequence number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    /// The ticket token.
+    pub token: String,
+    /// Sequence number.
+    pub seq: i64,
+    /// No publish of it is confirmed yet (in flight, failed, or unknown).
+    pub pending: bool,
+}
+
+impl Held {
+    fn parse(raw: &str, pending: bool) -> Option<Self> {
+        let (token, seq) = raw.rsplit_once('|')?;
+        Some(Self {
+            token: token.to_owned(),
+            seq: seq.parse().ok()?,
+            pending,
+        })
+    }
+}
+
+/// The result of a claim.
+#[derive(Debug)]
+pub enum Claim {
+    /// A new claim (to be published).
+    New(Held),
+    /// The customer's existing ticket.
+    Existing(Held),
+}
+
+/// Claims the customer's ticket, or returns the one they hold.
+pub async fn claim(
+    redis: &Redis,
+    sale: &SaleId,
+    customer: &CustomerId,
+    token: &str,
+    seq_floor: i64,
+) -> redis::RedisResult<Option<Claim>> {
+    let keys = redis.keys();
+    let (new, value, pending): (i64, String, i64) = CLAIM
+        .key(keys.customer(sale, customer))
+        .key(keys.seq(sale))
+        .key(keys.ticket(sale, ticket_id(sale, customer)))
+        .arg(token)
+        .arg(redis.ticket_ttl_secs())
+        .arg(seq_floor)
+        .invoke_async(&mut redis.conn())
+        .await?;
+    let held = Held::parse(&value, pending == 1);
+    Ok(held.map(|held| {
+        if new == 1 {
+            Claim::New(held)
+        } else {
+            Claim::Existing(held)
+        }
+    }))
+}
+
+/// Marks tickets confirmed by the broker, in one round trip (idempotent; retried a few
+/// times, since a lingering mark only costs a needless re-publish later).
+pub async fn confirm_all(
+    redis: &Redis,
+    tickets: &[(SaleId, CustomerId)],
+) -> redis::RedisResult<()> {
+    let mut pipe = redis::pipe();
+    for (sale, customer) in tickets {
+        let key = redis.keys().ticket(sale, ticket_id(sale, customer));
+        pipe.hdel(key, PENDING).ignore();
+    }
+    let mut outcome = Ok(());
+    for _ in 0..3 {
+        outcome = pipe.query_async(&mut redis.conn()).await;
+        if outcome.is_ok() {
+            break;
+        }
+    }
+    outcome
+}
+
+/// The ticket a customer holds, if any.
+pub async fn held_by(
+    redis: &Redis,
+    sale: &SaleId,
+    customer: &CustomerId,
+) -> redis::RedisResult<Option<Held>> {
+    let (raw, pending): (Option<String>, bool) = redis::pipe()
+        .get(redis.keys().customer(sale, customer))
+        .hexists(
+            redis.keys().ticket(sale, ticket_id(sale, customer)),
+            PENDING,
+        )
+        .query_async(&mut redis.conn())
+        .await?;
+    Ok(raw.and_then(|raw| Held::parse(&raw, pending)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_customer_has_one_ticket_id_per_sale() {
+        let sale = SaleId::parse("drop").unwrap();
+        let other = SaleId::parse("drop-2").unwrap();
+        let alice = CustomerId::parse("alice").unwrap();
+        let bob = CustomerId::parse("bob").unwrap();
+        assert_eq!(ticket_id(&sale, &alice), ticket_id(&sale, &alice));
+        assert_ne!(ticket_id(&sale, &alice), ticket_id(&sale, &bob));
+        assert_ne!(ticket_id(&sale, &alice), ticket_id(&other, &alice));
+    }
+}

@@ -1,0 +1,283 @@
+//! `POST /v1/sales/{sale_id}/tickets`: 202 with a ticket once the broker confirmed it,
+//! 200 with the ticket this customer already holds, or a problem saying why not.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use flashgate_common::amqp::messages::IssuedTicket;
+use flashgate_common::domain::{CustomerId, PaymentMethodId, Quantity, SaleId, TicketStatus};
+use flashgate_common::http::{ApiJson, ApiPath, Problem};
+use flashgate_common::ticket_token::TicketClaims;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::claim::{self, Claim, Held};
+use super::idempotency::{self, Stored};
+use super::{TicketBody, gate};
+use crate::Result;
+use crate::sales::{Outcome, SaleHandle};
+use crate::state::AppState;
+
+/// The request body.
+#[derive(Debug, Deserialize)]
+pub struct TicketRequest {
+    customer_id: CustomerId,
+    quantity: i64,
+    #[serde(default)]
+    payment_method: Option<PaymentMethodId>,
+}
+
+/// A ticket handed out: new (`created`) or the one the customer held.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    token: String,
+    seq: i64,
+    status: TicketStatus,
+    created: bool,
+    waitlisted: bool,
+}
+
+/// What one coalesced issue produced.
+pub type IssueResult = std::result::Result<Issued, Problem>;
+
+struct Arrival {
+    sale_id: SaleId,
+    customer: CustomerId,
+    quantity: Quantity,
+    payment_method: Option<PaymentMethodId>,
+    request_id: Option<String>,
+}
+
+fn unknown_sale() -> Problem {
+    Problem::not_found("sale_not_found", "no sale with this id")
+}
+
+/// The handler.
+pub async fn issue(
+    State(state): State<AppState>,
+    ApiPath(sale_id): ApiPath<String>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<TicketRequest>,
+) -> Result<Response> {
+    let sale_id = SaleId::parse(sale_id).map_err(|_| unknown_sale())?;
+    let quantity = Quantity::parse(body.quantity, state.config.admission.max_quantity)
+        .map_err(|e| Problem::unprocessable("invalid_quantity", e.to_string()))?;
+    let idempotency_key = idempotency::key_from(&headers)?;
+    let sale = state.sales.get(&sale_id).await?.ok_or_else(unknown_sale)?;
+    let payment_method = body.payment_method.as_ref().map_or("", |p| p.as_str());
+    let fingerprint = idempotency::fingerprint(&[
+        body.customer_id.as_str(),
+        &quantity.to_string(),
+        payment_method,
+    ]);
+    if let Some(key) = &idempotency_key
+        && let Some(stored) = idempotency::lookup(&state.redis, &sale_id, key, &fingerprint).await?
+    {
+        return Ok(replay(&stored));
+    }
+    let arrival = Arrival {
+        sale_id,
+        customer: body.customer_id,
+        quantity,
+        payment_method: body.payment_method,
+        request_id: headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+    };
+    let (status, body) = admit(&state, &sale, arrival).await?;
+    if let Some(key) = &idempotency_key {
+        let stored = Stored {
+            fingerprint,
+            status: status.as_u16(),
+            body: serde_json::to_value(&body).unwrap_or_default(),
+        };
+        idempotency::store(&state.redis, &sale.id(), key, &stored).await?;
+    }
+    Ok(respond(status, &body))
+}
+
+fn respond(status: StatusCode, body: &TicketBody) -> Response {
+    let location = format!("/v1/tickets/{}", body.ticket);
+    (status, [(header::LOCATION, location)], Json(body)).into_response()
+}
+
+fn replay(stored: &Stored) -> Response {
+    let location = stored
+        .body
+        .get("ticket")
+        .and_then(|t| t.as_str())
+        .map(|t| format!("/v1/tickets/{t}"));
+    let mut response = (stored.status_code(), Json(&stored.body)).into_response();
+    if let Some(location) = location.and_then(|l| l.parse().ok()) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    response.headers_mut().insert(
+        "idempotent-replayed",
+        header::HeaderValue::from_static("true"),
+    );
+    response
+}
+
+async fn admit(
+    state: &AppState,
+    sale: &Arc<SaleHandle>,
+    arrival: Arrival,
+) -> Result<(StatusCode, TicketBody)> {
+    let waitlisted = match gate::check(state, sale, &arrival.customer) {
+        Ok(waitlisted) => waitlisted,
+        Err(refusal) => {
+            sale.counters
+                .record(arrival.sale_id.as_str(), refusal.outcome);
+            let holds_one = refusal.defers_to_held_ticket()
+                && claim::held_by(&state.redis, &arrival.sale_id, &arrival.customer)
+                    .await?
+                    .is_some();
+            if !holds_one {
+                return Err(refusal.problem.into());
+            }
+            false
+        }
+    };
+    let key = format!("{}\u{1f}{}", arrival.sale_id, arrival.customer);
+    let work = issue_once(state.clone(), sale.clone(), arrival, waitlisted);
+    let (result, leader) = state
+        .inflight
+        .run(key, work, Err(Problem::internal()))
+        .await;
+    let issued = result?;
+    let status = if issued.created && leader {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, body(sale, &issued)))
+}
+
+fn body(sale: &SaleHandle, issued: &Issued) -> TicketBody {
+    let queued = issued.status == TicketStatus::Queued;
+    let position = queued.then(|| sale.position(issued.seq));
+    let poll_after_ms = match (position, issued.status.is_final()) {
+        (Some(position), _) => sale.poll_after_ms(position),
+        (None, true) => 0,
+        (None, false) => 1000,
+    };
+    TicketBody {
+        ticket: issued.token.clone(),
+        status: issued.status,
+        position,
+        order_id: None,
+        payment: None,
+        poll_after_ms,
+        estimated_wait_ms: position.and_then(|p| sale.estimated_wait_ms(p)),
+        waitlisted: issued.waitlisted,
+    }
+}
+
+async fn issue_once(
+    state: AppState,
+    sale: Arc<SaleHandle>,
+    arrival: Arrival,
+    waitlisted: bool,
+) -> IssueResult {
+    let ticket = claim::ticket_id(&arrival.sale_id, &arrival.customer);
+    let expires_at = Utc::now().timestamp() + state.config.admission.ticket_ttl_secs as i64;
+    let token = state.signer.sign(&TicketClaims {
+        sale: arrival.sale_id.clone(),
+        ticket,
+        expires_at,
+    });
+    let floor = sale.live().terms.decided;
+    let claimed = claim::claim(
+        &state.redis,
+        &arrival.sale_id,
+        &arrival.customer,
+        &token,
+        floor,
+    )
+    .await
+    .map_err(redis_unavailable)?;
+    match claimed {
+        // A claim no publish of which was confirmed (failed, in flight elsewhere, or lost
+        // with a crash): publishing the same ticket again is safe and settles it.
+        Some(Claim::New(held)) | Some(Claim::Existing(held @ Held { pending: true, .. })) => {
+            publish(&state, &sale, &arrival, ticket, held, waitlisted).await
+        }
+        Some(Claim::Existing(held)) => existing(&state, &arrival.sale_id, ticket, held).await,
+        None => Err(Problem::internal()),
+    }
+}
+
+async fn publish(
+    state: &AppState,
+    sale: &SaleHandle,
+    arrival: &Arrival,
+    ticket: Uuid,
+    held: Held,
+    waitlisted: bool,
+) -> IssueResult {
+    let confirmed = state
+        .batcher
+        .publish(arrival.ticket(ticket, held.seq), arrival.request_id.clone())
+        .await;
+    if confirmed.is_err() {
+        sale.counters
+            .record(arrival.sale_id.as_str(), Outcome::BrokerUnavailable);
+        return Err(Problem::unavailable(
+            "broker_unavailable",
+            "the ticket could not be queued; retry",
+            2,
+        ));
+    }
+    sale.note_seq(held.seq);
+    sale.counters
+        .record(arrival.sale_id.as_str(), Outcome::Admitted);
+    Ok(Issued {
+        token: held.token,
+        seq: held.seq,
+        status: TicketStatus::Queued,
+        created: true,
+        waitlisted,
+    })
+}
+
+impl Arrival {
+    /// This arrival's ticket, as the reservation workers get it.
+    fn ticket(&self, ticket: Uuid, seq: i64) -> IssuedTicket {
+        IssuedTicket {
+            ticket_id: ticket,
+            sale_id: self.sale_id.clone(),
+            customer_id: self.customer.clone(),
+            seq,
+            quantity: self.quantity,
+            payment_method: self.payment_method.clone(),
+            issued_at: Utc::now(),
+        }
+    }
+}
+
+/// The confirmed ticket a customer already holds, with its current status.
+async fn existing(state: &AppState, sale: &SaleId, ticket: Uuid, held: Held) -> IssueResult {
+    let (view, _) = state
+        .redis
+        .read_ticket(sale, ticket)
+        .await
+        .map_err(|e| crate::Error::from(e).into_problem())?;
+    let status = view.map_or(TicketStatus::Queued, |v| v.status);
+    Ok(Issued {
+        token: held.token,
+        seq: held.seq,
+        status,
+        created: false,
+        waitlisted: false,
+    })
+}
+
+fn redis_unavailable(error: redis::RedisError) -> Problem {
+    tracing::warn!(error = %error, "redis unavailable at the door");
+    Problem::unavailable("redis_unavailable", "live state is unavailable; retry", 1)
+}

@@ -1,0 +1,51 @@
+//! Tickets: issuing them at the door and answering polls.
+
+mod batcher;
+mod claim;
+mod gate;
+mod idempotency;
+mod issue;
+mod poll;
+
+use flashgate_common::domain::TicketStatus;
+use serde::Serialize;
+use uuid::Uuid;
+
+pub use batcher::{Outlet, TicketBatcher};
+pub use issue::{IssueResult, issue};
+pub use poll::{poll, ticket_state, verify_token};
+
+/// The JSON a shopper gets for a ticket (issue and poll share it).
+#[derive(Debug, Clone, Serialize)]
+pub struct TicketBody {
+    /// The ticket token.
+    pub ticket: String,
+    /// Current status.
+    pub status: TicketStatus,
+    /// Tickets ahead, counting this one, while queued.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub position: Option<i64>,
+    /// The order, once reserved.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<Uuid>,
+    /// What the shopper needs to confirm the payment, when they must.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payment: Option<PaymentBody>,
+    /// When to poll again; 0 once the status is final.
+    pub poll_after_ms: u64,
+    /// Expected wait while queued, from the measured service rate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub estimated_wait_ms: Option<u64>,
+    /// Queued past what the stock can serve, on the sale's wait-list.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub waitlisted: bool,
+}
+
+/// The PaymentIntent a shopper confirms with Stripe.js.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct PaymentBody {
+    /// PaymentIntent id.
+    pub payment_intent: String,
+    /// Its client secret.
+    pub client_secret: String,
+}

@@ -1,0 +1,160 @@
+//! `GET /v1/tickets/{ticket}`: one Redis round trip (the ticket and the served position).
+//! PostgreSQL is read only when Redis does not have the ticket, when Redis is down, or
+//! when a ticket still reads `queued` although the queue has moved past it; what the
+//! database says is then written back to Redis.
+
+use axum::Json;
+use axum::extract::State;
+use chrono::Utc;
+use flashgate_common::domain::{OrderStatus, TicketStatus};
+use flashgate_common::http::{ApiPath, Problem};
+use flashgate_common::live::tickets::{StatusUpdate, TicketView};
+use flashgate_common::ticket_token::TicketClaims;
+use uuid::Uuid;
+
+use super::{PaymentBody, TicketBody};
+use crate::Result;
+use crate::state::AppState;
+
+/// A ticket's state, as a shopper (JSON or the waiting-room page) is shown it.
+#[derive(Debug, Clone)]
+pub struct TicketState {
+    /// Status, position, payment and polling advice.
+    pub body: TicketBody,
+}
+
+/// Verifies a token; every kind of bad token is the same 404.
+pub fn verify_token(state: &AppState, token: &str) -> Result<TicketClaims> {
+    state
+        .signer
+        .verify(token, Utc::now().timestamp())
+        .map_err(|_| Problem::not_found("ticket_not_found", "unknown or expired ticket").into())
+}
+
+/// The handler.
+pub async fn poll(
+    State(state): State<AppState>,
+    ApiPath(token): ApiPath<String>,
+) -> Result<Json<TicketBody>> {
+    let claims = verify_token(&state, &token)?;
+    Ok(Json(ticket_state(&state, &claims, token).await?.body))
+}
+
+/// Reads a ticket's state.
+pub async fn ticket_state(
+    state: &AppState,
+    claims: &TicketClaims,
+    token: String,
+) -> Result<TicketState> {
+    let (view, decided) = match state.redis.read_ticket(&claims.sale, claims.ticket).await {
+        Ok(read) => read,
+        Err(e) => {
+            tracing::warn!(error = ?e, "redis unavailable for a poll; reading the database");
+            (None, None)
+        }
+    };
+    let behind = |v: &TicketView| {
+        v.status == TicketStatus::Queued && v.seq.zip(decided).is_some_and(|(s, d)| s <= d)
+    };
+    let view = match view {
+        Some(view) if !behind(&view) => view,
+        cached => match from_database(state, claims).await? {
+            Some(found) => found,
+            None => cached.unwrap_or(TicketView {
+                status: TicketStatus::Queued,
+                seq: None,
+                order_id: None,
+                payment_intent: None,
+                client_secret: None,
+            }),
+        },
+    };
+    Ok(TicketState {
+        body: render(state, claims, view, decided, token).await,
+    })
+}
+
+async fn render(
+    state: &AppState,
+    claims: &TicketClaims,
+    view: TicketView,
+    decided: Option<i64>,
+    token: String,
+) -> TicketBody {
+    let sale = state.sales.get(&claims.sale).await.ok().flatten();
+    let position = (view.status == TicketStatus::Queued)
+        .then(|| view.seq.map(|seq| (seq - decided.unwrap_or(0)).max(1)))
+        .flatten();
+    let poll_after_ms = match (view.status, position, &sale) {
+        (status, _, _) if status.is_final() => 0,
+        (TicketStatus::Queued, Some(p), Some(sale)) => sale.poll_after_ms(p),
+        (TicketStatus::Reserved, _, _) => 500,
+        (TicketStatus::Waitlisted, _, _) => 2000,
+        _ => 1000,
+    };
+    let payment = match (view.status, view.payment_intent, view.client_secret) {
+        (TicketStatus::PaymentPending, Some(payment_intent), Some(client_secret)) => {
+            Some(PaymentBody {
+                payment_intent,
+                client_secret,
+            })
+        }
+        _ => None,
+    };
+    TicketBody {
+        ticket: token,
+        status: view.status,
+        position,
+        order_id: view.order_id,
+        payment,
+        poll_after_ms,
+        estimated_wait_ms: position.zip(sale).and_then(|(p, s)| s.estimated_wait_ms(p)),
+        waitlisted: false,
+    }
+}
+
+/// The decided state from PostgreSQL, re-published to Redis. `None` if undecided.
+async fn from_database(state: &AppState, claims: &TicketClaims) -> Result<Option<TicketView>> {
+    let Some(row) = sqlx::query!(
+        r#"SELECT t.decision, t.seq, o.id AS "order_id?: Uuid", o.status AS "order_status?",
+                  o.payment_intent_id, o.client_secret, o.payment_method
+           FROM tickets t LEFT JOIN orders o ON o.ticket_id = t.id
+           WHERE t.id = $1"#,
+        claims.ticket
+    )
+    .fetch_optional(&state.pool)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let status = match row.order_status.as_deref().and_then(OrderStatus::parse) {
+        Some(order) => order.ticket_status().unwrap_or(TicketStatus::Expired),
+        None if row.decision == "sold_out" => TicketStatus::SoldOut,
+        None if row.decision == "waitlisted" => TicketStatus::Waitlisted,
+        None => TicketStatus::Reserved,
+    };
+    let shopper_confirms = row.payment_method.is_none();
+    let view = TicketView {
+        status,
+        seq: Some(row.seq),
+        order_id: row.order_id,
+        payment_intent: row.payment_intent_id,
+        client_secret: row.client_secret.filter(|_| shopper_confirms),
+    };
+    republish(state, claims, &view).await;
+    Ok(Some(view))
+}
+
+async fn republish(state: &AppState, claims: &TicketClaims, view: &TicketView) {
+    let update = StatusUpdate {
+        sale: claims.sale.clone(),
+        ticket: claims.ticket,
+        status: view.status,
+        order_id: view.order_id,
+        payment_intent: view.payment_intent.clone(),
+        client_secret: view.client_secret.clone(),
+    };
+    if let Err(e) = state.redis.write_statuses(&[update]).await {
+        tracing::debug!(error = ?e, "could not re-publish a ticket status");
+    }
+}

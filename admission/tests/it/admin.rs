@@ -1,0 +1,183 @@
+//! The operators' API: bearer token, audited changes, validation, stats.
+
+use serde_json::{Value, json};
+
+use crate::support::{ADMIN, Door};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_api_refuses_a_missing_or_wrong_token() {
+    let door = Door::start().await;
+    let url = door.url("/admin/v1/sales/guarded");
+    let body = json!({ "sku": "x", "stock": 1, "price": 1, "currency": "eur", "rate_per_second": 1, "burst": 1 });
+    for request in [
+        door.http.put(&url).json(&body),
+        door.http.put(&url).bearer_auth("guess").json(&body),
+    ] {
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 401);
+        assert_eq!(response.headers()["www-authenticate"], "Bearer");
+        assert_eq!(
+            response.json::<Value>().await.unwrap()["code"],
+            "unauthorized"
+        );
+    }
+    let stats = door
+        .http
+        .get(door.url("/admin/v1/sales/guarded/stats"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stats.status(), 401);
+    door.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_admin_change_is_audited_with_who_old_and_new() {
+    let door = Door::start().await;
+    assert_eq!(
+        door.sale("audited", json!({ "rate_per_second": 10 }))
+            .await
+            .status(),
+        201
+    );
+    assert_eq!(
+        door.sale("audited", json!({ "rate_per_second": 20 }))
+            .await
+            .status(),
+        200
+    );
+    let patch = door
+        .http
+        .patch(door.url("/admin/v1/sales/audited/admission"))
+        .bearer_auth(ADMIN)
+        .header("x-actor", "ops-alice");
+    assert_eq!(
+        patch
+            .json(&json!({ "burst": 7 }))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let rows: Vec<(String, String, Option<Value>, Value)> = sqlx::query_as(
+        "SELECT actor, action, old, new FROM admission_audit WHERE sale_id = 'audited' ORDER BY id",
+    )
+    .fetch_all(&door.pool())
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 3);
+    assert_eq!(
+        (rows[0].0.as_str(), rows[0].1.as_str(), rows[0].2.is_none()),
+        ("api:admin", "sale.upsert", true)
+    );
+    assert_eq!(rows[1].2.as_ref().unwrap()["rate_per_second"], 10);
+    assert_eq!(rows[1].3["rate_per_second"], 20);
+    assert_eq!(
+        (rows[2].0.as_str(), rows[2].1.as_str()),
+        ("api:ops-alice", "admission.update")
+    );
+    assert_eq!(
+        (
+            rows[2].2.as_ref().unwrap()["burst"].clone(),
+            rows[2].3["burst"].clone()
+        ),
+        (json!(100000), json!(7))
+    );
+    door.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_admin_input_gets_problem_json_4xx() {
+    let door = Door::start().await;
+    let put = |body: Value| {
+        door.http
+            .put(door.url("/admin/v1/sales/checked"))
+            .bearer_auth(ADMIN)
+            .json(&body)
+            .send()
+    };
+    let base = json!({ "sku": "sku-none", "stock": 5, "price": 100, "currency": "eur", "rate_per_second": 10, "burst": 10 });
+    let with = |k: &str, v: Value| {
+        let mut body = base.clone();
+        body[k] = v;
+        body
+    };
+    let cases = [
+        (base.clone(), "unknown_sku", "a sku with no product"),
+        (with("stock", json!(-1)), "invalid_sale", "negative stock"),
+        (with("price", json!(0)), "invalid_sale", "zero price"),
+        (
+            with("currency", json!("euro")),
+            "invalid_sale",
+            "bad currency",
+        ),
+        (
+            with("rate_per_second", json!(0)),
+            "invalid_sale",
+            "zero rate",
+        ),
+        (
+            with("hold_seconds", json!(1)),
+            "invalid_sale",
+            "hold too short",
+        ),
+        (
+            with("surprise", json!(true)),
+            "invalid_body",
+            "unknown field",
+        ),
+    ];
+    for (body, code, case) in cases {
+        let response = put(body).await.unwrap();
+        assert_eq!(response.status(), 422, "{case}");
+        assert_eq!(
+            response.json::<Value>().await.unwrap()["code"],
+            code,
+            "{case}"
+        );
+    }
+    let empty = door.admission("checked", json!({})).await;
+    assert_eq!(empty.status(), 422);
+    let unknown = door
+        .admission("no-such-sale", json!({ "paused": true }))
+        .await;
+    assert_eq!(unknown.status(), 404);
+    door.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_count_tickets_stock_and_admission() {
+    let door = Door::start().await;
+    door.sale(
+        "counted",
+        json!({ "stock": 7, "rate_per_second": 1, "burst": 2 }),
+    )
+    .await;
+    for customer in ["a", "b", "c"] {
+        door.ticket("counted", customer).await;
+    }
+    let stats: Value = door
+        .http
+        .get(door.url("/admin/v1/sales/counted/stats"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["tickets"]["queued"], 2, "{stats}");
+    assert_eq!(stats["queue"]["issued"], 2);
+    assert_eq!(
+        stats["stock"],
+        json!({ "stock": 7, "available": 7, "reserved": 0, "sold": 0 })
+    );
+    assert_eq!(stats["admission"]["rate_per_second"], 1);
+    assert!(
+        stats["admission"]["rejected_per_second"]
+            .get("rate_limited")
+            .is_some()
+    );
+    door.stop().await;
+}

@@ -1,0 +1,286 @@
+//! Backpressure: the sale's live GCRA rate, per-address and per-customer limits, queue
+//! depth and broker failures, each answered with a problem and an honest `Retry-After`.
+
+use flashgate_common::config::RateConfig;
+use flashgate_common::testkit::{FaultProxy, ProxyMode};
+use serde_json::{Value, json};
+
+use crate::support::Door;
+
+fn retry_after(response: &reqwest::Response) -> u64 {
+    response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_change_takes_effect_without_a_restart() {
+    let door = Door::start().await;
+    door.sale("live", json!({ "rate_per_second": 1, "burst": 1 }))
+        .await;
+    assert_eq!(door.ticket("live", "c1").await.status(), 202);
+    let limited = door.ticket("live", "c2").await;
+    assert_eq!(limited.status(), 429);
+    assert_eq!(
+        retry_after(&limited),
+        1,
+        "the limiter's own wait, rounded up"
+    );
+    assert_eq!(
+        limited.json::<Value>().await.unwrap()["code"],
+        "rate_limited"
+    );
+
+    let changed = door
+        .admission("live", json!({ "rate_per_second": 1000, "burst": 50 }))
+        .await;
+    assert_eq!(changed.status(), 200);
+    assert_eq!(
+        changed.json::<Value>().await.unwrap()["rate_per_second"],
+        1000
+    );
+    for i in 0..20 {
+        assert_eq!(
+            door.ticket("live", &format!("after-{i}")).await.status(),
+            202,
+            "admitted at the new rate"
+        );
+    }
+    door.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotating_x_forwarded_for_from_an_untrusted_peer_does_not_escape_the_per_address_limit() {
+    let door = Door::start_with(|c| {
+        c.admission.per_address = RateConfig {
+            per_second: 1,
+            burst: 3,
+        }
+    })
+    .await;
+    door.sale("addr", json!({})).await;
+    let mut statuses = Vec::new();
+    for i in 0..8 {
+        let response = door
+            .http
+            .post(door.url("/v1/sales/addr/tickets"))
+            .header("x-forwarded-for", format!("198.51.100.{i}"))
+            .json(&json!({ "customer_id": format!("rotating-{i}"), "quantity": 1 }))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(response.status().as_u16());
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 202).count(),
+        3,
+        "the burst, then refused: {statuses:?}"
+    );
+    assert!(statuses[3..].iter().all(|s| *s == 429));
+    door.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn x_forwarded_for_from_a_trusted_proxy_limits_each_client_separately() {
+    let door = Door::start_with(|c| {
+        c.admission.per_address = RateConfig {
+            per_second: 1,
+            burst: 1,
+        };
+        c.admission.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    })
+    .await;
+    door.sale("proxied", json!({})).await;
+    let send = |client: &str, customer: &str| {
+        door.http
+            .post(door.url("/v1/sales/proxied/tickets"))
+            .header("x-forwarded-for", client)
+            .json(&json!({ "customer_id": customer, "quantity": 1 }))
+            .send()
+    };
+    for i in 0..5 {
+        assert_eq!(
+            send(&format!("203.0.113.{i}"), &format!("c{i}"))
+                .await
+                .unwrap()
+                .status(),
+            202
+        );
+    }
+    assert_eq!(
+        send("203.0.113.0", "c-again").await.unwrap().status(),
+        429,
+        "one client, one budget"
+    );
+    door.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_asking_too_often_is_told_to_wait() {
+    let door = Door::start_with(|c| {
+        c.admission.per_customer = RateConfig {
+            per_second: 1,
+            burst: 2,
+        }
+    })
+    .await;
+    door.sale("eager", json!({})).await;
+    assert_eq!(door.ticket("eager", "clicker").await.status(), 202);
+    assert_eq!(
+        door.ticket("eager", "clicker").await.status(),
+        200,
+        "the same ticket again"
+    );
+    let refused = door.ticket("eager", "clicker").await;
+    assert_eq!(refused.status(), 429);
+    assert!(retry_after(&refused) >= 1);
+    assert_eq!(
+        refused.json::<Value>().await.unwrap()["code"],
+        "too_many_requests"
+    );
+    assert_eq!(
+        door.ticket("eager", "someone-else").await.status(),
+        202,
+        "other customers are not affected"
+    );
+    door.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_answers_503_with_retry_after() {
+    let door = Door::start_with(|c| c.admission.max_queue_depth = 3).await;
+    door.sale("deep", json!({})).await;
+    for i in 0..3 {
+        assert_eq!(door.ticket("deep", &format!("c{i}")).await.status(), 202);
+    }
+    let full = door.ticket("deep", "c3").await;
+    assert_eq!(full.status(), 503);
+    assert!(retry_after(&full) >= 1);
+    assert_eq!(
+        full.json::<Value>().await.unwrap()["code"],
+        "queue_saturated"
+    );
+    assert_eq!(door.queued_messages().await, 3);
+    door.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_that_goes_away_gets_503_and_the_ticket_is_queued_once_it_is_back() {
+    let proxy = FaultProxy::start("127.0.0.1:5672".parse().unwrap()).await;
+    let url = format!("amqp://guest:guest@{}/%2f", proxy.addr());
+    let door = Door::start_with(|c| {
+        c.amqp.url = url.into();
+        c.amqp.confirm_timeout_ms = 2000;
+    })
+    .await;
+    door.sale("flaky", json!({})).await;
+    proxy.set(ProxyMode::Refuse);
+    let refused = door.ticket("flaky", "patient").await;
+    assert_eq!(refused.status(), 503);
+    assert!(retry_after(&refused) >= 1);
+    let problem: Value = refused.json().await.unwrap();
+    assert!(
+        problem.get("ticket").is_none(),
+        "no ticket is handed out unconfirmed"
+    );
+    assert_eq!(door.queued_messages().await, 0);
+
+    proxy.set(ProxyMode::Pass);
+    let queued = door.ticket("flaky", "patient").await;
+    assert_eq!(
+        queued.status(),
+        202,
+        "the pending claim is published once the broker is back"
+    );
+    assert_eq!(queued.json::<Value>().await.unwrap()["status"], "queued");
+    assert_eq!(door.queued_messages().await, 1);
+    door.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pausing_a_sale_refuses_arrivals_and_resuming_admits_them_again() {
+    let door = Door::start().await;
+    door.sale("pausable", json!({})).await;
+    assert_eq!(
+        door.admission("pausable", json!({ "paused": true }))
+            .await
+            .status(),
+        200
+    );
+    let paused = door.ticket("pausable", "early").await;
+    assert_eq!(paused.status(), 409);
+    assert_eq!(
+        paused.json::<Value>().await.unwrap()["code"],
+        "sale_not_open"
+    );
+    let sale: Value = door
+        .http
+        .get(door.url("/v1/sales/pausable"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(sale["status"], "paused");
+    assert_eq!(
+        door.admission("pausable", json!({ "paused": false }))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(door.ticket("pausable", "early").await.status(), 202);
+    let scheduled = door
+        .sale("later", json!({ "starts_at": "2099-01-01T00:00:00Z" }))
+        .await;
+    assert_eq!(scheduled.status(), 201);
+    let early = door.ticket("later", "early").await;
+    assert_eq!(early.status(), 409);
+    assert!(retry_after(&early) >= 1);
+    door.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admission_change_reaches_every_door_at_once() {
+    // Periodic re-reads off: only the announcement can carry the change.
+    let first = Door::start_with(|c| {
+        c.admission.sale_cache_ms = 60_000;
+        c.admission.per_address = RateConfig {
+            per_second: 0,
+            burst: 0,
+        };
+    })
+    .await;
+    let second = first.another().await;
+    first.sale("everywhere", json!({})).await;
+    assert_eq!(second.ticket("everywhere", "c1").await.status(), 202);
+    assert_eq!(
+        first
+            .admission("everywhere", json!({ "paused": true }))
+            .await
+            .status(),
+        200
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mut n = 0;
+    loop {
+        let status = second
+            .ticket("everywhere", &format!("after-{n}"))
+            .await
+            .status();
+        if status == 409 {
+            break;
+        }
+        assert_eq!(status, 202);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the other door never saw the pause"
+        );
+        n += 1;
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    second.stop().await;
+    first.stop().await;
+}

@@ -1,0 +1,245 @@
+//! Tickets: one per customer and sale, idempotent requests, tokens nobody can forge.
+
+use std::collections::BTreeSet;
+
+use flashgate_common::amqp::messages::TicketMessage;
+use flashgate_common::config::RateConfig;
+use flashgate_common::domain::SaleId;
+use flashgate_common::ticket_token::{TicketClaims, TicketSigner};
+use serde_json::{Value, json};
+
+use crate::support::{Door, TICKET_SECRET};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_concurrent_requests_from_one_customer_yield_one_ticket() {
+    let door = Door::start().await;
+    door.sale("rush", json!({})).await;
+    let requests = (0..50).map(|_| door.ticket("rush", "same-customer"));
+    let responses = futures_util::future::join_all(requests).await;
+    let mut statuses = Vec::new();
+    let mut tickets = BTreeSet::new();
+    for response in responses {
+        statuses.push(response.status().as_u16());
+        let body: Value = response.json().await.unwrap();
+        tickets.insert(body["ticket"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(tickets.len(), 1, "one ticket for every request");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 202).count(),
+        1,
+        "one 202, the rest 200: {statuses:?}"
+    );
+    assert!(statuses.iter().all(|s| *s == 202 || *s == 200));
+    assert_eq!(
+        door.queued_messages().await,
+        1,
+        "the broker got the ticket once"
+    );
+    let again = door.ticket("rush", "same-customer").await;
+    assert_eq!(again.status(), 200);
+    door.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tickets_arriving_together_share_broker_messages_and_each_is_queued_once() {
+    // One publish in flight at a time: whatever arrives meanwhile goes in the next message.
+    let door = Door::start_with(|c| {
+        c.admission.publishes_in_flight = 1;
+        c.admission.per_address = RateConfig {
+            per_second: 100_000,
+            burst: 100_000,
+        };
+    })
+    .await;
+    door.sale("crowd", json!({ "stock": 1000 })).await;
+    let customers: Vec<String> = (0..300).map(|i| format!("shopper-{i}")).collect();
+    let requests = customers.iter().map(|c| door.ticket("crowd", c));
+    let statuses: Vec<u16> = futures_util::future::join_all(requests)
+        .await
+        .iter()
+        .map(|r| r.status().as_u16())
+        .collect();
+    assert!(statuses.iter().all(|s| *s == 202), "{statuses:?}");
+    let messages = door.queued_tickets().await;
+    let tickets: Vec<_> = messages
+        .iter()
+        .cloned()
+        .flat_map(|m| m.into_tickets())
+        .collect();
+    assert_eq!(tickets.len(), 300, "every ticket is queued exactly once");
+    let queued: BTreeSet<String> = tickets.iter().map(|t| t.customer_id.to_string()).collect();
+    assert_eq!(queued, customers.into_iter().collect());
+    let seqs: BTreeSet<i64> = tickets.iter().map(|t| t.seq).collect();
+    assert_eq!(seqs, (1..=300).collect(), "each sequence number once");
+    assert!(
+        messages.len() < 300,
+        "tickets that arrive while a publish awaits its confirm share the next message ({} messages)",
+        messages.len()
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| matches!(m, TicketMessage::Batch { tickets } if tickets.len() > 1))
+    );
+    door.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotency_key_replays_the_first_answer_and_refuses_another_request() {
+    let door = Door::start().await;
+    door.sale("idem", json!({})).await;
+    let url = door.url("/v1/sales/idem/tickets");
+    let send = |body: Value| {
+        door.http
+            .post(&url)
+            .header("idempotency-key", "order-form-7")
+            .json(&body)
+            .send()
+    };
+    let first = send(json!({ "customer_id": "ann", "quantity": 1 }))
+        .await
+        .unwrap();
+    assert_eq!(first.status(), 202);
+    let first_body: Value = first.json().await.unwrap();
+    let replay = send(json!({ "customer_id": "ann", "quantity": 1 }))
+        .await
+        .unwrap();
+    assert_eq!(replay.status(), 202, "a replay repeats the first status");
+    assert_eq!(replay.headers()["idempotent-replayed"], "true");
+    assert!(
+        replay.headers()["location"]
+            .to_str()
+            .unwrap()
+            .ends_with(first_body["ticket"].as_str().unwrap())
+    );
+    assert_eq!(replay.json::<Value>().await.unwrap(), first_body);
+    let other = send(json!({ "customer_id": "ann", "quantity": 2 }))
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 422);
+    assert_eq!(
+        other.json::<Value>().await.unwrap()["code"],
+        "idempotency_key_reused"
+    );
+    let bad = door
+        .http
+        .post(&url)
+        .header("idempotency-key", "")
+        .json(&json!({ "customer_id": "x", "quantity": 1 }))
+        .send();
+    assert_eq!(bad.await.unwrap().status(), 400);
+    assert_eq!(door.queued_messages().await, 1);
+    door.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_truncated_expired_and_foreign_tokens_are_refused() {
+    let door = Door::start().await;
+    door.sale("tokens", json!({})).await;
+    let issued: Value = door.ticket("tokens", "tom").await.json().await.unwrap();
+    let token = issued["ticket"].as_str().unwrap().to_owned();
+    let poll = |token: String| {
+        door.http
+            .get(door.url(&format!("/v1/tickets/{token}")))
+            .send()
+    };
+    assert_eq!(poll(token.clone()).await.unwrap().status(), 200);
+
+    let ticket = TicketSigner::new(TICKET_SECRET.as_bytes())
+        .verify(&token, 0)
+        .unwrap()
+        .ticket;
+    let sale = SaleId::parse("tokens").unwrap();
+    let expired = TicketSigner::new(TICKET_SECRET.as_bytes()).sign(&TicketClaims {
+        sale: sale.clone(),
+        ticket,
+        expires_at: 1,
+    });
+    let foreign = TicketSigner::new(b"another deployment").sign(&TicketClaims {
+        sale,
+        ticket,
+        expires_at: i64::MAX,
+    });
+    let mut tampered = token.clone().into_bytes();
+    let middle = tampered.len() / 2;
+    tampered[middle] = if tampered[middle] == b'A' { b'B' } else { b'A' };
+    let cases = [
+        ("tampered", String::from_utf8(tampered).unwrap()),
+        ("truncated", token[..token.len() - 4].to_owned()),
+        ("another sale", token.replacen("tokens.", "tokens2.", 1)),
+        ("expired", expired),
+        ("signed with another key", foreign),
+        ("garbage", "not-a-ticket".to_owned()),
+    ];
+    for (case, token) in cases {
+        let response = poll(token).await.unwrap();
+        assert_eq!(response.status(), 404, "{case}");
+        assert_eq!(
+            response.json::<Value>().await.unwrap()["code"],
+            "ticket_not_found",
+            "{case}"
+        );
+    }
+    door.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_ticket_shows_its_position_and_the_waiting_room_page_shows_it_too() {
+    let door = Door::start().await;
+    door.sale("room", json!({})).await;
+    for customer in ["a", "b"] {
+        door.ticket("room", customer).await;
+    }
+    let third: Value = door.ticket("room", "c").await.json().await.unwrap();
+    assert_eq!(third["position"], 3);
+    let token = third["ticket"].as_str().unwrap();
+    let polled: Value = door
+        .http
+        .get(door.url(&format!("/v1/tickets/{token}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(polled["status"], "queued");
+    assert_eq!(polled["position"], 3);
+    assert!(polled["poll_after_ms"].as_u64().unwrap() >= 500);
+    let page = door
+        .http
+        .get(door.url(&format!("/queue/{token}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let html = page.text().await.unwrap();
+    assert!(html.contains("You are number 3 in the queue"), "{html}");
+    assert!(
+        html.contains(&format!("\"{token}\"")),
+        "the page polls with its own ticket"
+    );
+    let sale: Value = door
+        .http
+        .get(door.url("/v1/sales/room"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            sale["status"].as_str(),
+            sale["remaining"].as_i64(),
+            sale["queued"].as_i64()
+        ),
+        (Some("open"), Some(100), Some(3))
+    );
+    door.stop().await;
+}

@@ -1,0 +1,190 @@
+//! The catalog's HTTP surface, with HTTP caching: a strong `ETag` over the body
+//! (`If-None-Match` → 304), and `Cache-Control` with `s-maxage` and
+//! `stale-while-revalidate`, so a CDN in front can absorb the read path.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use flashgate_common::domain::{Category, Currency, Sku};
+use flashgate_common::http::{ApiJson, ApiPath, ApiQuery, Problem};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::availability::Availability;
+use crate::catalog::Catalog;
+use crate::error::FillError;
+use crate::pages::{PageQuery, decode_cursor};
+use crate::products::{self, Product, ProductInput};
+
+/// Product pages carry live availability: a CDN may serve one for a second, and a stale
+/// copy for two more while it refetches, so what it shows is at most about 3 s old (it
+/// informs; only the reservation transaction authorizes a sale).
+const PRODUCT_CACHE: &str = "public, max-age=1, s-maxage=1, stale-while-revalidate=2";
+/// Listings change only with product writes.
+const LIST_CACHE: &str = "public, max-age=5, s-maxage=5, stale-while-revalidate=60";
+/// Largest page.
+const MAX_LIMIT: i64 = 100;
+
+fn unavailable(error: FillError) -> Problem {
+    tracing::warn!(error = %error, "catalog read failed");
+    Problem::unavailable(
+        "catalog_unavailable",
+        "the catalog cannot be read right now; retry",
+        1,
+    )
+}
+
+/// Serializes `body` with an ETag; 304 when the client already has it.
+fn cached_json<T: Serialize>(
+    headers: &HeaderMap,
+    body: &T,
+    cache_control: &'static str,
+) -> Response {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    let etag = format!("\"{}\"", hex::encode(&Sha256::digest(&bytes)[..12]));
+    let matches = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    let status = if matches {
+        StatusCode::NOT_MODIFIED
+    } else {
+        StatusCode::OK
+    };
+    let mut response = if matches {
+        status.into_response()
+    } else {
+        (status, [(header::CONTENT_TYPE, "application/json")], bytes).into_response()
+    };
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(cache_control),
+    );
+    if let Ok(value) = HeaderValue::from_str(&etag) {
+        headers.insert(header::ETAG, value);
+    }
+    response
+}
+
+#[derive(Serialize)]
+struct ProductView<'a> {
+    #[serde(flatten)]
+    product: &'a Product,
+    availability: Option<&'a Availability>,
+}
+
+/// `GET /v1/products/{sku}`.
+pub async fn get_product(
+    State(catalog): State<Arc<Catalog>>,
+    ApiPath(sku): ApiPath<String>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let sku = Sku::parse(sku).map_err(|e| Problem::bad_request("invalid_sku", e.to_string()))?;
+    let product = catalog
+        .product(&sku)
+        .await
+        .map_err(unavailable)?
+        .ok_or_else(|| Problem::not_found("product_not_found", "no product with this sku"))?;
+    let availability = match &product.sale_id {
+        Some(sale) => catalog.availability(sale).await,
+        None => None,
+    };
+    Ok(cached_json(
+        &headers,
+        &ProductView {
+            product: &product,
+            availability: availability.as_deref(),
+        },
+        PRODUCT_CACHE,
+    ))
+}
+
+/// Query of `GET /v1/products`, read as text so every bad value gets its own problem.
+#[derive(Debug, Deserialize)]
+pub struct ListParams {
+    limit: Option<String>,
+    cursor: Option<String>,
+    category: Option<String>,
+}
+
+impl ListParams {
+    fn parse(self) -> Result<PageQuery, Problem> {
+        let limit = match self.limit {
+            None => 20,
+            Some(raw) => raw
+                .parse::<i64>()
+                .ok()
+                .filter(|l| (1..=MAX_LIMIT).contains(l))
+                .ok_or_else(|| {
+                    Problem::bad_request(
+                        "invalid_limit",
+                        format!("limit must be an integer from 1 to {MAX_LIMIT}"),
+                    )
+                })?,
+        };
+        let after = match self.cursor {
+            None => None,
+            Some(raw) => Some(decode_cursor(&raw).ok_or_else(|| {
+                Problem::bad_request("invalid_cursor", "cursor is not one this API returned")
+            })?),
+        };
+        let category = match self.category {
+            None => None,
+            Some(raw) => Some(
+                Category::parse(raw)
+                    .map_err(|e| Problem::bad_request("invalid_category", e.to_string()))?,
+            ),
+        };
+        Ok(PageQuery {
+            category,
+            after,
+            limit,
+        })
+    }
+}
+
+/// `GET /v1/products`.
+pub async fn list_products(
+    State(catalog): State<Arc<Catalog>>,
+    ApiQuery(params): ApiQuery<ListParams>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let page = catalog.page(params.parse()?).await.map_err(unavailable)?;
+    Ok(cached_json(&headers, page.as_ref(), LIST_CACHE))
+}
+
+/// `PUT /admin/v1/products/{sku}`: writes to PostgreSQL, then invalidates everywhere.
+pub async fn put_product(
+    State(catalog): State<Arc<Catalog>>,
+    ApiPath(sku): ApiPath<String>,
+    ApiJson(input): ApiJson<ProductInput>,
+) -> Result<(StatusCode, Json<Product>), Problem> {
+    let sku = Sku::parse(sku).map_err(|e| Problem::unprocessable("invalid_sku", e.to_string()))?;
+    let currency = Currency::parse(input.currency.to_ascii_lowercase())
+        .map_err(|e| Problem::unprocessable("invalid_product", e.to_string()))?;
+    if input.name.is_empty() || input.name.chars().count() > 200 || input.price < 0 {
+        return Err(Problem::unprocessable(
+            "invalid_product",
+            "name must be 1..=200 characters and price >= 0",
+        ));
+    }
+    let (product, created) = products::upsert(&catalog.pool, &sku, &input, currency.as_str())
+        .await
+        .map_err(|e| match flashgate_common::db::violated_constraint(&e) {
+            Some(constraint) => {
+                Problem::unprocessable("invalid_product", format!("violates {constraint}"))
+            }
+            None => unavailable(FillError::Database(e.to_string())),
+        })?;
+    catalog.invalidate(&sku).await;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(product)))
+}

@@ -1,0 +1,232 @@
+//! Configuration of the services flashgate talks to.
+
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use super::require;
+
+/// PostgreSQL connection and pool.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// Connection URL; may carry a password, so it is a secret.
+    pub url: SecretString,
+    /// Pool size per process. Reservation batches hold one connection each, so a few
+    /// connections serve thousands of tickets a second; more only adds lock contention.
+    pub max_connections: u32,
+    /// How long a request waits for a pooled connection before failing fast (503).
+    pub acquire_timeout_ms: u64,
+    /// Server-side `statement_timeout`: a stuck query fails and is retried instead of
+    /// holding the hot sale row.
+    pub statement_timeout_ms: u64,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: "postgres://postgres@127.0.0.1:5432/flashgate".into(),
+            max_connections: 16,
+            acquire_timeout_ms: 3000,
+            statement_timeout_ms: 5000,
+        }
+    }
+}
+
+impl DatabaseConfig {
+    pub(crate) fn check(&self, problems: &mut Vec<String>) {
+        require(
+            problems,
+            self.max_connections > 0,
+            "database.max_connections must be > 0",
+        );
+        require(
+            problems,
+            self.acquire_timeout_ms > 0,
+            "database.acquire_timeout_ms must be > 0",
+        );
+    }
+
+    /// [`Self::acquire_timeout_ms`] as a duration.
+    pub fn acquire_timeout(&self) -> Duration {
+        Duration::from_millis(self.acquire_timeout_ms)
+    }
+}
+
+/// Redis connections and key namespace.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisConfig {
+    /// Connection URL.
+    pub url: String,
+    /// Prefix of every key and channel, so several deployments (or tests) share one Redis.
+    pub prefix: String,
+    /// Multiplexed connections per process. One connection pipelines every concurrent
+    /// request; a few spread the socket work over the runtime's threads.
+    pub connections: usize,
+    /// Every command fails after this long, so a hung Redis never hangs a request.
+    pub response_timeout_ms: u64,
+    /// Connecting fails after this long.
+    pub connect_timeout_ms: u64,
+    /// Lifetime of per-ticket keys (status, customer, idempotency), past any sale.
+    pub ticket_ttl_secs: u64,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self {
+            url: "redis://127.0.0.1:6379/0".into(),
+            prefix: "fg:".into(),
+            connections: 4,
+            response_timeout_ms: 1000,
+            connect_timeout_ms: 500,
+            ticket_ttl_secs: 7 * 24 * 3600,
+        }
+    }
+}
+
+impl RedisConfig {
+    pub(crate) fn check(&self, problems: &mut Vec<String>) {
+        require(
+            problems,
+            self.connections > 0,
+            "redis.connections must be > 0",
+        );
+        require(
+            problems,
+            self.response_timeout_ms > 0,
+            "redis.response_timeout_ms must be > 0",
+        );
+        require(
+            problems,
+            !self.prefix.contains(['{', '}']),
+            "redis.prefix must not contain braces",
+        );
+    }
+}
+
+/// RabbitMQ connection and queue settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AmqpConfig {
+    /// Connection URL; carries credentials, so it is a secret.
+    pub url: SecretString,
+    /// Prefix of every queue and exchange name, so tests and deployments can share a broker.
+    pub prefix: String,
+    /// Connections in the pool (publishers share them; each consumer holds one).
+    pub pool_size: usize,
+    /// Confirm-mode channels a publisher spreads its messages over.
+    pub publish_channels: usize,
+    /// A publish not confirmed within this long counts as failed (the ticket is not issued).
+    pub confirm_timeout_ms: u64,
+    /// Deliveries of one message before the broker dead-letters it (quorum `x-delivery-limit`).
+    pub delivery_limit: u32,
+    /// Delete queues unused for this long (`x-expires`); only for throwaway test queues.
+    pub queue_expires_ms: Option<u64>,
+}
+
+impl Default for AmqpConfig {
+    fn default() -> Self {
+        Self {
+            url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
+            prefix: String::new(),
+            pool_size: 8,
+            publish_channels: 4,
+            confirm_timeout_ms: 5000,
+            delivery_limit: 5,
+            queue_expires_ms: None,
+        }
+    }
+}
+
+impl AmqpConfig {
+    pub(crate) fn check(&self, problems: &mut Vec<String>) {
+        require(problems, self.pool_size > 0, "amqp.pool_size must be > 0");
+        require(
+            problems,
+            self.publish_channels > 0,
+            "amqp.publish_channels must be > 0",
+        );
+        require(
+            problems,
+            self.delivery_limit > 0,
+            "amqp.delivery_limit must be > 0",
+        );
+    }
+
+    /// [`Self::confirm_timeout_ms`] as a duration.
+    pub fn confirm_timeout(&self) -> Duration {
+        Duration::from_millis(self.confirm_timeout_ms)
+    }
+}
+
+/// The Stripe API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StripeConfig {
+    /// Secret key. Unset: `flashgate all` embeds the Stripe emulator and uses it.
+    pub api_key: Option<SecretString>,
+    /// Publishable key, for the demo shoppers that confirm in the "browser".
+    pub publishable_key: String,
+    /// API base with a trailing slash; production leaves the default.
+    pub base_url: String,
+    /// One HTTP attempt fails after this long and is retried with the same idempotency key.
+    pub timeout_ms: u64,
+}
+
+impl Default for StripeConfig {
+    fn default() -> Self {
+        Self {
+            api_key: None,
+            publishable_key: "pk_test_flashgate".into(),
+            base_url: "https://api.stripe.com/".into(),
+            timeout_ms: 10_000,
+        }
+    }
+}
+
+impl StripeConfig {
+    pub(crate) fn check(&self, problems: &mut Vec<String>) {
+        require(
+            problems,
+            self.base_url.ends_with('/'),
+            "stripe.base_url must end with '/'",
+        );
+        require(
+            problems,
+            self.timeout_ms > 0,
+            "stripe.timeout_ms must be > 0",
+        );
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// Logs and metrics.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// `text` or `json`.
+    pub log_format: LogFormat,
+    /// An `EnvFilter` directive; `RUST_LOG` wins when set.
+    pub log_filter: String,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self {
+            log_format: LogFormat::Text,
+            log_filter: "info,sqlx=warn,lapin=warn,hyper=warn,stripe=error".into(),
+        }
+    }
+}

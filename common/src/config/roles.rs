@@ -1,0 +1,321 @@
+//! Configuration of each role.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use super::require;
+
+fn addr(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// A GCRA quota: a steady rate and the burst it may save up. A rate of 0 turns it off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateConfig {
+    /// Requests per second, sustained.
+    pub per_second: u32,
+    /// Requests allowed at once after a quiet period.
+    pub burst: u32,
+}
+
+/// The front door.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdmissionConfig {
+    /// HTTP listen address.
+    pub listen: SocketAddr,
+    /// HMAC key of ticket tokens; every admission process of a deployment needs the same.
+    /// Empty: a random key per process (tickets then die with the process).
+    pub ticket_secret: SecretString,
+    /// How long a ticket token stays valid.
+    pub ticket_ttl_secs: u64,
+    /// Peers whose `X-Forwarded-For` is believed (load balancers). Others are the client.
+    pub trusted_proxies: Vec<IpAddr>,
+    /// Per client address, across sales. Keeps one address from taking a sale's whole rate.
+    pub per_address: RateConfig,
+    /// Per customer and sale. Generous enough for a double-click storm to get its ticket.
+    pub per_customer: RateConfig,
+    /// Tickets waiting in the queue above which new arrivals get 503 instead of a ticket.
+    pub max_queue_depth: u64,
+    /// New arrivals are told "sold out" (or wait-listed) once the tickets ahead exceed
+    /// the units that could still be had times this factor.
+    pub oversubscription_factor: f64,
+    /// Request bodies above this size are refused (413) before parsing.
+    pub max_body_bytes: usize,
+    /// Largest quantity one ticket may ask for.
+    pub max_quantity: i32,
+    /// How often the live stock and queue numbers are re-read from Redis.
+    pub live_refresh_ms: u64,
+    /// How long a sale's settings are cached before being re-read from PostgreSQL.
+    pub sale_cache_ms: u64,
+    /// Most tickets published in one broker message (group commit: tickets that arrive
+    /// while earlier publishes await their confirms go out together; one arriving at a
+    /// quiet door goes out alone at once).
+    pub publish_batch_max: usize,
+    /// Ticket messages awaiting the broker's confirm at once.
+    pub publishes_in_flight: usize,
+}
+
+impl Default for AdmissionConfig {
+    fn default() -> Self {
+        Self {
+            listen: addr(8080),
+            ticket_secret: SecretString::from(""),
+            ticket_ttl_secs: 24 * 3600,
+            trusted_proxies: Vec::new(),
+            per_address: RateConfig {
+                per_second: 20,
+                burst: 60,
+            },
+            per_customer: RateConfig {
+                per_second: 5,
+                burst: 60,
+            },
+            max_queue_depth: 250_000,
+            oversubscription_factor: 3.0,
+            max_body_bytes: 4096,
+            max_quantity: 10,
+            live_refresh_ms: 100,
+            sale_cache_ms: 1000,
+            publish_batch_max: 256,
+            publishes_in_flight: 2,
+        }
+    }
+}
+
+impl AdmissionConfig {
+    pub(crate) fn check(&self, problems: &mut Vec<String>) {
+        require(
+            problems,
+            self.oversubscription_factor >= 1.0,
+            "admission.oversubscription_factor must be >= 1",
+        );
+        require(
+            problems,
+            self.max_body_bytes >= 256,
+            "admission.max_body_bytes must be >= 256",
+        );
+        require(
+            problems,
+            (1..=100).contains(&self.max_quantity),
+            "admission.max_quantity must be 1..=100",
+        );
+        require(
+            problems,
+            self.ticket_ttl_secs >= 60,
+            "admission.ticket_ttl_secs must be >= 60",
+        );
+        require(
+            problems,
+            self.live_refresh_ms > 0,
+            "admission.live_refresh_ms must be > 0",
+        );
+        require(
+            problems,
+            (1..=4096).contains(&self.publish_batch_max),
+            "admission.publish_batch_max must be 1..=4096",
+        );
+        require(
+            problems,
+            (1..=256).contains(&self.publishes_in_flight),
+            "admission.publishes_in_flight must be 1..=256",
+        );
+    }
+}
+
+/// The workers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkerConfig {
+    /// HTTP listen address (health and metrics).
+    pub listen: SocketAddr,
+    /// Most tickets one reservation transaction decides. A batch only fills this far when
+    /// the queue has a backlog (otherwise it closes after `batch_wait_ms`), and then bigger
+    /// transactions drain it faster: 2,000 decided about 30% more tickets a second than 500
+    /// in the reserve bench with tickets packed as the door packs them.
+    pub batch_size: usize,
+    /// Longest wait for a batch to fill once its first ticket arrived.
+    pub batch_wait_ms: u64,
+    /// Reservation consumers per process. One keeps a process's batches in strict arrival
+    /// order (the queue is FIFO and prefetch keeps the next batch coming while one commits);
+    /// more, like more worker processes, add throughput but keep order only within a batch.
+    pub reserve_consumers: usize,
+    /// Payment messages (each a batch of orders) handled at once per process.
+    pub payment_prefetch: u16,
+    /// Stripe calls in flight at once per process.
+    pub payment_concurrency: usize,
+    /// Retries of one Stripe call stop after this long; kept well under the broker's
+    /// consumer timeout so the message is redelivered rather than the channel closed.
+    pub stripe_retry_budget_ms: u64,
+    /// How often holds are expired and Stripe side effects (cancel, refund) retried.
+    pub sweep_interval_ms: u64,
+    /// Orders expired per sweep transaction.
+    pub sweep_batch: i64,
+    /// Orders pending payment longer than this are reconciled against Stripe.
+    pub reconcile_after_secs: u64,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            listen: addr(8083),
+            batch_size: 2000,
+            batch_wait_ms: 5,
+            reserve_consumers: 1,
+            payment_prefetch: 8,
+            payment_concurrency: 64,
+            stripe_retry_budget_ms: 30_000,
+            sweep_interval_ms: 1000,
+            sweep_batch: 500,
+            reconcile_after_secs: 600,
+        }
+    }
+}
+
+impl WorkerConfig {
+    pub(crate) fn check(&self, problems: &mut Vec<String>) {
+        require(
+            problems,
+            (1..=5000).contains(&self.batch_size),
+            "worker.batch_size must be 1..=5000",
+        );
+        require(
+            problems,
+            self.reserve_consumers > 0,
+            "worker.reserve_consumers must be > 0",
+        );
+        require(
+            problems,
+            self.payment_concurrency > 0,
+            "worker.payment_concurrency must be > 0",
+        );
+        require(
+            problems,
+            self.payment_prefetch > 0,
+            "worker.payment_prefetch must be > 0",
+        );
+        require(
+            problems,
+            self.sweep_interval_ms > 0,
+            "worker.sweep_interval_ms must be > 0",
+        );
+        require(
+            problems,
+            self.sweep_batch > 0,
+            "worker.sweep_batch must be > 0",
+        );
+    }
+
+    /// [`Self::batch_wait_ms`] as a duration.
+    pub fn batch_wait(&self) -> Duration {
+        Duration::from_millis(self.batch_wait_ms)
+    }
+}
+
+/// The Stripe webhook receiver.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// HTTP listen address.
+    pub listen: SocketAddr,
+    /// Endpoint signing secrets (`whsec_…`); several during a rotation.
+    pub secrets: Vec<SecretString>,
+    /// Largest accepted distance between the signature's timestamp and now.
+    pub tolerance_secs: u64,
+    /// Event bodies above this size are refused.
+    pub max_body_bytes: usize,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        Self {
+            listen: addr(8082),
+            secrets: Vec::new(),
+            tolerance_secs: 300,
+            max_body_bytes: 512 * 1024,
+        }
+    }
+}
+
+impl WebhookConfig {
+    pub(crate) fn check(&self, problems: &mut Vec<String>) {
+        require(
+            problems,
+            self.tolerance_secs > 0,
+            "webhook.tolerance_secs must be > 0",
+        );
+    }
+}
+
+/// The product catalog.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CatalogConfig {
+    /// HTTP listen address.
+    pub listen: SocketAddr,
+    /// Entries in the in-process cache.
+    pub l1_capacity: usize,
+    /// Lifetime of an in-process entry; short, so invalidation misses heal quickly.
+    pub l1_ttl_ms: u64,
+    /// Lifetime of a Redis entry, before jitter.
+    pub redis_ttl_secs: u64,
+    /// Availability is re-read at most this often (it comes from live counters); values
+    /// above 1000 are refused, since availability must never be more than a second old.
+    pub availability_ttl_ms: u64,
+    /// PostgreSQL queries in flight at once when Redis is unavailable.
+    pub db_concurrency: usize,
+}
+
+impl Default for CatalogConfig {
+    fn default() -> Self {
+        Self {
+            listen: addr(8081),
+            l1_capacity: 10_000,
+            l1_ttl_ms: 2000,
+            redis_ttl_secs: 300,
+            availability_ttl_ms: 1000,
+            db_concurrency: 8,
+        }
+    }
+}
+
+impl CatalogConfig {
+    pub(crate) fn check(&self, problems: &mut Vec<String>) {
+        require(
+            problems,
+            self.l1_capacity > 0,
+            "catalog.l1_capacity must be > 0",
+        );
+        require(
+            problems,
+            self.db_concurrency > 0,
+            "catalog.db_concurrency must be > 0",
+        );
+    }
+}
+
+/// The Stripe emulator.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StripeSimConfig {
+    /// Listen address of `flashgate stripe-sim` (the embedded one takes a free port).
+    pub listen: SocketAddr,
+    /// Where events are delivered; `flashgate all` points it at its own webhook receiver.
+    pub webhook_url: Option<String>,
+    /// Signing secret for that endpoint.
+    pub webhook_secret: SecretString,
+}
+
+impl Default for StripeSimConfig {
+    fn default() -> Self {
+        Self {
+            listen: addr(12111),
+            webhook_url: None,
+            webhook_secret: SecretString::from("whsec_flashgate_dev"),
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! Applying what Stripe says about a PaymentIntent (a webhook event, or a retrieve during
+//! reconciliation) to its order. Events may arrive late, twice or out of order; the
+//! ledger's forward-only transitions make every order of arrival end the same.
+
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::{Change, OrderRef, Release, Settlement, lock_order, release, settle};
+
+/// What a PaymentIntent's state means for its order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IntentOutcome {
+    /// The money was taken.
+    Succeeded,
+    /// The payment attempt failed (declined card, …).
+    Failed {
+        /// Stripe's error code, if any.
+        code: Option<String>,
+    },
+    /// The PaymentIntent was canceled.
+    Canceled,
+    /// Still in progress: nothing to do yet.
+    Pending,
+}
+
+impl IntentOutcome {
+    /// Reads a PaymentIntent status as Stripe writes it.
+    pub fn from_status(status: &str, last_error_code: Option<&str>) -> Self {
+        match status {
+            "succeeded" => Self::Succeeded,
+            "canceled" => Self::Canceled,
+            "requires_payment_method" if last_error_code.is_some() => Self::Failed {
+                code: last_error_code.map(str::to_owned),
+            },
+            _ => Self::Pending,
+        }
+    }
+}
+
+/// What applying an outcome did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// The order moved (units released, sold, or taken back).
+    Changed(Change),
+    /// Paid after release with no unit free: a refund is due.
+    RefundNeeded(Change),
+    /// Nothing changed (already final, or still pending).
+    Unchanged(OrderRef),
+    /// The order is bound to another PaymentIntent: ignored.
+    ForeignIntent(OrderRef),
+    /// No such order.
+    UnknownOrder,
+}
+
+/// Applies `outcome` of `payment_intent_id` to `order_id`, in the caller's transaction.
+pub async fn apply_intent(
+    tx: &mut PgConnection,
+    order_id: Uuid,
+    payment_intent_id: &str,
+    outcome: &IntentOutcome,
+) -> sqlx::Result<Applied> {
+    let Some(order) = lock_order(tx, order_id).await? else {
+        return Ok(Applied::UnknownOrder);
+    };
+    if order
+        .payment_intent_id
+        .as_deref()
+        .is_some_and(|bound| bound != payment_intent_id)
+    {
+        return Ok(Applied::ForeignIntent(order));
+    }
+    let why = match outcome {
+        IntentOutcome::Succeeded => return settled(tx, order, payment_intent_id).await,
+        IntentOutcome::Pending => return Ok(Applied::Unchanged(order)),
+        IntentOutcome::Failed { code } => (
+            Release::Failed {
+                cancel_intent: true,
+            },
+            code.as_deref(),
+        ),
+        IntentOutcome::Canceled => (
+            Release::Failed {
+                cancel_intent: false,
+            },
+            Some("canceled"),
+        ),
+    };
+    if order.payment_intent_id.is_none() {
+        super::transitions::attach_intent(tx, order_id, payment_intent_id).await?;
+    }
+    Ok(match release(tx, order_id, why.0, why.1).await? {
+        Some(change) => Applied::Changed(change),
+        None => Applied::Unchanged(order),
+    })
+}
+
+async fn settled(
+    tx: &mut PgConnection,
+    order: OrderRef,
+    payment_intent_id: &str,
+) -> sqlx::Result<Applied> {
+    Ok(match settle(tx, order.id, payment_intent_id).await? {
+        Some(Settlement::Paid(change)) => Applied::Changed(change),
+        Some(Settlement::RefundNeeded(change)) => Applied::RefundNeeded(change),
+        Some(Settlement::AlreadySettled(order)) => Applied::Unchanged(order),
+        Some(Settlement::ForeignIntent(order)) => Applied::ForeignIntent(order),
+        None => Applied::UnknownOrder,
+    })
+}

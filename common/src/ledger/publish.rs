@@ -1,0 +1,48 @@
+//! Publishing committed ledger changes to Redis, so polls and the door see them.
+
+use std::collections::BTreeMap;
+
+use super::{Change, OrderRef};
+use crate::Result;
+use crate::domain::{SaleId, SaleTerms};
+use crate::live::Redis;
+use crate::live::tickets::StatusUpdate;
+
+impl OrderRef {
+    /// The ticket status this order shows, if it shows one.
+    pub fn status_update(&self) -> Option<StatusUpdate> {
+        Some(StatusUpdate {
+            sale: self.sale_id.clone(),
+            ticket: self.ticket_id,
+            status: self.status.ticket_status()?,
+            order_id: Some(self.id),
+            payment_intent: self.payment_intent_id.clone(),
+            client_secret: None,
+        })
+    }
+}
+
+/// Writes the statuses and the newest terms of each sale in one round trip.
+pub async fn publish_changes(redis: &Redis, changes: &[Change]) -> Result<()> {
+    let statuses: Vec<StatusUpdate> = changes
+        .iter()
+        .filter_map(|c| c.order.status_update())
+        .collect();
+    let mut newest: BTreeMap<&SaleId, &SaleTerms> = BTreeMap::new();
+    for change in changes {
+        if let Some(terms) = &change.terms {
+            let slot = newest.entry(&change.order.sale_id).or_insert(terms);
+            if terms.version > slot.version {
+                *slot = terms;
+            }
+        }
+    }
+    let mut pipe = redis::pipe();
+    redis.load_status_script(&mut pipe);
+    redis.queue_statuses(&mut pipe, &statuses);
+    for (sale, terms) in newest {
+        redis.queue_terms(&mut pipe, sale, terms);
+    }
+    pipe.query_async::<()>(&mut redis.conn()).await?;
+    Ok(())
+}

@@ -1,0 +1,138 @@
+//! The order transitions: release, settle, refund.
+
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::{Change, OrderRef, Release, Settlement, lock_order, move_units, record_events};
+use crate::domain::OrderStatus;
+
+pub(super) async fn set_status(
+    tx: &mut PgConnection,
+    order: &mut OrderRef,
+    status: OrderStatus,
+    cancel_intent: bool,
+    failure_code: Option<&str>,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        r#"UPDATE orders SET status = $2, failure_code = COALESCE($4, failure_code),
+               cancel_pending = $3 AND (payment_intent_id IS NOT NULL OR pi_requested_at IS NOT NULL),
+               paid_at = CASE WHEN $2 = 'paid' THEN now() ELSE paid_at END,
+               effect_leased_at = NULL, updated_at = now()
+           WHERE id = $1"#,
+        order.id,
+        status.as_str(),
+        cancel_intent,
+        failure_code
+    )
+    .execute(&mut *tx)
+    .await?;
+    order.status = status;
+    Ok(())
+}
+
+/// Gives an order's held units back. `None` when the order holds none (already final).
+pub async fn release(
+    tx: &mut PgConnection,
+    order_id: Uuid,
+    why: Release,
+    failure_code: Option<&str>,
+) -> sqlx::Result<Option<Change>> {
+    let Some(mut order) = lock_order(tx, order_id).await? else {
+        return Ok(None);
+    };
+    if !order.status.holds_units() {
+        return Ok(None);
+    }
+    let terms = move_units(tx, &order.sale_id, -order.quantity, 0).await?;
+    let (status, cancel, kind) = match why {
+        Release::Failed { cancel_intent } => {
+            (OrderStatus::Failed, cancel_intent, "order.failed.v1")
+        }
+        Release::Expired => (OrderStatus::Expired, true, "order.expired.v1"),
+    };
+    set_status(tx, &mut order, status, cancel, failure_code).await?;
+    record_events(tx, &[order.id], kind).await?;
+    Ok(Some(Change { order, terms }))
+}
+
+/// Applies a successful payment of `payment_intent_id` to an order: held units become
+/// sold; after a release a free unit is taken back, or the order is marked for a refund.
+pub async fn settle(
+    tx: &mut PgConnection,
+    order_id: Uuid,
+    payment_intent_id: &str,
+) -> sqlx::Result<Option<Settlement>> {
+    let Some(mut order) = lock_order(tx, order_id).await? else {
+        return Ok(None);
+    };
+    match order.payment_intent_id.as_deref() {
+        Some(bound) if bound != payment_intent_id => {
+            return Ok(Some(Settlement::ForeignIntent(order)));
+        }
+        Some(_) => {}
+        None => {
+            attach_intent(tx, order.id, payment_intent_id).await?;
+            order.payment_intent_id = Some(payment_intent_id.to_owned());
+        }
+    }
+    // Held units become sold; after a release, a free unit is taken back.
+    let (reserved_delta, sold_delta) = match order.status {
+        OrderStatus::Reserved | OrderStatus::PaymentPending => (-order.quantity, order.quantity),
+        OrderStatus::Failed | OrderStatus::Expired => (0, order.quantity),
+        OrderStatus::Paid | OrderStatus::RefundPending | OrderStatus::Refunded => {
+            return Ok(Some(Settlement::AlreadySettled(order)));
+        }
+    };
+    let Some(terms) = move_units(tx, &order.sale_id, reserved_delta, sold_delta).await? else {
+        set_status(
+            tx,
+            &mut order,
+            OrderStatus::RefundPending,
+            false,
+            Some("no_unit_left"),
+        )
+        .await?;
+        return Ok(Some(Settlement::RefundNeeded(Change {
+            order,
+            terms: None,
+        })));
+    };
+    set_status(tx, &mut order, OrderStatus::Paid, false, None).await?;
+    record_events(tx, &[order.id], "order.paid.v1").await?;
+    Ok(Some(Settlement::Paid(Change {
+        order,
+        terms: Some(terms),
+    })))
+}
+
+/// Binds a PaymentIntent to an order that has none yet (a webhook may come first).
+pub(super) async fn attach_intent(
+    tx: &mut PgConnection,
+    order_id: Uuid,
+    intent: &str,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE orders SET payment_intent_id = $2 WHERE id = $1 AND payment_intent_id IS NULL",
+        order_id,
+        intent
+    )
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Marks a refunded order once Stripe confirmed the refund.
+pub async fn mark_refunded(
+    tx: &mut PgConnection,
+    order_id: Uuid,
+) -> sqlx::Result<Option<OrderRef>> {
+    let Some(mut order) = lock_order(tx, order_id).await? else {
+        return Ok(None);
+    };
+    if order.status != OrderStatus::RefundPending {
+        return Ok(None);
+    }
+    set_status(tx, &mut order, OrderStatus::Refunded, false, None).await?;
+    record_events(tx, &[order.id], "order.refunded.v1").await?;
+    Ok(Some(order))
+}

@@ -1,0 +1,26 @@
+//! Shared plumbing for every flashgate role: configuration, telemetry, connection pools,
+//! the AMQP topology and message types, Redis keys and live state, ticket tokens, the
+//! domain newtypes, and the ledger that moves stock between the sale's terms.
+//!
+//! Nothing here owns a process: the service crates build their state from these pieces,
+//! and the `flashgate` binary wires them together.
+
+pub mod amqp;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod inflight;
+pub mod ledger;
+pub mod live;
+pub mod shutdown;
+pub mod stripe;
+pub mod telemetry;
+pub mod ticket_token;
+
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
+pub use config::Config;
+pub use error::{Error, Result};

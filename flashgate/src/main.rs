@@ -1,0 +1,64 @@
+//! The `flashgate` binary: parse the command line and configuration, start telemetry,
+//! and run a role or an operator command. Everything else lives in the libraries.
+
+use clap::Parser;
+use flashgate::cli::{self, Cli, Command};
+use flashgate::stack::{self, Role};
+use flashgate::{commands, demo, verify};
+use flashgate_common::{Config, db, shutdown, telemetry};
+
+/// Every role allocates per request from several threads at once. Against glibc's malloc
+/// (`loadtest/run door`, same machine, back to back) mimalloc's per-thread heaps cut the
+/// door's CPU per ticket from 68 to 59 µs and per `/healthz` from 13.2 to 10.8 µs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let mut config = Config::load(cli.config.as_deref())?;
+    if matches!(cli.command, Command::Demo(_)) {
+        // The demo prints a summary; the stack's request logs would bury it.
+        config.telemetry.log_filter = "warn,stripe=error,sqlx=error".into();
+    }
+    telemetry::init(&config.telemetry);
+    let stop = shutdown::on_signal();
+    match cli.command {
+        Command::All => {
+            let running = stack::start_all(config, stop.clone()).await?;
+            tracing::info!(addrs = ?running.addrs, "all roles running");
+            running.wait(stop).await
+        }
+        Command::Admission => stack::run_role(Role::Admission, config, stop).await,
+        Command::Worker => stack::run_role(Role::Worker, config, stop).await,
+        Command::Webhook => stack::run_role(Role::Webhook, config, stop).await,
+        Command::Catalog => stack::run_role(Role::Catalog, config, stop).await,
+        Command::StripeSim => stack::run_stripe_sim(config, stop).await,
+        Command::Migrate => {
+            stack::migrate(&config).await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Seed(args) => commands::seed(&config, &args).await,
+        Command::Admin(command) => commands::admin(&config, command).await,
+        Command::Dlq(command) => commands::dlq(&config, command).await,
+        Command::Reconcile(args) => commands::reconcile(config, &args).await,
+        Command::Verify(args) => verify_command(&config, &args).await,
+        Command::Demo(args) => demo::run(config, args).await,
+    }
+}
+
+async fn verify_command(config: &Config, args: &cli::VerifyArgs) -> anyhow::Result<()> {
+    let pool = db::connect(&config.database).await?;
+    let sale = flashgate_common::domain::SaleId::parse(args.sale.clone())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let redis = flashgate_common::live::Redis::connect(&config.redis)?;
+    let issued = redis.read_terms(&sale).await.ok().map(|(_, seq)| seq);
+    let verdict = verify::verify(&pool, &sale, issued, args.stripe_sim.as_deref()).await?;
+    println!("{}", serde_json::to_string_pretty(&verdict)?);
+    if verdict.violations.is_empty() {
+        Ok(())
+    } else {
+        anyhow::bail!("invariants broken")
+    }
+}

@@ -1,0 +1,160 @@
+//! Bad input at the door gets problem+json 4xx, never a 5xx.
+
+use reqwest::Response;
+use serde_json::{Value, json};
+
+use crate::support::Stack;
+
+async fn assert_problem(response: Response, status: u16, code: &str, case: &str) {
+    assert_eq!(response.status().as_u16(), status, "{case}");
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(content_type, "application/problem+json", "{case}");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["code"], code, "{case}: {body}");
+    assert_eq!(body["status"], status, "{case}");
+    assert!(body["type"].as_str().unwrap().ends_with(code), "{case}");
+    assert!(!body["detail"].as_str().unwrap().is_empty(), "{case}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_ticket_requests_get_problem_json_4xx() {
+    let stack = Stack::start().await;
+    stack.create_sale("strict", 10).await;
+    let url = stack.door("/v1/sales/strict/tickets");
+    let post = |body: Value| stack.http.post(&url).json(&body).send();
+    let cases = [
+        (
+            json!({ "quantity": 1 }),
+            422,
+            "invalid_body",
+            "missing customer_id",
+        ),
+        (
+            json!({ "customer_id": "c" }),
+            422,
+            "invalid_body",
+            "missing quantity",
+        ),
+        (
+            json!({ "customer_id": "c", "quantity": 0 }),
+            422,
+            "invalid_quantity",
+            "quantity 0",
+        ),
+        (
+            json!({ "customer_id": "c", "quantity": -2 }),
+            422,
+            "invalid_quantity",
+            "negative quantity",
+        ),
+        (
+            json!({ "customer_id": "c", "quantity": 1_000_000_000u64 }),
+            422,
+            "invalid_quantity",
+            "huge quantity",
+        ),
+        (
+            json!({ "customer_id": "c", "quantity": 1e30 }),
+            422,
+            "invalid_body",
+            "absurd quantity",
+        ),
+        (
+            json!({ "customer_id": "c", "quantity": "1" }),
+            422,
+            "invalid_body",
+            "quantity as text",
+        ),
+        (
+            json!({ "customer_id": "a b", "quantity": 1 }),
+            422,
+            "invalid_body",
+            "customer id with a space",
+        ),
+        (
+            json!({ "customer_id": "c", "quantity": 1, "payment_method": "visa" }),
+            422,
+            "invalid_body",
+            "not a pm_ id",
+        ),
+    ];
+    for (body, status, code, case) in cases {
+        assert_problem(post(body).await.unwrap(), status, code, case).await;
+    }
+    let malformed = stack
+        .http
+        .post(&url)
+        .header("content-type", "application/json")
+        .body("{\"customer_id\":")
+        .send();
+    assert_problem(
+        malformed.await.unwrap(),
+        400,
+        "malformed_json",
+        "malformed JSON",
+    )
+    .await;
+    let text = stack
+        .http
+        .post(&url)
+        .header("content-type", "text/plain")
+        .body("hello")
+        .send();
+    assert_problem(
+        text.await.unwrap(),
+        415,
+        "unsupported_media_type",
+        "wrong content type",
+    )
+    .await;
+    let huge = json!({ "customer_id": "x".repeat(10_000), "quantity": 1 });
+    assert_problem(
+        post(huge).await.unwrap(),
+        413,
+        "body_too_large",
+        "oversized body",
+    )
+    .await;
+    let unknown = stack
+        .http
+        .post(stack.door("/v1/sales/no-such-sale/tickets"))
+        .json(&json!({ "customer_id": "c", "quantity": 1 }));
+    assert_problem(
+        unknown.send().await.unwrap(),
+        404,
+        "sale_not_found",
+        "unknown sale",
+    )
+    .await;
+    let malformed_sale = stack
+        .http
+        .post(stack.door("/v1/sales/NOT%20A%20SALE/tickets"))
+        .json(&json!({ "customer_id": "c", "quantity": 1 }));
+    assert_problem(
+        malformed_sale.send().await.unwrap(),
+        404,
+        "sale_not_found",
+        "malformed sale id",
+    )
+    .await;
+    let bad_token = stack.http.get(stack.door("/v1/tickets/not-a-token")).send();
+    assert_problem(
+        bad_token.await.unwrap(),
+        404,
+        "ticket_not_found",
+        "malformed ticket token",
+    )
+    .await;
+    let wrong_method = stack.http.delete(&url).send();
+    assert_problem(
+        wrong_method.await.unwrap(),
+        405,
+        "method_not_allowed",
+        "DELETE on tickets",
+    )
+    .await;
+    stack.stop().await;
+}

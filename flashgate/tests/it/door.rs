@@ -1,0 +1,139 @@
+//! Inventory-aware admission with the whole stack: the door refuses what can never be
+//! served, reopens when a hold expires, and a wait-list gets the units that come back.
+
+use serde_json::{Value, json};
+
+use crate::support::{Stack, poll_until, wait_until};
+
+async fn ticket(stack: &Stack, sale: &str, customer: &str, pm: Option<&str>) -> (u16, Value) {
+    let response = stack.take_ticket(sale, customer, pm).await;
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+async fn intent_status(stack: &Stack, order: &str) -> String {
+    stack.intents_of(order).await[0]["status"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sale_whose_units_are_held_refuses_at_the_door_and_reopens_when_the_hold_expires() {
+    let stack = Stack::start().await;
+    stack
+        .create_sale_with("brief", json!({ "stock": 1, "hold_seconds": 5 }))
+        .await;
+    let (status, holder) = ticket(&stack, "brief", "holder", None).await;
+    assert_eq!(status, 202);
+    let holder_token = holder["ticket"].as_str().unwrap();
+    let (held, _) = stack
+        .await_ticket(holder_token, |t| t["status"] == "payment_pending")
+        .await;
+    let order = held["order_id"].as_str().unwrap().to_owned();
+
+    let (status, refused) = ticket(&stack, "brief", "latecomer", Some("pm_card_visa")).await;
+    assert_eq!(
+        status, 410,
+        "nothing can come of a ticket while the only unit is held: {refused}"
+    );
+    assert_eq!(refused["code"], "sold_out");
+    assert_eq!(refused.get("ticket"), None);
+
+    assert_eq!(stack.await_final(holder_token).await["status"], "expired");
+    wait_until(
+        15,
+        "the expired hold's PaymentIntent is canceled",
+        || async { intent_status(&stack, &order).await == "canceled" },
+    )
+    .await;
+    let reopened = poll_until(5, "the door admits again", || async {
+        let (status, body) = ticket(&stack, "brief", "latecomer", Some("pm_card_visa")).await;
+        (status == 202).then_some(body)
+    })
+    .await;
+    let paid = stack
+        .await_final(reopened["ticket"].as_str().unwrap())
+        .await;
+    assert_eq!(paid["status"], "paid");
+    assert_eq!(stack.terms("brief").await, (1, 0, 1));
+    stack.assert_invariants("brief", Some(2)).await;
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sale_with_nothing_left_refuses_at_once_and_says_so() {
+    let stack = Stack::start().await;
+    stack.create_sale("gone", 1).await;
+    let (_, first) = ticket(&stack, "gone", "first", Some("pm_card_visa")).await;
+    assert_eq!(
+        stack.await_final(first["ticket"].as_str().unwrap()).await["status"],
+        "paid"
+    );
+    let sale: Value = poll_until(5, "the sale reads sold out", || async {
+        let sale: Value = stack
+            .http
+            .get(stack.door("/v1/sales/gone"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        (sale["status"] == "sold_out").then_some(sale)
+    })
+    .await;
+    assert_eq!(sale["remaining"], 0);
+    let (status, refused) = ticket(&stack, "gone", "second", Some("pm_card_visa")).await;
+    assert_eq!((status, refused["code"].as_str()), (410, Some("sold_out")));
+    let (status, again) = ticket(&stack, "gone", "first", Some("pm_card_visa")).await;
+    assert_eq!(
+        (status, again["status"].as_str()),
+        (200, Some("paid")),
+        "a holder gets their ticket back, not a 410"
+    );
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn units_that_come_back_go_to_the_wait_list_in_order_and_the_rest_end_sold_out() {
+    let stack = Stack::start().await;
+    stack
+        .create_sale_with(
+            "listed",
+            json!({ "stock": 1, "hold_seconds": 5, "waitlist": true }),
+        )
+        .await;
+    let (_, holder) = ticket(&stack, "listed", "holder", None).await;
+    let holder_token = holder["ticket"].as_str().unwrap();
+    stack
+        .await_ticket(holder_token, |t| t["status"] == "payment_pending")
+        .await;
+
+    let (status, second) = ticket(&stack, "listed", "second", Some("pm_card_visa")).await;
+    assert_eq!(status, 202);
+    assert_eq!(second["waitlisted"], true);
+    let (_, third) = ticket(&stack, "listed", "third", Some("pm_card_visa")).await;
+    let second_token = second["ticket"].as_str().unwrap();
+    let third_token = third["ticket"].as_str().unwrap();
+    stack
+        .await_ticket(second_token, |t| t["status"] == "waitlisted")
+        .await;
+    stack
+        .await_ticket(third_token, |t| t["status"] == "waitlisted")
+        .await;
+
+    assert_eq!(stack.await_final(holder_token).await["status"], "expired");
+    assert_eq!(
+        stack.await_final(second_token).await["status"],
+        "paid",
+        "the first on the wait-list gets the unit"
+    );
+    assert_eq!(
+        stack.await_final(third_token).await["status"],
+        "sold_out",
+        "the list closes once nothing can come back"
+    );
+    assert_eq!(stack.terms("listed").await, (1, 0, 1));
+    stack.assert_invariants("listed", Some(3)).await;
+    stack.stop().await;
+}

@@ -1,0 +1,468 @@
+//! One idempotency chain from ticket to finalized order: exactly-once in effect although
+//! every hop is at-least-once, checked in PostgreSQL and in the emulator (I2, I4).
+
+use std::time::Duration;
+
+use flashgate::stack::Role;
+use flashgate_common::testkit::ProxyMode;
+use lapin::options::BasicGetOptions;
+use serde_json::{Value, json};
+
+use crate::support::{
+    Stack, WEBHOOK_SECRET, count, deliver, insert_reserved_order, intent_event, order_status,
+    pending_order, sign, start_behind_proxy, succeeded, wait_until,
+};
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_event_five_times_at_once_takes_effect_once() {
+    let stack = Stack::start().await;
+    stack.create_sale("five", 2).await;
+    let (order, intent) = pending_order(&stack, "five", "ann").await;
+    let event = succeeded("evt_five", &intent, &order);
+    let deliveries = (0..5).map(|_| deliver(&stack, &event, Some(sign(&event, WEBHOOK_SECRET))));
+    let mut outcomes = Vec::new();
+    for response in futures_util::future::join_all(deliveries).await {
+        assert_eq!(response.status(), 200);
+        outcomes.push(
+            response.json::<Value>().await.unwrap()["outcome"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    outcomes.sort();
+    assert_eq!(
+        outcomes,
+        [
+            "applied",
+            "duplicate",
+            "duplicate",
+            "duplicate",
+            "duplicate"
+        ]
+    );
+    assert_eq!(stack.terms("five").await, (2, 0, 1));
+    assert_eq!(count(&stack, "SELECT count(*) FROM order_events WHERE order_id::text = $1 AND kind = 'order.paid.v1'", &order).await, 1);
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_older_payment_failed_arriving_after_success_leaves_the_order_paid() {
+    let stack = Stack::start().await;
+    stack.create_sale("late", 2).await;
+    let (order, intent) = pending_order(&stack, "late", "bea").await;
+    let success = succeeded("evt_late_ok", &intent, &order);
+    assert_eq!(
+        deliver(&stack, &success, Some(sign(&success, WEBHOOK_SECRET)))
+            .await
+            .status(),
+        200
+    );
+    let failure = intent_event(
+        "evt_late_failed",
+        "payment_intent.payment_failed",
+        &intent,
+        &order,
+        now() - 60,
+    );
+    let response = deliver(&stack, &failure, Some(sign(&failure, WEBHOOK_SECRET))).await;
+    assert_eq!(
+        response.status(),
+        200,
+        "a stale event is acknowledged, so Stripe stops sending it"
+    );
+    assert_eq!(order_status(&stack, &order).await, "paid");
+    assert_eq!(stack.terms("late").await, (2, 0, 1));
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signature_attacks_are_refused_with_400_and_change_nothing() {
+    let stack = Stack::start().await;
+    stack.create_sale("attack", 2).await;
+    let (order, intent) = pending_order(&stack, "attack", "cal").await;
+    let event = succeeded("evt_attack", &intent, &order);
+    let good = sign(&event, WEBHOOK_SECRET);
+    let reserialized =
+        serde_json::to_string_pretty(&serde_json::from_str::<Value>(&event).unwrap()).unwrap();
+    let one_byte = event.replacen("1000", "1001", 1);
+    let signed_at =
+        |t: i64| flashgate_webhook::signature::sign(WEBHOOK_SECRET, t, event.as_bytes());
+    let cases = [
+        ("missing header", event.clone(), None),
+        ("v0 only", event.clone(), Some(good.replace("v1=", "v0="))),
+        ("one byte changed", one_byte, Some(good.clone())),
+        ("re-serialized JSON", reserialized, Some(good.clone())),
+        (
+            "stale timestamp",
+            event.clone(),
+            Some(signed_at(now() - 400)),
+        ),
+        (
+            "future timestamp",
+            event.clone(),
+            Some(signed_at(now() + 400)),
+        ),
+    ];
+    for (case, body, signature) in cases {
+        let response = deliver(&stack, &body, signature).await;
+        assert_eq!(response.status(), 400, "{case}");
+        assert_eq!(
+            response.json::<Value>().await.unwrap()["code"],
+            "invalid_signature",
+            "{case}"
+        );
+    }
+    assert_eq!(order_status(&stack, &order).await, "payment_pending");
+    assert_eq!(
+        count(
+            &stack,
+            "SELECT count(*) FROM stripe_events WHERE payment_intent_id = $1",
+            &intent
+        )
+        .await,
+        0
+    );
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_before_its_order_is_committed_is_refused_so_stripe_retries_then_applied() {
+    let stack = Stack::start().await;
+    stack.create_sale("early", 2).await;
+    let order = uuid::Uuid::now_v7();
+    let event = succeeded("evt_early", "pi_early", &order.to_string());
+    let refused = deliver(&stack, &event, Some(sign(&event, WEBHOOK_SECRET))).await;
+    assert_eq!(refused.status(), 409);
+    assert_eq!(
+        refused.json::<Value>().await.unwrap()["code"],
+        "payment_intent_unknown"
+    );
+    assert_eq!(
+        count(
+            &stack,
+            "SELECT count(*) FROM stripe_events WHERE id = $1",
+            "evt_early"
+        )
+        .await,
+        0,
+        "not recorded, so the retry counts"
+    );
+    insert_reserved_order(&stack, "early", order).await;
+    let retried = deliver(&stack, &event, Some(sign(&event, WEBHOOK_SECRET))).await;
+    assert_eq!(retried.json::<Value>().await.unwrap()["outcome"], "applied");
+    assert_eq!(order_status(&stack, &order.to_string()).await, "paid");
+    assert_eq!(stack.terms("early").await, (2, 0, 1));
+    stack.stop().await;
+}
+
+/// A shopper confirms in the browser while every webhook is held back 10 s: the hold
+/// (5 s) expires before the success is known. Returns the ticket token and order.
+async fn confirm_then_expire(stack: &Stack, sale: &str) -> (String, String) {
+    stack.faults(json!({ "webhook_delay_ms": 10_000 })).await;
+    let ticket: Value = stack
+        .take_ticket(sale, "slow-buyer", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let token = ticket["ticket"].as_str().unwrap().to_owned();
+    let (pending, _) = stack
+        .await_ticket(&token, |t| t["status"] == "payment_pending")
+        .await;
+    assert!(
+        stack
+            .confirm_in_browser(&pending["payment"])
+            .await
+            .status()
+            .is_success()
+    );
+    // Only this buyer's success is late; later events flow at once.
+    stack.faults(json!({})).await;
+    stack
+        .await_ticket(&token, |t| t["status"] == "expired")
+        .await;
+    (token, pending["order_id"].as_str().unwrap().to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_success_after_the_hold_expired_takes_a_free_unit_back() {
+    let stack = Stack::start().await;
+    stack
+        .create_sale_with("retake", json!({ "stock": 1, "hold_seconds": 5 }))
+        .await;
+    let (token, _) = confirm_then_expire(&stack, "retake").await;
+    assert_eq!(
+        stack.terms("retake").await,
+        (1, 0, 0),
+        "the expired hold gave its unit back"
+    );
+    assert_eq!(stack.await_final(&token).await["status"], "expired");
+    wait_until(20, "the late success takes the free unit", || async {
+        stack.terms("retake").await == (1, 0, 1)
+    })
+    .await;
+    assert_eq!(stack.poll(&token).await["status"], "paid");
+    stack.assert_invariants("retake", Some(1)).await;
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_success_after_the_hold_expired_with_no_unit_left_is_refunded() {
+    let stack = Stack::start().await;
+    stack
+        .create_sale_with("refund", json!({ "stock": 1, "hold_seconds": 5 }))
+        .await;
+    let (token, order) = confirm_then_expire(&stack, "refund").await;
+    let taker: Value = crate::support::poll_until(5, "the door reopens", || async {
+        let response = stack
+            .take_ticket("refund", "quick-buyer", Some("pm_card_visa"))
+            .await;
+        (response.status() == 202).then_some(response.json::<Value>().await.unwrap())
+    })
+    .await;
+    wait_until(30, "the late success is refunded", || async {
+        stack.poll(&token).await["status"] == "refunded"
+    })
+    .await;
+    assert_eq!(
+        stack.await_final(taker["ticket"].as_str().unwrap()).await["status"],
+        "paid"
+    );
+    let intent = &stack.intents_of(&order).await[0];
+    assert_eq!(intent["status"], "succeeded");
+    let refunds: Value = stack
+        .http
+        .get(stack.stripe("/v1/events?type=refund.created"))
+        .bearer_auth("sk_test_refund_check")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let refunded: Vec<&Value> = refunds["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["data"]["object"]["payment_intent"] == intent["id"])
+        .collect();
+    assert_eq!(refunded.len(), 1, "one refund for the late payment");
+    assert_eq!(stack.terms("refund").await, (1, 0, 1));
+    stack.assert_invariants("refund", Some(2)).await;
+    stack.stop().await;
+}
+
+/// Buys one unit while the next `lost` Stripe answers are dropped after the effect, and
+/// checks the order ends paid with exactly one PaymentIntent ever created. (The retry is
+/// answered from the first result, unless the success webhook settled the order first.)
+async fn pay_through_lost_answers(sale: &str, lost: u32, retry_budget_ms: u64) {
+    let (stack, sim, proxy) = start_behind_proxy(&Role::ALL, |c| {
+        c.worker.stripe_retry_budget_ms = retry_budget_ms
+    })
+    .await;
+    stack.create_sale(sale, 2).await;
+    proxy.set(ProxyMode::DropAnswers(lost));
+    let ticket: Value = stack
+        .take_ticket(sale, "buyer", Some("pm_card_visa"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let paid = stack.await_final(ticket["ticket"].as_str().unwrap()).await;
+    assert_eq!(paid["status"], "paid");
+    assert_eq!(
+        sim.stats()["payment_intents"]["total"],
+        1,
+        "one PaymentIntent created, whatever was retried"
+    );
+    stack.assert_invariants(sale, Some(1)).await;
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_stripe_answer_is_retried_with_the_same_key_and_makes_one_payment_intent() {
+    pay_through_lost_answers("lost", 1, 30_000).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_between_the_stripe_call_and_the_commit_leaves_one_payment_intent() {
+    // A retry budget too short to retry in place: each lost answer ends the attempt with
+    // nothing stored, like a crash, and the payment task is redelivered.
+    pay_through_lost_answers("crashy", 3, 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stripe_rate_limits_and_server_errors_are_retried_with_the_same_key() {
+    let stack = Stack::start().await;
+    stack.create_sale("busy", 2).await;
+    stack
+        .faults(json!({ "rate_limit_next": 2, "server_error_next": 1 }))
+        .await;
+    let ticket: Value = stack
+        .take_ticket("busy", "fay", Some("pm_card_visa"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let paid = stack.await_final(ticket["ticket"].as_str().unwrap()).await;
+    assert_eq!(paid["status"], "paid");
+    assert_eq!(
+        stack
+            .intents_of(paid["order_id"].as_str().unwrap())
+            .await
+            .len(),
+        1
+    );
+    stack.assert_invariants("busy", Some(1)).await;
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_paying_one_order_at_once_make_one_payment_intent() {
+    let stack = Stack::start_custom(
+        &[Role::Admission, Role::Webhook, Role::Catalog],
+        None,
+        |_| {},
+    )
+    .await;
+    stack.create_sale("twin", 2).await;
+    let order = uuid::Uuid::now_v7();
+    insert_reserved_order(&stack, "twin", order).await;
+    stack.faults(json!({ "latency_ms": 300 })).await;
+    let ctx = stack.worker_context().await;
+    let (a, b) = tokio::join!(
+        flashgate_workers::pay::intent::pay(&ctx, order),
+        flashgate_workers::pay::intent::pay(&ctx, order)
+    );
+    assert!(a.is_ok() && b.is_ok(), "{a:?} {b:?}");
+    assert_eq!(stack.intents_of(&order.to_string()).await.len(), 1);
+    assert_eq!(
+        order_status(&stack, &order.to_string()).await,
+        "payment_pending"
+    );
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconciliation_finalizes_an_order_whose_webhook_never_came() {
+    let stack = Stack::start().await;
+    stack.create_sale("quiet", 2).await;
+    stack.faults(json!({ "webhook_drop": true })).await;
+    let ticket: Value = stack
+        .take_ticket("quiet", "gus", Some("pm_card_visa"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let (pending, _) = stack
+        .await_ticket(ticket["ticket"].as_str().unwrap(), |t| {
+            t["status"] == "payment_pending"
+        })
+        .await;
+    let order = pending["order_id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        stack.intents_of(&order).await[0]["status"],
+        "succeeded",
+        "charged at Stripe, unknown here"
+    );
+    let ctx = stack.worker_context().await;
+    let report = flashgate_workers::maintenance::reconcile::reconcile(&ctx, Duration::ZERO, 100)
+        .await
+        .unwrap();
+    assert_eq!((report.checked, report.applied), (1, 1));
+    assert_eq!(order_status(&stack, &order).await, "paid");
+    assert_eq!(
+        stack.poll(ticket["ticket"].as_str().unwrap()).await["status"],
+        "paid"
+    );
+    stack.assert_invariants("quiet", Some(1)).await;
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paid_order_is_announced_on_the_orders_exchange() {
+    let stack = Stack::start().await;
+    stack.create_sale("announced", 2).await;
+    let ticket: Value = stack
+        .take_ticket("announced", "hal", Some("pm_card_visa"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let paid = stack.await_final(ticket["ticket"].as_str().unwrap()).await;
+    let order = paid["order_id"].as_str().unwrap().to_owned();
+    let amqp = stack.direct_amqp();
+    let connection = amqp.connection().await.unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    let event = crate::support::poll_until(10, "the order event is relayed", || async {
+        let message = channel
+            .basic_get(
+                amqp.topology().orders_queue().into(),
+                BasicGetOptions { no_ack: true },
+            )
+            .await
+            .unwrap()?;
+        Some(serde_json::from_slice::<Value>(&message.delivery.data).unwrap())
+    })
+    .await;
+    assert_eq!(event["type"], "order.paid.v1");
+    assert_eq!(event["order_id"], order.as_str());
+    assert_eq!(event["amount"], 1000);
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_stripes_key_memory_an_earlier_payment_intent_is_found_by_its_metadata() {
+    let stack = Stack::start_custom(
+        &[Role::Admission, Role::Webhook, Role::Catalog],
+        None,
+        |_| {},
+    )
+    .await;
+    stack.create_sale("memory", 2).await;
+    let order = uuid::Uuid::now_v7();
+    insert_reserved_order(&stack, "memory", order).await;
+    // An attempt more than a day ago created a PaymentIntent, then the worker died.
+    let earlier: Value = stack
+        .http
+        .post(stack.stripe("/v1/payment_intents"))
+        .bearer_auth("sk_test_yesterday")
+        .header("idempotency-key", "a-key-stripe-has-forgotten")
+        .form(&[
+            ("amount", "1000"),
+            ("currency", "eur"),
+            ("metadata[flashgate_order]", order.to_string().as_str()),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    sqlx::query("UPDATE orders SET pi_requested_at = now() - interval '25 hours' WHERE id = $1")
+        .bind(order)
+        .execute(&stack.pool)
+        .await
+        .unwrap();
+    let ctx = stack.worker_context().await;
+    flashgate_workers::pay::intent::pay(&ctx, order)
+        .await
+        .unwrap();
+    let stored: String = sqlx::query_scalar("SELECT payment_intent_id FROM orders WHERE id = $1")
+        .bind(order)
+        .fetch_one(&stack.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        stored,
+        earlier["id"].as_str().unwrap(),
+        "the earlier PaymentIntent is reused"
+    );
+    assert_eq!(stack.intents_of(&order.to_string()).await.len(), 1);
+    stack.stop().await;
+}

@@ -1,0 +1,244 @@
+"""The report: a markdown file (and a PNG chart of throughput and latency over the run)
+in the results folder, copied to latest.md, and printed."""
+
+import os
+import platform
+import shutil
+
+from settings import GOALS
+
+
+def fmt(value, digits=1):
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    return f"{value:,}"
+
+
+def table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def machine(ctx):
+    with open("/proc/meminfo") as f:
+        mem_kb = int(f.readline().split()[1])
+    quiet = "yes" if not ctx.busy_at_start else f"**no**: {ctx.busy_at_start} (numbers are skewed)"
+    return table(["", ""], [
+        ["when", ctx.started.strftime("%Y-%m-%d %H:%M UTC")],
+        ["machine", f"{os.cpu_count()} cores (`nproc`), {mem_kb / 2**20:.1f} GiB, {platform.platform()}"],
+        ["quiet machine", quiet],
+        ["load average at start", ctx.load_at_start],
+        ["build", f"{ctx.stack.profile} profile, commit {ctx.commit}"],
+        ["command", f"`{ctx.command}`"],
+        ["mode", f"{ctx.mode.name}: closed loops of {ctx.mode.concurrency} VUs for {ctx.mode.max_secs} s, "
+                 f"open loops at 80% for {ctx.mode.rate_secs} s"],
+    ])
+
+
+def goals(ctx):
+    rows = []
+    for key, measured, how in ctx.goals:
+        op, target = GOALS[key]
+        met = measured is not None and (measured >= target if op == ">=" else measured <= target)
+        unit = " ms" if key.endswith("_ms") else "×"
+        rows.append([key, f"{fmt(measured, 2)}{unit}", f"{op} {target}{unit}", "yes" if met else "**no**", how])
+    return table(["goal", "measured", "target", "met", "how"], rows) if rows else ""
+
+
+def phases(ctx):
+    rows = []
+    for p in ctx.phases:
+        offered = f" (offered {p['offered']}/s)" if p.get("offered") else ""
+        skewed = " (**a compiler was running**)" if p.get("cpu", {}).get("compiler_running") else ""
+        rows.append([p["phase"] + skewed, p.get("driver", "–"), fmt(p.get("rate")) + offered, fmt(p.get("p50"), 2), fmt(p.get("p99"), 2),
+                     fmt(p.get("count")), fmt(p.get("counters", {}).get("unexpected_status", 0)),
+                     fmt(p.get("counters", {}).get("dropped_iterations", 0)),
+                     fmt(p.get("server_cpu_us_per_req")), cpu_split(p.get("cpu", {})),
+                     f"{p.get('machine_busy', 0) * 100:.0f}%", "ok" if p.get("ok") else "**broken**"])
+    return table(["phase", "driver", "requests/s", "p50 ms", "p99 ms", "requests", "unexpected", "dropped",
+                  "flashgate CPU µs/req", "CPU s: admission / worker / catalog / webhook / driver / rabbitmq / "
+                  "redis / postgres / other",
+                  "machine busy", "thresholds"], rows)
+
+
+def cpu_split(cpu):
+    names = ("admission", "worker", "catalog", "webhook", "driver", "rabbitmq", "redis", "postgres", "other")
+    return " / ".join(f"{cpu.get(n, 0):.1f}" for n in names)
+
+
+def limits(ctx):
+    rows = []
+    h = ctx.limits.get("healthz")
+    if h:
+        rows.append([f"/healthz of the door (admission process, {h['driver']}, {ctx.mode.concurrency} connections)", f"{fmt(h['rate'])} req/s",
+                     f"p50 {fmt(h['p50'], 2)} / p99 {fmt(h['p99'], 2)} ms", f"`{h['command']}`"])
+    r = ctx.limits.get("redis_get")
+    if r and r.get("rate"):
+        rows.append(["redis-benchmark GET", f"{fmt(r['rate'])} req/s",
+                     f"p50 {fmt(r['p50'], 2)} / p99 {fmt(r['p99'], 2)} ms", f"`{r['command']}`"])
+    for key in ("pgbench_batched", "pgbench_single"):
+        p = ctx.limits.get(key)
+        if p and p.get("tps"):
+            units = p["tps"] * (100 if key == "pgbench_batched" else 1)
+            rows.append([f"pgbench {p['name']}", f"{fmt(p['tps'])} tx/s = {fmt(units)} units/s",
+                         f"avg {fmt(p['latency_ms'], 2)} ms", f"`{p['command']}`"])
+    return table(["limit", "rate", "latency", "command"], rows) if rows else ""
+
+
+def reservations(ctx):
+    r = ctx.reserve
+    rows = []
+    for key, label in (("one", "flashgate worker, 1 hot sale"), ("hundred", "flashgate worker, 100 sales"),
+                       ("packed", "flashgate worker, 1 hot sale, tickets packed as the door packs them")):
+        run = r.get(key)
+        if run:
+            if run.get("per_message", 1) > 1:
+                label += f" ({run['per_message']} a message)"
+            d = run["drain"]
+            rows.append([label, fmt(d["per_sec"]), f"{run['tickets']:,} tickets preloaded at "
+                         f"{fmt(run['publish_per_sec'])}/s, drained in {fmt(d['secs_from_first_decision'], 2)} s "
+                         f"({fmt(d['per_sec_including_start'])}/s counting start-up); worker CPU "
+                         f"{fmt(d.get('worker_cpu_us_per_ticket'))} µs/ticket", f"`{run['command']}`"])
+    lock = r.get("lock")
+    if lock:
+        rows.append([f"textbook SELECT … FOR UPDATE, {lock['clients']} clients", fmt(lock["per_sec"]),
+                     f"p50 {fmt(lock['latency']['p50_ms'], 2)} / p99 {fmt(lock['latency']['p99_ms'], 2)} ms",
+                     f"`{lock['command']}`"])
+    return table(["reservations", "per second", "detail", "command"], rows)
+
+
+def flash(ctx):
+    f = ctx.flash
+    fg, bl = f["flashgate"], f["baseline"]
+    c1, c2 = fg.get("counters", {}), bl.get("counters", {})
+    t1, t2 = fg.get("trends", {}), bl.get("trends", {})
+
+    def shoppers(c):
+        return sum(v for k, v in c.items() if k.startswith("outcome_")) + c.get("shoppers_stuck", 0)
+
+    def lat(t, name):
+        v = t.get(name, {})
+        return f"{fmt(v.get('med'), 1)} / {fmt(v.get('p(99)'), 1)}"
+
+    peak = lambda p: max((s[1] for s in p.get("series", [])), default=0)  # noqa: E731
+    s = f["baseline_state"]
+    rows = [
+        ["shoppers arrived", fmt(shoppers(c1)), fmt(shoppers(c2))],
+        ["units sold (paid / ordered)", fmt(c1.get("outcome_paid", 0)), f"{fmt(c2.get('outcome_ordered', 0))}"
+                                                                         f" (stock {s['stock']}, sold {s['sold']})"],
+        ["declined cards (failed)", fmt(c1.get("outcome_failed", 0)), "–"],
+        ["sold out at the door (410)", fmt(c1.get("outcome_sold_out_at_door", 0)), "–"],
+        ["sold out after queueing / by the checkout", fmt(c1.get("outcome_sold_out", 0)),
+         fmt(c2.get("outcome_sold_out", 0))],
+        ["expired / refunded", f"{fmt(c1.get('outcome_expired', 0))} / {fmt(c1.get('outcome_refunded', 0))}", "–"],
+        ["throttled door answers (429/503, retried)", fmt(c1.get("door_throttled", 0)), "–"],
+        ["gave up / stuck / overloaded (5xx, timeouts)",
+         f"{fmt(c1.get('outcome_gave_up', 0))} / {fmt(c1.get('shoppers_stuck', 0))} / –",
+         f"– / – / {fmt(c2.get('outcome_overloaded', 0))}"],
+        ["unexpected answers", fmt(c1.get("unexpected_status", 0)), fmt(c2.get("unexpected_status", 0))],
+        ["door / checkout answers: peak per second", fmt(peak(fg)), fmt(peak(bl))],
+        ["door / checkout answer p50 / p99 ms", f"{fmt(fg.get('p50'), 1)} / {fmt(fg.get('p99'), 1)}",
+         f"{fmt(bl.get('p50'), 1)} / {fmt(bl.get('p99'), 1)}"],
+        ["time to a ticket p50 / p99 ms", lat(t1, "time_to_ticket"), "–"],
+        ["time to the final answer p50 / p99 ms", lat(t1, "time_to_final"), lat(t2, "time_to_final")],
+    ]
+    for what, q in fg.get("server", {}).items():
+        if q:
+            rows.append([f"as the door saw it: {what} (count, p50 / p99 ≤ bucket)",
+                         f"{q['count']:,}, ≤ {fmt(q['p50_le_ms'])} / ≤ {fmt(q['p99_le_ms'])} ms", "–"])
+    return table(["flash sale", "flashgate", "textbook checkout"], rows)
+
+
+def storm(ctx):
+    s = ctx.storm
+    checks = s.get("checks", {})
+    return table(["webhook storm", ""], [
+        ["deliveries", f"{fmt(s['count'])} at {fmt(s['rate'])}/s (offered {s['offered']}/s)"],
+        ["p50 / p99 ms", f"{fmt(s.get('p50'), 2)} / {fmt(s.get('p99'), 2)}"],
+        ["answers not as the contract says", fmt(s.get("counters", {}).get("unexpected_status", 0))],
+        ["checks passed", f"{checks.get('passes', 0):,} of {checks.get('passes', 0) + checks.get('fails', 0):,}"],
+    ])
+
+
+def invariants(ctx):
+    rows = []
+    for sale, ok, v in ctx.invariants:
+        orders = v.get("orders", "–")
+        if isinstance(orders, dict):
+            orders = ", ".join(f"{k} {n:,}" for k, n in sorted(orders.items())) or "none"
+        rows.append([sale, "ok" if ok else "**BROKEN**", fmt(v.get("stock")), fmt(v.get("sold")),
+                     fmt(v.get("reserved")), orders, fmt(v.get("tickets_decided", v.get("decided"))),
+                     fmt(v.get("oversold")), fmt(v.get("double_charges")), fmt(v.get("finalized_twice")),
+                     fmt(v.get("in_flight")), "; ".join(v.get("violations", [])) or "none"])
+    return table(["sale", "I1–I4", "stock", "sold", "reserved", "orders", "tickets decided", "oversold",
+                  "double charges", "finalized twice", "in flight", "violations"], rows)
+
+
+def chart(ctx, path):
+    """One column per kind of load (browse, healthz, door, poll, webhook, flash): requests
+    a second on top, p99 (solid) and p50 (dotted) latency below, each phase from its start."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    groups = {}
+    for p in ctx.phases:
+        if p.get("series"):
+            groups.setdefault(p["phase"].split("-")[0], []).append(p)
+    if not groups:
+        return False
+    fig, axes = plt.subplots(2, len(groups), figsize=(4.2 * len(groups) + 1, 7), squeeze=False)
+    for column, (group, members) in enumerate(groups.items()):
+        top, bottom = axes[0][column], axes[1][column]
+        for p in members:
+            t0 = p["series"][0][0]
+            t = [s[0] - t0 for s in p["series"]]
+            line, = top.plot(t, [s[1] for s in p["series"]], label=p["phase"])
+            bottom.plot(t, [s[3] or 0 for s in p["series"]], color=line.get_color())
+            bottom.plot(t, [s[2] or 0 for s in p["series"]], color=line.get_color(), linestyle=":")
+        top.set_title(group)
+        top.legend(fontsize=7)
+        top.set_ylim(bottom=0)
+        bottom.set_yscale("log")
+        bottom.set_xlabel("seconds into the phase")
+        for axis in (top, bottom):
+            axis.grid(alpha=0.3, which="both")
+    axes[0][0].set_ylabel("main requests / s")
+    axes[1][0].set_ylabel("latency ms (p99 solid, p50 dotted)")
+    fig.suptitle(f"flashgate {ctx.scenario} ({ctx.mode.name}, {os.cpu_count()} cores, {ctx.stack.profile} build)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return True
+
+
+def write(ctx, results_dir):
+    os.makedirs(results_dir, exist_ok=True)
+    stem = f"{ctx.scenario}-{ctx.started.strftime('%Y%m%d-%H%M%S')}"
+    png = f"{stem}.png"
+    verdict = "PASS" if not ctx.failures else "FAIL"
+    parts = [f"# flashgate load test: {ctx.scenario} ({ctx.mode.name})\n",
+             f"**{verdict}**" + (": " + "; ".join(ctx.failures) if ctx.failures else
+                                 ": every k6 threshold held and every invariant holds") + "\n",
+             machine(ctx)]
+    sections = [("Goals", goals(ctx)), ("Phases", phases(ctx) if ctx.phases else ""),
+                ("Limits measured in this run", limits(ctx)),
+                ("Reservations (issue 4)", reservations(ctx) if ctx.reserve else ""),
+                ("Flash sale against the textbook checkout", flash(ctx) if ctx.flash else ""),
+                ("Webhook storm", storm(ctx) if ctx.storm else ""),
+                ("Invariants, checked in PostgreSQL and the emulator", invariants(ctx) if ctx.invariants else "")]
+    for title, body in sections:
+        if body:
+            parts.append(f"## {title}\n\n{body}")
+    if ctx.notes:
+        parts.append("## Notes\n\n" + "\n".join(f"- {n}" for n in ctx.notes) + "\n")
+    if chart(ctx, os.path.join(results_dir, png)):
+        parts.append(f"## Throughput and latency over the run\n\n![throughput and latency]({png})\n")
+    text = "\n".join(parts)
+    path = os.path.join(results_dir, f"{stem}.md")
+    with open(path, "w") as f:
+        f.write(text)
+    shutil.copyfile(path, os.path.join(results_dir, "latest.md"))
+    return path, text

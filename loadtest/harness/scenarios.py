@@ -1,0 +1,214 @@
+"""The scenarios. Each measures what its issue asks, records its goals, and names the
+flashgate sales whose invariants are checked at the end of the run. Limits (the
+services' own /healthz, pgbench, redis-benchmark) are measured once per run and shared."""
+
+import concurrent.futures
+import json
+import os
+import urllib.request
+
+import measure
+import promtext
+from settings import DATABASE_URL, PACKED_PER_MESSAGE, PORTS, HOST, url
+
+
+def admin_put(ctx, address, body):
+    request = urllib.request.Request(address, data=json.dumps(body).encode(), method="PUT", headers={
+        "content-type": "application/json", "authorization": f"Bearer {ctx.secrets.admin_token}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.status
+
+
+def ensure_door_sale(ctx):
+    """The door's sale: a few units held (no card, so the holds last) and a wait-list,
+    so every arrival past the stock still gets its ticket, wait-listed."""
+    if "door" in ctx.sales:
+        return
+    admin_put(ctx, f"{url('catalog')}/admin/v1/products/lt-door",
+              {"name": "Door drop", "price": 4900, "currency": "eur"})
+    admin_put(ctx, f"{url('admission')}/admin/v1/sales/door", {
+        "sku": "lt-door", "stock": ctx.mode.door_stock, "price": 4900, "currency": "eur", "hold_seconds": 600,
+        "rate_per_second": 1000000, "burst": 1000000, "waitlist": True})
+    ctx.sales["door"] = {"confirm_held": True}
+
+
+def door_env(ctx):
+    return {"DOOR": url("admission"), "SALE": "door", "P99_LIMIT_MS": ctx.mode.p99_limit_ms,
+            "TICKETS": ctx.mode.poll_tickets}
+
+
+def addr(role):
+    return f"{HOST}:{PORTS[role]}"
+
+
+def healthz(ctx):
+    """The limit of the door's process: its /healthz at the same concurrency."""
+    if "healthz" not in ctx.limits:
+        ctx.limits["healthz"] = measure.http_bench(ctx, "healthz-max", addr("admission"), ["--path", "/healthz"],
+                                                   [200], ctx.mode.max_secs)
+        ctx.phases.append(ctx.limits["healthz"])
+    return ctx.limits["healthz"]
+
+
+def pgbench(ctx):
+    if "pgbench_batched" not in ctx.limits:
+        secs = ctx.mode.pgbench_secs
+        ctx.limits["pgbench_batched"] = measure.pgbench(ctx, "batched (100 units/tx)", "batched.sql", secs)
+        ctx.limits["pgbench_single"] = measure.pgbench(ctx, "per-request (1 unit/tx)", "per-request.sql", secs)
+    return ctx.limits["pgbench_batched"]
+
+
+def redis_get(ctx):
+    if "redis_get" not in ctx.limits:
+        ctx.limits["redis_get"] = measure.redis_get(ctx, measure.product_bytes(url("catalog")))
+    return ctx.limits["redis_get"]
+
+
+def rates(ctx, name, role, args80, args_max, expected, script, env):
+    """The sustainable rate (closed loop), an open loop at 80% of it (both with
+    http-bench), then the k6 scenario at a rate k6 can drive, for its thresholds."""
+    top = measure.http_bench(ctx, f"{name}-max", addr(role), args_max, expected, ctx.mode.max_secs)
+    at80 = measure.http_bench(ctx, f"{name}-80pct", addr(role), args80, expected, ctx.mode.rate_secs,
+                              rate=max(1, 0.8 * top["rate"]))
+    scenario = measure.open_loop(ctx, f"{name}-k6", script, env, ctx.mode.k6_rate, ctx.mode.rate_secs)
+    ctx.phases += [top, at80, scenario]
+    return top, at80
+
+
+def ticket_args(phase):
+    return ["--path", "/v1/sales/door/tickets", "--body", f'{{"customer_id":"{phase}-{{n}}","quantity":1}}']
+
+
+def door(ctx):
+    ensure_door_sale(ctx)
+    limit = healthz(ctx)
+    top, at80 = rates(ctx, "door", "admission", ticket_args("door-80"), ticket_args("door-max"), [202],
+                      "door.js", door_env(ctx))
+    ctx.goal("tickets_vs_healthz", top["rate"] / max(limit["rate"], 1e-9), "tickets/s ÷ /healthz/s")
+    ctx.goal("door_p99_at_80pct_ms", at80["p99"], f"p99 of tickets at {at80['offered']}/s")
+
+
+def take_tickets(ctx, count):
+    """`count` tickets of the door's sale, as poll paths in a file."""
+    def take(i):
+        body = json.dumps({"customer_id": f"crowd-{i}", "quantity": 1}).encode()
+        request = urllib.request.Request(f"{url('admission')}/v1/sales/door/tickets", data=body,
+                                         headers={"content-type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.load(response)["ticket"]
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        tokens = list(pool.map(take, range(count)))
+    path = os.path.join(ctx.work, "poll-paths.txt")
+    with open(path, "w") as f:
+        f.write("".join(f"/v1/tickets/{t}\n" for t in tokens))
+    return path
+
+
+def poll(ctx):
+    ensure_door_sale(ctx)
+    limit = healthz(ctx)
+    paths = ["--paths-file", take_tickets(ctx, ctx.mode.poll_tickets)]
+    top, at80 = rates(ctx, "poll", "admission", paths, paths, [200], "poll.js", door_env(ctx))
+    ctx.goal("polls_vs_healthz", top["rate"] / max(limit["rate"], 1e-9), "polls/s ÷ /healthz/s")
+    ctx.goal("poll_p99_at_80pct_ms", at80["p99"], f"p99 of polls at {at80['offered']}/s")
+
+
+def browse(ctx):
+    limit = redis_get(ctx)
+    path = os.path.join(ctx.work, "product-paths.txt")
+    with open(path, "w") as f:
+        f.write("".join(f"/v1/products/fg-{i:04d}\n" for i in range(100)))
+    env = {"CATALOG": url("catalog"), "HOT": 100, "P99_LIMIT_MS": ctx.mode.p99_limit_ms}
+    args = ["--paths-file", path]
+    top, at80 = rates(ctx, "browse", "catalog", args, args, [200], "browse.js", env)
+    ctx.goal("reads_vs_redis_get", top["rate"] / max(limit["rate"], 1e-9), "product reads/s ÷ redis GET/s")
+    ctx.goal("reads_p99_at_80pct_ms", at80["p99"], f"p99 of product reads at {at80['offered']}/s")
+
+
+def reserve(ctx):
+    limit = pgbench(ctx)
+    n = ctx.mode.reserve_tickets
+    lock = measure.loadtool(ctx, "lock-bench", ["lock-bench", "--database-url", DATABASE_URL, "--requests",
+                                                str(ctx.mode.lock_requests), "--clients", "32"], None, 600)
+    runs = {}
+    # (key, sales, tickets a message): one ticket a message is the worst case; the door's
+    # group commit packs what arrives together (8 a message on average in the door scenario).
+    for key, sales, per_message in (("one", 1, 1), ("hundred", 100, 1), ("packed", 1, PACKED_PER_MESSAGE)):
+        args = ["reserve-bench", "--tickets", str(n), "--sales", str(sales), "--per-message", str(per_message),
+                "--flashgate", ctx.stack.binary("flashgate"), "--worker-listen", f"{HOST}:{PORTS['reserve_worker']}",
+                "--worker-log", f"{ctx.work}/reserve-worker-{key}.log"]
+        runs[key] = measure.loadtool(ctx, f"reserve-bench ({sales} sales, {per_message} a message)", args,
+                                     ctx.stack.reserve_env(), 900)
+    ctx.reserve = {"lock": lock, **runs}
+    if lock and runs["one"]:
+        one = runs["one"]["drain"]["per_sec"]
+        ctx.goal("reserve_vs_lock_baseline", one / max(lock["per_sec"], 1e-9),
+                 "reservations/s (1 hot sale) ÷ textbook SELECT … FOR UPDATE/s")
+        ctx.goal("reserve_vs_pgbench_batched", one / max(limit["tps"] * 100, 1e-9),
+                 "reservations/s ÷ pgbench batched units/s")
+    if lock and runs["packed"]:
+        packed = runs["packed"]["drain"]["per_sec"]
+        ctx.goal("reserve_packed_vs_lock_baseline", packed / max(lock["per_sec"], 1e-9),
+                 f"reservations/s (1 hot sale, {PACKED_PER_MESSAGE} a message) ÷ textbook SELECT … FOR UPDATE/s")
+        ctx.goal("reserve_packed_vs_pgbench_batched", packed / max(limit["tps"] * 100, 1e-9),
+                 f"reservations/s ({PACKED_PER_MESSAGE} a message) ÷ pgbench batched units/s")
+    ctx.bench_sales = True
+
+
+def flash_sale(ctx):
+    healthz(ctx)
+    pgbench(ctx)
+    redis_get(ctx)
+    common = dict(ctx.mode.flash, MODE="spike", DOOR=url("admission"), CATALOG=url("catalog"),
+                  STRIPE=url("stripe"), BASELINE=url("baseline"), ADMIN_TOKEN=ctx.secrets.admin_token)
+    secs = common["RAMP_S"] + common["HOLD_S"] + 2
+    before = promtext.scrape(url("admission"))
+    flashgate = measure.k6(ctx, "flash-sale", "flash-sale.js", dict(common, SYSTEM="flashgate", SALE="flash"), secs)
+    after = promtext.scrape(url("admission"))
+    flashgate["server"] = {
+        "tickets 202": promtext.quantiles(before, after, "http_request_duration_seconds",
+                                          route="/v1/sales/{sale_id}/tickets", status="202"),
+        "tickets 410": promtext.quantiles(before, after, "http_request_duration_seconds",
+                                          route="/v1/sales/{sale_id}/tickets", status="410"),
+        "polls": promtext.quantiles(before, after, "http_request_duration_seconds", route="/v1/tickets/{ticket}"),
+        "broker confirms": promtext.quantiles(before, after, "amqp_publish_confirm_seconds"),
+    }
+    ctx.sales["flash"] = {}
+    baseline = measure.k6(ctx, "flash-baseline", "flash-sale.js", dict(common, SYSTEM="baseline", SALE="flash-bl"),
+                          secs)
+    for result in (flashgate, baseline):
+        result["rate"] = result["count"] / secs
+    ctx.phases += [flashgate, baseline]
+    with urllib.request.urlopen(f"{url('baseline')}/sales/flash-bl", timeout=10) as response:
+        state = json.load(response)
+    ctx.flash = {"flashgate": flashgate, "baseline": baseline, "baseline_state": state, "secs": secs}
+    oversold = state["sold"] > state["stock"] or state["ordered_units"] != state["sold"]
+    ctx.invariant("flash-bl (baseline)", not oversold,
+                  {"stock": state["stock"], "sold": state["sold"], "orders": state["orders"],
+                   "violations": ["baseline oversold or miscounted"] if oversold else []})
+
+
+def webhook_storm(ctx):
+    storm = dict(ctx.mode.storm)
+    env = {"MODE": "rate", "RATE": storm["RATE"], "DURATION_S": storm["DURATION_S"], "SHOPPERS": storm["SHOPPERS"],
+           "DOOR": url("admission"), "CATALOG": url("catalog"), "WEBHOOK": url("webhook"),
+           "STRIPE": url("stripe"), "ADMIN_TOKEN": ctx.secrets.admin_token, "SALE": "storm",
+           "WEBHOOK_SECRET": ctx.secrets.webhook_secret, "P99_LIMIT_MS": ctx.mode.p99_limit_ms,
+           "MAX_VUS": 200, "SETTLE_S": ctx.mode.settle_secs,
+           "SETUP_TIMEOUT_S": 2 * ctx.mode.settle_secs + 60}
+    result = measure.k6(ctx, "webhook-storm", "webhook-storm.js", env, storm["DURATION_S"] + 30)
+    result["rate"] = result["count"] / storm["DURATION_S"]
+    result["offered"] = storm["RATE"]
+    ctx.phases.append(result)
+    ctx.storm = result
+    ctx.sales["storm"] = {}
+
+
+RUN = {
+    "door": door,
+    "poll": poll,
+    "browse": browse,
+    "reserve": reserve,
+    "flash-sale": flash_sale,
+    "webhook-storm": webhook_storm,
+}

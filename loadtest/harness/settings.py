@@ -1,0 +1,99 @@
+"""Everything a run is sized by: ports, names, and the short and full modes' numbers.
+
+Short mode is for CI and for checking the harness: seconds per phase, small crowds,
+loose latency thresholds that only catch breakage. Full mode is for people, on a
+quiet machine.
+"""
+
+import secrets
+from dataclasses import dataclass, field
+
+HOST = "127.0.0.1"
+PORTS = {
+    "admission": 18080,
+    "catalog": 18081,
+    "webhook": 18082,
+    "workers": 18083,
+    "baseline": 18090,
+    "reserve_worker": 18093,
+    "stripe": 18120,
+}
+DATABASE = "flashgate_load"
+DATABASE_URL = f"postgres://postgres@{HOST}:5432/{DATABASE}"
+AMQP_PREFIX = "lt."
+REDIS_PREFIX = "lt:"
+RESERVE_AMQP_PREFIX = "ltr."
+RESERVE_REDIS_PREFIX = "ltr:"
+SCENARIOS = ["door", "poll", "browse", "reserve", "flash-sale", "webhook-storm"]
+
+
+def url(role):
+    return f"http://{HOST}:{PORTS[role]}"
+
+
+@dataclass
+class Mode:
+    """The numbers of one mode."""
+
+    name: str
+    concurrency: int  # closed-loop VUs, and redis-benchmark's -c
+    max_secs: int  # closed-loop phases (the sustainable rate)
+    rate_secs: int  # open-loop phases at 80% of it
+    poll_tickets: int
+    door_stock: int
+    p99_limit_ms: int  # breakage thresholds of door, poll, browse, storm
+    k6_rate: int = 300  # arrivals/s of the k6 door, poll and browse scenarios
+    flash: dict = field(default_factory=dict)
+    storm: dict = field(default_factory=dict)
+    reserve_tickets: int = 0
+    lock_requests: int = 0
+    pgbench_secs: int = 0
+    redis_requests: int = 0
+    settle_secs: int = 120
+
+
+SHORT = Mode(
+    name="short", concurrency=50, max_secs=5, rate_secs=5, poll_tickets=200, door_stock=20,
+    p99_limit_ms=3000, k6_rate=300,
+    flash=dict(PEAK=150, RAMP_S=2, HOLD_S=3, STOCK=100, MAX_VUS=400, SALE_RATE=2000,
+               SALE_BURST=500, SHOPPER_DEADLINE_S=60, GRACE_S=70, P99_LIMIT_MS=30000),
+    storm=dict(SHOPPERS=24, RATE=100, DURATION_S=5),
+    reserve_tickets=2000, lock_requests=1000, pgbench_secs=3, redis_requests=20000,
+)
+
+FULL = Mode(
+    name="full", concurrency=50, max_secs=20, rate_secs=20, poll_tickets=2000, door_stock=100,
+    p99_limit_ms=1000, k6_rate=1000,
+    flash=dict(PEAK=2000, RAMP_S=5, HOLD_S=10, STOCK=2000, MAX_VUS=3000, SALE_RATE=2000,
+               SALE_BURST=500, SHOPPER_DEADLINE_S=60, GRACE_S=70, P99_LIMIT_MS=10000),
+    storm=dict(SHOPPERS=100, RATE=500, DURATION_S=30),
+    reserve_tickets=50000, lock_requests=20000, pgbench_secs=15, redis_requests=500000,
+    settle_secs=240,
+)
+
+# The goals of issues 3, 4 and 6: (ratio or latency, comparison, target).
+GOALS = {
+    "tickets_vs_healthz": (">=", 0.5),
+    "polls_vs_healthz": (">=", 0.7),
+    "door_p99_at_80pct_ms": ("<=", 50.0),
+    "poll_p99_at_80pct_ms": ("<=", 50.0),
+    "reads_vs_redis_get": (">=", 1.0),
+    "reads_p99_at_80pct_ms": ("<=", 5.0),
+    "reserve_vs_lock_baseline": (">=", 20.0),
+    "reserve_vs_pgbench_batched": (">=", 0.5),
+    "reserve_packed_vs_lock_baseline": (">=", 20.0),
+    "reserve_packed_vs_pgbench_batched": (">=", 0.5),
+}
+# Tickets a message in the reserve bench's packed run: what the door's group commit packed
+# on average over the whole door scenario with the default settings (332,409 tickets in
+# 41,014 messages, 8.1 a message, all-20261122-063306).
+PACKED_PER_MESSAGE = 8
+
+
+@dataclass
+class Secrets:
+    """Per-run secrets, so a load run never meets another deployment's tokens."""
+
+    admin_token: str = field(default_factory=lambda: "lt-admin-" + secrets.token_hex(12))
+    webhook_secret: str = field(default_factory=lambda: "whsec_lt_" + secrets.token_hex(12))
+    ticket_secret: str = field(default_factory=lambda: secrets.token_hex(24))

@@ -1,0 +1,169 @@
+// A flash sale: arrivals climb from nothing to PEAK shoppers a second in RAMP_S seconds
+// and stay there HOLD_S seconds. Each iteration is one shopper.
+//
+// SYSTEM=flashgate: the shopper takes a ticket (waiting out 429/503 as Retry-After says),
+// polls at the interval the server suggests, confirms the payment in the "browser" when
+// it pays that way, and ends in a final status: paid, failed (DECLINE_SHARE of shoppers
+// use a declined card), sold_out, expired or refunded, or 410 at the door.
+//
+// SYSTEM=baseline: the same crowd against the textbook checkout, one POST /checkout
+// each (201 ordered, 410 sold out; 503 and timeouts are the baseline's overload).
+import http from 'k6/http';
+import exec from 'k6/execution';
+import { sleep } from 'k6';
+import { Counter, Trend } from 'k6/metrics';
+import * as lt from './lib/common.js';
+
+const SYSTEM = lt.str('SYSTEM', 'flashgate');
+const DOOR = lt.str('DOOR', 'http://127.0.0.1:18080');
+const CATALOG = lt.str('CATALOG', 'http://127.0.0.1:18081');
+const STRIPE = lt.str('STRIPE', 'http://127.0.0.1:18120');
+const BASELINE = lt.str('BASELINE', 'http://127.0.0.1:18090');
+const ADMIN = lt.str('ADMIN_TOKEN', '');
+const SALE = lt.str('SALE', 'flash');
+const STOCK = lt.num('STOCK', 500);
+const DECLINE_SHARE = lt.num('DECLINE_SHARE', 0.1);
+const BROWSER_SHARE = lt.num('BROWSER_SHARE', 0.3);
+const DEADLINE_MS = lt.num('SHOPPER_DEADLINE_S', 60) * 1000;
+const MAX_DOOR_TRIES = lt.num('MAX_DOOR_TRIES', 30);
+const FINAL = ['paid', 'failed', 'expired', 'sold_out', 'refunded'];
+
+const timeToTicket = new Trend('time_to_ticket', true);
+const timeToFinal = new Trend('time_to_final', true);
+const throttled = new Counter('door_throttled');
+const stuck = new Counter('shoppers_stuck');
+const outcomes = {};
+for (const o of FINAL.concat(['sold_out_at_door', 'gave_up', 'ordered', 'overloaded'])) {
+  outcomes[o] = new Counter(`outcome_${o}`);
+}
+
+const thresholds = SYSTEM === 'flashgate'
+  ? {
+    shoppers_stuck: [`count<=${lt.num('ALLOW_STUCK', 0)}`],
+    outcome_paid: ['count>0'],
+    outcome_gave_up: ['count>=0'],
+    outcome_sold_out_at_door: ['count>=0'],
+    time_to_ticket: [`p(99)<${lt.num('P99_LIMIT_MS', 10000)}`],
+  }
+  : { outcome_ordered: ['count>0'], outcome_overloaded: ['count>=0'] };
+for (const o of Object.keys(outcomes)) {
+  thresholds[`outcome_${o}`] = thresholds[`outcome_${o}`] || ['count>=0'];
+}
+thresholds.time_to_final = ['p(99)>=0'];
+export const options = lt.options(thresholds);
+
+function admin(method, url, body) {
+  const params = { headers: { 'content-type': 'application/json', authorization: `Bearer ${ADMIN}` } };
+  const res = http.request(method, url, JSON.stringify(body), params);
+  if (res.status >= 300) {
+    throw new Error(`${method} ${url}: ${res.status} ${res.body}`);
+  }
+}
+
+export function setup() {
+  if (SYSTEM === 'baseline') {
+    admin('PUT', `${BASELINE}/sales/${SALE}`, { stock: STOCK });
+    return {};
+  }
+  const sku = `lt-${SALE}`;
+  admin('PUT', `${CATALOG}/admin/v1/products/${sku}`,
+    { name: 'Load-test drop', category: 'sneakers', price: 4900, currency: 'eur' });
+  admin('PUT', `${DOOR}/admin/v1/sales/${SALE}`, {
+    sku, stock: STOCK, price: 4900, currency: 'eur', hold_seconds: 120,
+    rate_per_second: lt.num('SALE_RATE', 2000), burst: lt.num('SALE_BURST', 500),
+  });
+  return {};
+}
+
+function payer(i) {
+  const slot = ((i * 7919) % 1000) / 1000;
+  if (slot < DECLINE_SHARE) return 'declined';
+  if (slot < DECLINE_SHARE + BROWSER_SHARE) return 'browser';
+  return 'card';
+}
+
+function end(outcome, started) {
+  outcomes[outcome].add(1);
+  timeToFinal.add(Date.now() - started);
+}
+
+function takeTicket(customer, how, started) {
+  const body = { customer_id: customer, quantity: 1 };
+  if (how === 'card') body.payment_method = 'pm_card_visa';
+  if (how === 'declined') body.payment_method = 'pm_card_chargeDeclined';
+  for (let tries = 0; tries < MAX_DOOR_TRIES && Date.now() - started < DEADLINE_MS; tries++) {
+    const res = http.post(`${DOOR}/v1/sales/${SALE}/tickets`, JSON.stringify(body),
+      Object.assign({ tags: { ep: 'ticket', name: 'ticket' } }, lt.json));
+    lt.record(res);
+    if (res.status === 200 || res.status === 202) {
+      timeToTicket.add(Date.now() - started);
+      return res.json();
+    }
+    if (res.status === 410) {
+      end('sold_out_at_door', started);
+      return null;
+    }
+    if (!lt.expect(res, [429, 503], 'ticket')) {
+      return null;
+    }
+    throttled.add(1);
+    const wait = Number(res.headers['Retry-After'] || 1);
+    sleep(wait * (0.5 + Math.random()));
+  }
+  end('gave_up', started);
+  return null;
+}
+
+function confirm(payment) {
+  const res = http.post(`${STRIPE}/v1/payment_intents/${payment.payment_intent}/confirm`,
+    `client_secret=${encodeURIComponent(payment.client_secret)}&payment_method=pm_card_visa`,
+    { headers: { authorization: 'Bearer pk_test_flashgate', 'content-type': 'application/x-www-form-urlencoded' },
+      tags: { ep: 'confirm', name: 'confirm' } });
+  return lt.expect(res, [200], 'confirm');
+}
+
+function flashgateShopper(i, started) {
+  const how = payer(i);
+  let ticket = takeTicket(`${lt.str('PHASE', 'fs')}-${i}`, how, started);
+  if (ticket === null) return;
+  let confirmed = false;
+  while (FINAL.indexOf(ticket.status) < 0) {
+    if (Date.now() - started > DEADLINE_MS) {
+      stuck.add(1);
+      console.warn(`shopper ${i} stuck at ${ticket.status}`);
+      return;
+    }
+    if (how === 'browser' && !confirmed && ticket.payment) {
+      confirmed = confirm(ticket.payment);
+    }
+    sleep(Math.min(2000, Math.max(100, ticket.poll_after_ms || 500)) / 1000);
+    const res = http.get(`${DOOR}/v1/tickets/${ticket.ticket}`, { tags: { ep: 'poll', name: 'poll' } });
+    if (lt.expect(res, [200], 'poll')) {
+      ticket = res.json();
+    }
+  }
+  end(ticket.status, started);
+}
+
+function baselineShopper(i, started) {
+  const body = JSON.stringify({ sale_id: SALE, customer_id: `${lt.str('PHASE', 'bl')}-${i}`, quantity: 1 });
+  const res = http.post(`${BASELINE}/checkout`, body,
+    Object.assign({ tags: { ep: 'checkout', name: 'checkout' }, timeout: '30s' }, lt.json));
+  lt.record(res);
+  if (res.status === 201) return end('ordered', started);
+  if (res.status === 410) return end('sold_out', started);
+  if (res.status === 0 || res.status >= 500) return end('overloaded', started);
+  lt.expect(res, [], 'checkout');
+}
+
+export default function () {
+  const i = exec.scenario.iterationInTest;
+  const started = Date.now();
+  if (SYSTEM === 'baseline') {
+    baselineShopper(i, started);
+  } else {
+    flashgateShopper(i, started);
+  }
+}
+
+export const handleSummary = lt.handleSummary;

@@ -1,0 +1,116 @@
+//! Applying a verified event: the event id is recorded and its effect applied in one
+//! transaction, so a duplicate (even five at once) is a no-op, and a crash before the
+//! commit leaves nothing behind for Stripe's retry to trip over.
+
+use chrono::DateTime;
+use flashgate_common::ledger::{self, Applied, IntentOutcome};
+use flashgate_common::live::Redis;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::event::{Event, Intent};
+use crate::{Error, Result};
+
+/// What became of an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Received {
+    /// Applied now (the order may or may not have moved).
+    Applied,
+    /// Seen before: nothing done.
+    Duplicate,
+    /// Not an event flashgate acts on (another type, or another system's PaymentIntent).
+    Ignored,
+}
+
+/// Applies `event`.
+pub async fn apply(pool: &PgPool, redis: &Redis, event: &Event) -> Result<Received> {
+    let Some(parsed) = event.intent_outcome() else {
+        return Ok(Received::Ignored);
+    };
+    let (intent, outcome) = parsed.map_err(|e| Error::Malformed(e.to_string()))?;
+    let Some(order_id) = order_of(pool, &intent).await? else {
+        return Ok(Received::Ignored);
+    };
+    let mut tx = pool.begin().await?;
+    let created = DateTime::from_timestamp(event.created, 0).unwrap_or_default();
+    let fresh = sqlx::query_scalar!(
+        r#"INSERT INTO stripe_events (id, type, created, payment_intent_id, outcome)
+           VALUES ($1, $2, $3, $4, 'received') ON CONFLICT (id) DO NOTHING RETURNING id"#,
+        event.id,
+        event.kind,
+        created,
+        intent.id
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    if fresh.is_none() {
+        tx.commit().await?;
+        republish(pool, redis, order_id).await;
+        return Ok(Received::Duplicate);
+    }
+    let applied = ledger::apply_intent(&mut tx, order_id, &intent.id, &outcome).await?;
+    let label = label(&applied, &outcome)?;
+    sqlx::query!(
+        "UPDATE stripe_events SET outcome = $2, order_id = $3 WHERE id = $1",
+        event.id,
+        label,
+        order_id
+    )
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    metrics::counter!("webhook_events_applied_total", "type" => event.kind.clone(), "outcome" => label).increment(1);
+    publish(redis, applied).await
+}
+
+/// The order an event's PaymentIntent belongs to: our metadata first (the event may come
+/// before the worker stored the PaymentIntent), else the stored PaymentIntent id. `None`
+/// for PaymentIntents flashgate did not create.
+async fn order_of(pool: &PgPool, intent: &Intent) -> Result<Option<Uuid>> {
+    if let Some(raw) = intent.metadata.get("flashgate_order") {
+        return Uuid::parse_str(raw)
+            .map(Some)
+            .map_err(|_| Error::Malformed("flashgate_order is not a uuid".into()));
+    }
+    Ok(sqlx::query_scalar!(
+        "SELECT id FROM orders WHERE payment_intent_id = $1",
+        intent.id
+    )
+    .fetch_optional(pool)
+    .await?)
+}
+
+fn label(applied: &Applied, outcome: &IntentOutcome) -> Result<&'static str> {
+    Ok(match applied {
+        Applied::UnknownOrder => return Err(Error::UnknownOrder),
+        Applied::Changed(_) if *outcome == IntentOutcome::Succeeded => "paid",
+        Applied::Changed(_) => "released",
+        Applied::RefundNeeded(_) => "refund_pending",
+        Applied::Unchanged(_) => "no_change",
+        Applied::ForeignIntent(order) => {
+            tracing::error!(order = %order.id, "a second PaymentIntent reported for one order; ignored");
+            "foreign_intent"
+        }
+    })
+}
+
+async fn publish(redis: &Redis, applied: Applied) -> Result<Received> {
+    if let Applied::Changed(change) = applied {
+        ledger::publish_changes(redis, &[change]).await?;
+    }
+    Ok(Received::Applied)
+}
+
+/// Re-publishes an order's current status: a duplicate delivery may be Stripe retrying
+/// after our Redis write failed.
+async fn republish(pool: &PgPool, redis: &Redis, order_id: Uuid) {
+    let order = match pool.begin().await {
+        Ok(mut tx) => ledger::lock_order(&mut tx, order_id).await.ok().flatten(),
+        Err(_) => None,
+    };
+    if let Some(update) = order.and_then(|o| o.status_update())
+        && let Err(e) = redis.write_statuses(&[update]).await
+    {
+        tracing::debug!(error = ?e, "duplicate event: status not re-published");
+    }
+}

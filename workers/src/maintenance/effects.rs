@@ -1,0 +1,153 @@
+//! Stripe side effects the ledger asked for: canceling PaymentIntents of released orders
+//! and refunding payments that came after the units were gone. Each order is leased for
+//! a minute while its call runs, so one worker does it and a crashed one is taken over;
+//! each call carries a key derived from the order, so a repeated call changes nothing.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use flashgate_common::ledger;
+use flashgate_common::stripe::{Failure, with_retries};
+use stripe::StripeRequest;
+use stripe_core::payment_intent::{CancelPaymentIntent, SearchPaymentIntent};
+use stripe_core::refund::CreateRefund;
+use uuid::Uuid;
+
+use crate::context::{Context, idempotency_key};
+use crate::{Error, Result};
+
+/// A create call cannot still be running after this long (its retry budget is shorter).
+const CREATE_SETTLED_AFTER: Duration = Duration::from_secs(120);
+/// Retry budget of one side-effect call inside a sweep.
+const EFFECT_BUDGET: Duration = Duration::from_secs(10);
+
+struct Due {
+    id: Uuid,
+    refund: bool,
+    payment_intent_id: Option<String>,
+    pi_requested_at: Option<DateTime<Utc>>,
+}
+
+/// Runs up to `limit` due side effects; returns how many completed.
+pub async fn run_due(ctx: &Context, limit: i64) -> Result<usize> {
+    let due = lease(ctx, limit).await?;
+    let mut done = 0;
+    for order in due {
+        let outcome = if order.refund {
+            refund(ctx, &order).await
+        } else {
+            cancel(ctx, &order).await
+        };
+        match outcome {
+            Ok(true) => done += 1,
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(error = ?e, order = %order.id, "side effect failed; retried after the lease")
+            }
+        }
+    }
+    Ok(done)
+}
+
+async fn lease(ctx: &Context, limit: i64) -> Result<Vec<Due>> {
+    let rows = sqlx::query!(
+        r#"UPDATE orders SET effect_leased_at = now()
+           WHERE id IN (SELECT id FROM orders
+                        WHERE (cancel_pending OR status = 'refund_pending')
+                          AND (effect_leased_at IS NULL OR effect_leased_at < now() - interval '60 seconds')
+                        ORDER BY updated_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+           RETURNING id, status, payment_intent_id, pi_requested_at"#,
+        limit
+    )
+    .fetch_all(&ctx.pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| Due {
+            id: r.id,
+            refund: r.status == "refund_pending",
+            payment_intent_id: r.payment_intent_id,
+            pi_requested_at: r.pi_requested_at,
+        })
+        .collect())
+}
+
+async fn refund(ctx: &Context, order: &Due) -> Result<bool> {
+    let Some(intent) = &order.payment_intent_id else {
+        return Ok(false);
+    };
+    let request = CreateRefund::new()
+        .payment_intent(intent.as_str())
+        .metadata(std::collections::HashMap::from([(
+            "flashgate_order".to_owned(),
+            order.id.to_string(),
+        )]));
+    let refunded = with_retries(EFFECT_BUDGET, || {
+        request
+            .customize()
+            .request_strategy(stripe::RequestStrategy::Idempotent(idempotency_key(
+                order.id, "refund",
+            )))
+            .send(&ctx.stripe)
+    })
+    .await;
+    match refunded {
+        Ok(_) => {}
+        Err(Failure::Permanent { code, .. }) if code == "charge_already_refunded" => {}
+        Err(failure) => return Err(Error::Stripe(failure)),
+    }
+    let mut tx = ctx.pool.begin().await?;
+    let marked = ledger::mark_refunded(&mut tx, order.id).await?;
+    tx.commit().await?;
+    metrics::counter!("payments_refunded_total").increment(1);
+    if let Some(update) = marked.and_then(|o| o.status_update()) {
+        ctx.redis.write_statuses(&[update]).await.ok();
+    }
+    Ok(true)
+}
+
+async fn cancel(ctx: &Context, order: &Due) -> Result<bool> {
+    let intent = match &order.payment_intent_id {
+        Some(intent) => Some(intent.clone()),
+        None if order.pi_requested_at.is_some_and(|at| {
+            Utc::now() - at < chrono::Duration::from_std(CREATE_SETTLED_AFTER).unwrap_or_default()
+        }) =>
+        {
+            return Ok(false);
+        }
+        None if order.pi_requested_at.is_some() => search(ctx, order.id).await?,
+        None => None,
+    };
+    if let Some(intent) = intent {
+        let cancelled = with_retries(EFFECT_BUDGET, || {
+            CancelPaymentIntent::new(intent.as_str())
+                .customize()
+                .request_strategy(stripe::RequestStrategy::Idempotent(idempotency_key(
+                    order.id, "cancel",
+                )))
+                .send(&ctx.stripe)
+        })
+        .await;
+        match cancelled {
+            // Already succeeded or canceled: the webhook settles a success.
+            Ok(_) | Err(Failure::Permanent { .. }) => {}
+            Err(failure) => return Err(Error::Stripe(failure)),
+        }
+    }
+    sqlx::query!(
+        "UPDATE orders SET cancel_pending = false, effect_leased_at = NULL WHERE id = $1",
+        order.id
+    )
+    .execute(&ctx.pool)
+    .await?;
+    Ok(true)
+}
+
+async fn search(ctx: &Context, order: Uuid) -> Result<Option<String>> {
+    let query = format!("metadata['flashgate_order']:'{order}'");
+    let request = SearchPaymentIntent::new(query);
+    let found = with_retries(EFFECT_BUDGET, || request.send(&ctx.stripe))
+        .await
+        .map_err(Error::Stripe)?;
+    Ok(found.data.into_iter().next().map(|pi| pi.id.to_string()))
+}

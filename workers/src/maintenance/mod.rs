@@ -1,0 +1,68 @@
+//! The maintenance loop, every `sweep_interval_ms`: expire holds, give units that came
+//! back to the wait-list, run due Stripe side effects, relay the outbox, and (every `reconcile_after_secs / 10`) reconcile orders
+//! whose webhook never came. Every step is safe to run in several processes at once.
+
+mod effects;
+mod expire;
+mod outbox;
+pub mod reconcile;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::context::Context;
+
+pub use effects::run_due;
+pub use expire::expire_holds;
+pub use outbox::relay;
+
+/// Runs the loop until `shutdown`.
+pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
+    let config = &ctx.config.worker;
+    let mut tick = tokio::time::interval(Duration::from_millis(config.sweep_interval_ms));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let reconcile_after = Duration::from_secs(config.reconcile_after_secs);
+    let mut last_reconcile = Instant::now();
+    while shutdown.run_until_cancelled(tick.tick()).await.is_some() {
+        sweep(&ctx).await;
+        if last_reconcile.elapsed() >= reconcile_after / 10 {
+            last_reconcile = Instant::now();
+            match reconcile::reconcile(&ctx, reconcile_after, 200).await {
+                Ok(report) if report.applied > 0 => {
+                    tracing::info!(?report, "reconciled stuck payments")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = ?e, "reconciliation failed"),
+            }
+        }
+    }
+}
+
+/// Most batches of holds expired in one sweep, so the other steps still get their turn.
+const EXPIRY_BATCHES: usize = 20;
+
+/// One pass of every step; failures are logged and retried at the next tick.
+pub async fn sweep(ctx: &Context) {
+    let batch = ctx.config.worker.sweep_batch;
+    for _ in 0..EXPIRY_BATCHES {
+        match expire_holds(ctx, batch).await {
+            Ok(n) if n as i64 == batch => continue,
+            Ok(_) => break,
+            Err(e) => {
+                tracing::warn!(error = ?e, "hold expiry failed");
+                break;
+            }
+        }
+    }
+    if let Err(e) = crate::reserve::waitlist::settle(ctx).await {
+        tracing::warn!(error = ?e, "wait-list not settled");
+    }
+    if let Err(e) = run_due(ctx, 50).await {
+        tracing::warn!(error = ?e, "stripe side effects failed");
+    }
+    if let Err(e) = relay(ctx, 500).await {
+        tracing::warn!(error = ?e, "outbox relay failed");
+    }
+}

@@ -1,0 +1,215 @@
+//! Paying one order, as a chain of recovery points (brandur's atomic phases):
+//! 1. claim: the order is `reserved`, its hold alive; `pi_requested_at` is set (once),
+//!    which says "a PaymentIntent may exist at Stripe from now on";
+//! 2. create the PaymentIntent with a key derived from the order (and confirm it at once
+//!    when the ticket carried a payment method), amount and currency from the database;
+//!    a retry, by any process, sends the same key and gets the same PaymentIntent; past
+//!    Stripe's 24 h key memory the existing PaymentIntent is found by its metadata first;
+//! 3. store its id and client secret, moving the order to `payment_pending` — or, on a
+//!    card error, release the units and mark the order `failed`.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+
+use chrono::{DateTime, Duration, Utc};
+use flashgate_common::domain::{OrderStatus, SaleId};
+use flashgate_common::ledger::{self, Change, Release};
+use flashgate_common::live::tickets::StatusUpdate;
+use flashgate_common::stripe::{Failure, with_retries};
+use stripe::StripeRequest;
+use stripe_core::PaymentIntent;
+use stripe_core::payment_intent::{CreatePaymentIntent, SearchPaymentIntent};
+use uuid::Uuid;
+
+use crate::context::{Context, idempotency_key};
+use crate::{Error, Result};
+
+/// Stripe keeps idempotency keys for 24 h; past this age the key may be forgotten.
+fn key_may_be_forgotten(requested_at: DateTime<Utc>) -> bool {
+    Utc::now() - requested_at > Duration::hours(23)
+}
+
+struct Claimed {
+    amount: i64,
+    currency: String,
+    sale_id: String,
+    ticket_id: Uuid,
+    customer_id: String,
+    payment_method: Option<String>,
+    requested_at: DateTime<Utc>,
+}
+
+/// What happened to one order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Paid {
+    /// A PaymentIntent is stored; the order awaits its outcome.
+    Pending,
+    /// The card was declined: units released, order failed.
+    Declined,
+    /// Nothing to do (already past this step, or the hold expired).
+    Skipped,
+}
+
+/// Runs the chain for `order_id`.
+pub async fn pay(ctx: &Context, order_id: Uuid) -> Result<Paid> {
+    let Some(claimed) = claim(ctx, order_id).await? else {
+        return Ok(Paid::Skipped);
+    };
+    let existing = if key_may_be_forgotten(claimed.requested_at) {
+        find_existing(ctx, order_id).await?
+    } else {
+        None
+    };
+    let created = match existing {
+        Some(intent) => Ok(intent),
+        None => create(ctx, order_id, &claimed).await,
+    };
+    match created {
+        Ok(intent) => store(ctx, order_id, &claimed, &intent)
+            .await
+            .map(|_| Paid::Pending),
+        Err(Failure::Card {
+            code,
+            payment_intent,
+        }) => decline(ctx, order_id, &code, payment_intent)
+            .await
+            .map(|_| Paid::Declined),
+        Err(failure) => Err(Error::Stripe(failure)),
+    }
+}
+
+async fn claim(ctx: &Context, order_id: Uuid) -> Result<Option<Claimed>> {
+    let row = sqlx::query!(
+        r#"UPDATE orders SET pi_requested_at = COALESCE(pi_requested_at, now()), updated_at = now()
+           WHERE id = $1 AND status = 'reserved' AND hold_expires_at > now()
+           RETURNING amount, currency, sale_id, ticket_id, customer_id, payment_method,
+                     pi_requested_at AS "requested_at!""#,
+        order_id
+    )
+    .fetch_optional(&ctx.pool)
+    .await?;
+    Ok(row.map(|r| Claimed {
+        amount: r.amount,
+        currency: r.currency,
+        sale_id: r.sale_id,
+        ticket_id: r.ticket_id,
+        customer_id: r.customer_id,
+        payment_method: r.payment_method,
+        requested_at: r.requested_at,
+    }))
+}
+
+async fn create(
+    ctx: &Context,
+    order_id: Uuid,
+    claimed: &Claimed,
+) -> std::result::Result<PaymentIntent, Failure> {
+    let currency =
+        stripe_types::Currency::from_str(&claimed.currency).map_err(|_| Failure::Permanent {
+            code: "currency".into(),
+            message: format!("unknown currency {}", claimed.currency),
+        })?;
+    let metadata = HashMap::from([
+        ("flashgate_order".to_owned(), order_id.to_string()),
+        ("flashgate_ticket".to_owned(), claimed.ticket_id.to_string()),
+        ("flashgate_sale".to_owned(), claimed.sale_id.clone()),
+        ("flashgate_customer".to_owned(), claimed.customer_id.clone()),
+    ]);
+    let mut request = CreatePaymentIntent::new(claimed.amount, currency)
+        .metadata(metadata)
+        .description(format!("flashgate sale {}", claimed.sale_id));
+    if let Some(method) = &claimed.payment_method {
+        request = request.payment_method(method.as_str()).confirm(true);
+    }
+    let budget = std::time::Duration::from_millis(ctx.config.worker.stripe_retry_budget_ms);
+    with_retries(budget, || {
+        request
+            .customize()
+            .request_strategy(stripe::RequestStrategy::Idempotent(idempotency_key(
+                order_id, "create",
+            )))
+            .send(&ctx.stripe)
+    })
+    .await
+}
+
+/// The PaymentIntent an earlier attempt created, found by its metadata.
+async fn find_existing(ctx: &Context, order_id: Uuid) -> Result<Option<PaymentIntent>> {
+    let query = format!("metadata['flashgate_order']:'{order_id}'");
+    let budget = std::time::Duration::from_millis(ctx.config.worker.stripe_retry_budget_ms);
+    let request = SearchPaymentIntent::new(query);
+    let found = with_retries(budget, || request.send(&ctx.stripe))
+        .await
+        .map_err(Error::Stripe)?;
+    Ok(found.data.into_iter().next())
+}
+
+async fn store(
+    ctx: &Context,
+    order_id: Uuid,
+    claimed: &Claimed,
+    intent: &PaymentIntent,
+) -> Result<()> {
+    let stored = sqlx::query!(
+        r#"UPDATE orders SET payment_intent_id = COALESCE(payment_intent_id, $2),
+               client_secret = COALESCE(client_secret, $3),
+               status = CASE WHEN status = 'reserved' THEN 'payment_pending' ELSE status END,
+               updated_at = now()
+           WHERE id = $1
+           RETURNING status"#,
+        order_id,
+        intent.id.as_str(),
+        intent.client_secret.as_deref()
+    )
+    .fetch_one(&ctx.pool)
+    .await?;
+    if OrderStatus::parse(&stored.status) != Some(OrderStatus::PaymentPending) {
+        return Ok(());
+    }
+    let sale = SaleId::parse(claimed.sale_id.clone()).map_err(|e| Error::Poison(e.to_string()))?;
+    let update = StatusUpdate {
+        sale,
+        ticket: claimed.ticket_id,
+        status: flashgate_common::domain::TicketStatus::PaymentPending,
+        order_id: Some(order_id),
+        payment_intent: Some(intent.id.to_string()),
+        client_secret: intent
+            .client_secret
+            .clone()
+            .filter(|_| claimed.payment_method.is_none()),
+    };
+    if let Err(e) = ctx.redis.write_statuses(&[update]).await {
+        tracing::warn!(error = ?e, %order_id, "payment status not published to redis");
+    }
+    Ok(())
+}
+
+async fn decline(ctx: &Context, order_id: Uuid, code: &str, intent: Option<String>) -> Result<()> {
+    let mut tx = ctx.pool.begin().await?;
+    if let Some(intent) = &intent {
+        sqlx::query!(
+            "UPDATE orders SET payment_intent_id = COALESCE(payment_intent_id, $2) WHERE id = $1",
+            order_id,
+            intent
+        )
+        .execute(&mut *tx)
+        .await?;
+    }
+    let change: Option<Change> = ledger::release(
+        &mut tx,
+        order_id,
+        Release::Failed {
+            cancel_intent: true,
+        },
+        Some(code),
+    )
+    .await?;
+    tx.commit().await?;
+    metrics::counter!("payments_declined_total").increment(1);
+    if let Some(change) = change
+        && let Err(e) = ledger::publish_changes(&ctx.redis, &[change]).await
+    {
+        tracing::warn!(error = ?e, %order_id, "decline not published to redis");
+    }
+    Ok(())
+}

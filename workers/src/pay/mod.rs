@@ -1,0 +1,128 @@
+//! The payment consumer. Each message lists the orders of one reservation batch; their
+//! PaymentIntents are created concurrently (bounded by `payment_concurrency` across the
+//! process) and the message is acked once every order reached its recovery point. A
+//! transient failure leaves the message to be redelivered (handling each order is
+//! idempotent); a permanent one dead-letters it for an operator.
+
+pub mod intent;
+
+use std::sync::Arc;
+
+use flashgate_common::amqp::messages::PaymentMessage;
+use futures_util::StreamExt;
+use lapin::message::Delivery;
+use lapin::options::BasicCancelOptions;
+use lapin::{Channel, Consumer};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::context::Context;
+use crate::session::Action;
+use crate::{Error, Result, session};
+
+/// Runs the payment consumer until `shutdown`.
+pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
+    let queue = ctx.amqp.topology().payments();
+    let prefetch = ctx.config.worker.payment_prefetch;
+    let permits = Arc::new(Semaphore::new(ctx.config.worker.payment_concurrency));
+    let stop = shutdown.clone();
+    session::consume(
+        ctx.amqp.clone(),
+        queue,
+        prefetch,
+        shutdown,
+        move |channel, consumer| {
+            serve(
+                ctx.clone(),
+                permits.clone(),
+                channel,
+                consumer,
+                stop.clone(),
+            )
+        },
+    )
+    .await;
+}
+
+async fn serve(
+    ctx: Arc<Context>,
+    permits: Arc<Semaphore>,
+    channel: Channel,
+    mut consumer: Consumer,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    let mut in_hand = JoinSet::new();
+    loop {
+        let next = tokio::select! {
+            () = shutdown.cancelled() => break,
+            Some(done) = in_hand.join_next(), if !in_hand.is_empty() => {
+                done.map_err(|e| Error::Poison(format!("payment task panicked: {e}")))??;
+                continue;
+            }
+            next = consumer.next() => next,
+        };
+        let Some(delivery) = next else { break };
+        in_hand.spawn(settle(ctx.clone(), permits.clone(), delivery?));
+    }
+    channel
+        .basic_cancel(consumer.tag(), BasicCancelOptions::default())
+        .await?;
+    while let Some(done) = in_hand.join_next().await {
+        done.map_err(|e| Error::Poison(format!("payment task panicked: {e}")))??;
+    }
+    channel.close(200, "shutdown".into()).await?;
+    Ok(())
+}
+
+/// Handles one message and settles its delivery. An `Err` means the ack itself failed
+/// (the channel is gone), which ends the session.
+async fn settle(ctx: Arc<Context>, permits: Arc<Semaphore>, delivery: Delivery) -> Result<()> {
+    let orders = match serde_json::from_slice::<PaymentMessage>(&delivery.data) {
+        Ok(PaymentMessage::Requested { order_ids }) => order_ids,
+        Err(e) => {
+            tracing::error!(error = %e, "undecodable payment message: dead-lettering it");
+            metrics::counter!("worker_poison_messages_total", "queue" => "payments").increment(1);
+            return session::settle(&delivery, Action::DeadLetter).await;
+        }
+    };
+    let action = match pay_all(&ctx, &permits, &orders).await {
+        Ok(()) => Action::Ack,
+        Err(e) if e.is_transient() => {
+            tracing::warn!(error = ?e, "payment task failed transiently; it will be redelivered");
+            Action::Requeue
+        }
+        Err(e) => {
+            tracing::error!(error = ?e, "payment task failed permanently: dead-lettering it");
+            metrics::counter!("worker_poison_messages_total", "queue" => "payments").increment(1);
+            Action::DeadLetter
+        }
+    };
+    session::settle(&delivery, action).await
+}
+
+/// Pays every order; the first failure (after all were tried) is returned.
+async fn pay_all(ctx: &Arc<Context>, permits: &Arc<Semaphore>, orders: &[Uuid]) -> Result<()> {
+    let mut tasks = JoinSet::new();
+    for order in orders.iter().copied() {
+        let (ctx, permits) = (ctx.clone(), permits.clone());
+        tasks.spawn(async move {
+            let _permit = permits
+                .acquire_owned()
+                .await
+                .map_err(|e| Error::Poison(e.to_string()))?;
+            intent::pay(&ctx, order)
+                .await
+                .map(|outcome| (order, outcome))
+        });
+    }
+    let mut first_failure = None;
+    while let Some(joined) = tasks.join_next().await {
+        match joined.map_err(|e| Error::Poison(format!("payment panicked: {e}")))? {
+            Ok((order, outcome)) => tracing::debug!(%order, ?outcome, "order paid"),
+            Err(e) => first_failure = first_failure.or(Some(e)),
+        }
+    }
+    first_failure.map_or(Ok(()), Err)
+}

@@ -1,0 +1,41 @@
+//! Collecting a batch: up to `max` deliveries, waiting at most `wait` after the first.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use lapin::Consumer;
+use lapin::message::Delivery;
+use tokio_util::sync::CancellationToken;
+
+use crate::Result;
+
+/// The next batch, or `None` on shutdown before any delivery arrived.
+pub async fn collect(
+    consumer: &mut Consumer,
+    max: usize,
+    wait: Duration,
+    shutdown: &CancellationToken,
+) -> Result<Option<Vec<Delivery>>> {
+    let first = tokio::select! {
+        biased;
+        () = shutdown.cancelled() => return Ok(None),
+        next = consumer.next() => next,
+    };
+    let Some(first) = first else {
+        return Err(lapin::Error::from(lapin::ErrorKind::InvalidChannelState(
+            lapin::ChannelState::Closed,
+            "consumer stream ended",
+        ))
+        .into());
+    };
+    let mut batch = vec![first?];
+    let deadline = tokio::time::Instant::now() + wait;
+    while batch.len() < max {
+        match tokio::time::timeout_at(deadline, consumer.next()).await {
+            Ok(Some(delivery)) => batch.push(delivery?),
+            // Ended mid-batch: handle what we have; the next collect reports the end.
+            Ok(None) | Err(_) => break,
+        }
+    }
+    Ok(Some(batch))
+}

@@ -1,0 +1,215 @@
+//! Deciding a batch in one transaction, whatever sales it spans: the sale rows are locked
+//! once, in id order (so concurrent workers never deadlock, and the conditional terms
+//! guard against oversell however many workers there are); tickets already decided are
+//! left alone and reported as they stand (a redelivery); the rest are granted in sequence
+//! order while units last, and everything is written in bulk with a single commit.
+
+use std::collections::{BTreeMap, HashMap};
+
+use flashgate_common::amqp::messages::IssuedTicket;
+use flashgate_common::domain::{OrderStatus, SaleId, SaleTerms, TicketStatus};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use super::plan::{self, Candidate, Plan, SaleRow};
+use crate::Result;
+
+/// Where one ticket stands after the batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TicketOutcome {
+    /// The ticket.
+    pub ticket: Uuid,
+    /// Its status.
+    pub status: TicketStatus,
+    /// Its order, if reserved.
+    pub order_id: Option<Uuid>,
+    /// PaymentIntent, if created already (redelivery).
+    pub payment_intent: Option<String>,
+    /// Client secret, if the shopper confirms (redelivery).
+    pub client_secret: Option<String>,
+    /// The order still needs its PaymentIntent.
+    pub needs_payment: bool,
+}
+
+impl TicketOutcome {
+    /// A ticket decided now: reserved with `order`, or `refused`.
+    pub fn granted(ticket: Uuid, order: Option<Uuid>, refused: TicketStatus) -> Self {
+        Self {
+            ticket,
+            status: if order.is_some() {
+                TicketStatus::Reserved
+            } else {
+                refused
+            },
+            order_id: order,
+            payment_intent: None,
+            client_secret: None,
+            needs_payment: order.is_some(),
+        }
+    }
+}
+
+/// One sale's part of a decided batch.
+#[derive(Debug, Clone)]
+pub struct Decided {
+    /// The sale.
+    pub sale: SaleId,
+    /// Its terms after the commit.
+    pub terms: SaleTerms,
+    /// One outcome per distinct ticket.
+    pub tickets: Vec<TicketOutcome>,
+}
+
+/// A decided batch.
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    /// Per sale.
+    pub sales: Vec<Decided>,
+    /// Tickets for sales that do not exist: they cannot be decided.
+    pub unknown: Vec<Uuid>,
+}
+
+impl From<&IssuedTicket> for Candidate {
+    fn from(ticket: &IssuedTicket) -> Self {
+        Self {
+            ticket_id: ticket.ticket_id,
+            customer_id: ticket.customer_id.to_string(),
+            quantity: ticket.quantity.get(),
+            payment_method: ticket.payment_method.as_ref().map(ToString::to_string),
+            seq: ticket.seq,
+            issued_at: ticket.issued_at,
+        }
+    }
+}
+
+/// Decides `tickets` and commits.
+pub async fn decide(pool: &PgPool, tickets: &[IssuedTicket]) -> Result<Batch> {
+    let mut tx = pool.begin().await?;
+    let mut sale_ids: Vec<String> = tickets.iter().map(|t| t.sale_id.to_string()).collect();
+    sale_ids.sort();
+    sale_ids.dedup();
+    let mut sales = plan::lock_sales(&mut tx, &sale_ids).await?;
+    let locked: BTreeMap<SaleId, SaleTerms> =
+        sales.iter().map(|(id, s)| (id.clone(), s.terms)).collect();
+    let ids: Vec<Uuid> = tickets.iter().map(|t| t.ticket_id).collect();
+    let known = already_decided(&mut tx, &ids).await?;
+    let mut plan = Plan::default();
+    let mut outcomes: BTreeMap<SaleId, Vec<TicketOutcome>> = BTreeMap::new();
+    let mut unknown = Vec::new();
+    for (sale_id, fresh) in fresh_by_sale(tickets, &known) {
+        let Some(sale) = sales.get_mut(&sale_id) else {
+            unknown.extend(fresh.iter().map(|c| c.ticket_id));
+            continue;
+        };
+        let decided = decide_sale(&mut plan, &sale_id, sale, &fresh);
+        outcomes.entry(sale_id).or_default().extend(decided);
+    }
+    let terms = plan.write(&mut tx).await?;
+    tx.commit().await?;
+    for (sale, outcome) in known.into_values() {
+        outcomes.entry(sale).or_default().push(outcome);
+    }
+    let sales = outcomes
+        .into_iter()
+        .filter_map(|(sale, tickets)| {
+            let terms = terms.get(&sale).or_else(|| locked.get(&sale)).copied()?;
+            Some(Decided {
+                sale,
+                terms,
+                tickets,
+            })
+        })
+        .collect();
+    Ok(Batch { sales, unknown })
+}
+
+/// Fresh tickets (not decided before), per sale, in sequence order, each once.
+fn fresh_by_sale(
+    tickets: &[IssuedTicket],
+    known: &HashMap<Uuid, (SaleId, TicketOutcome)>,
+) -> BTreeMap<SaleId, Vec<Candidate>> {
+    let mut fresh: BTreeMap<SaleId, Vec<Candidate>> = BTreeMap::new();
+    for ticket in tickets.iter().filter(|t| !known.contains_key(&t.ticket_id)) {
+        fresh
+            .entry(ticket.sale_id.clone())
+            .or_default()
+            .push(Candidate::from(ticket));
+    }
+    for candidates in fresh.values_mut() {
+        candidates.sort_by_key(|c| (c.seq, c.ticket_id));
+        candidates.dedup_by_key(|c| c.ticket_id);
+    }
+    fresh
+}
+
+/// Grants one sale's fresh tickets and records their decisions in `plan`.
+fn decide_sale(
+    plan: &mut Plan,
+    id: &SaleId,
+    sale: &mut SaleRow,
+    fresh: &[Candidate],
+) -> Vec<TicketOutcome> {
+    let granted = plan.grant(id, sale, fresh);
+    // Holds still outstanding after this batch may expire: a wait-listing sale keeps the
+    // tickets that found nothing, rather than telling them sold out.
+    let held_after = sale.terms.reserved + (sale.terms.available() - sale.available);
+    let refused = if sale.waitlist && held_after > 0 {
+        TicketStatus::Waitlisted
+    } else {
+        TicketStatus::SoldOut
+    };
+    let decisions: Vec<TicketStatus> = granted
+        .iter()
+        .map(|o| {
+            if o.is_some() {
+                TicketStatus::Reserved
+            } else {
+                refused
+            }
+        })
+        .collect();
+    plan.decide(id, fresh, &decisions);
+    metrics::counter!("sold_out_decisions_total", "sale" => id.to_string())
+        .increment(granted.iter().filter(|o| o.is_none()).count() as u64);
+    fresh
+        .iter()
+        .zip(granted)
+        .map(|(c, order)| TicketOutcome::granted(c.ticket_id, order, refused))
+        .collect()
+}
+
+/// Tickets of `ids` already decided, with their sale and where they stand now.
+async fn already_decided(
+    tx: &mut PgConnection,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, (SaleId, TicketOutcome)>> {
+    let rows = sqlx::query!(
+        r#"SELECT t.id AS "id!", t.sale_id AS "sale_id!", t.decision AS "decision!", o.id AS "order_id?: Uuid",
+                  o.status AS "order_status?", o.payment_intent_id, o.client_secret, o.payment_method
+           FROM tickets t LEFT JOIN orders o ON o.ticket_id = t.id
+           WHERE t.id = ANY($1)"#,
+        ids
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| {
+            let order_status = r.order_status.as_deref().and_then(OrderStatus::parse);
+            let status = match (order_status, r.decision.as_str()) {
+                (Some(order), _) => order.ticket_status().unwrap_or(TicketStatus::Expired),
+                (None, "waitlisted") => TicketStatus::Waitlisted,
+                (None, _) => TicketStatus::SoldOut,
+            };
+            let outcome = TicketOutcome {
+                ticket: r.id,
+                status,
+                order_id: r.order_id,
+                payment_intent: r.payment_intent_id,
+                client_secret: r.client_secret.filter(|_| r.payment_method.is_none()),
+                needs_payment: order_status == Some(OrderStatus::Reserved),
+            };
+            Some((r.id, (SaleId::parse(r.sale_id).ok()?, outcome)))
+        })
+        .collect())
+}

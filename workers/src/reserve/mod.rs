@@ -1,0 +1,191 @@
+//! The reservation consumer. Takes up to `batch_size` tickets or waits `batch_wait_ms`,
+//! decides the whole batch (whatever sales it spans) in one transaction, then hands it to
+//! a second stage that publishes the outcome and acks the batch together, while the next
+//! batch is already being decided. Transient failures are retried in place with backoff
+//! (the deliveries stay unacked); poison messages go to the dead-letter queue without
+//! holding up the rest.
+
+mod batch;
+pub mod decide;
+mod emit;
+mod plan;
+mod settle;
+pub mod waitlist;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use flashgate_common::amqp::messages::{IssuedTicket, TicketMessage};
+use lapin::message::Delivery;
+use lapin::options::BasicCancelOptions;
+use lapin::{Channel, Consumer};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::context::Context;
+use crate::{Error, Result, session};
+use decide::Batch;
+use session::Action;
+use settle::Settlement;
+
+/// How long one batch's transient failures are retried in place before it is requeued.
+const RETRY_BUDGET: Duration = Duration::from_secs(60);
+/// Batches decided but not yet published and settled (the pipeline's depth).
+const IN_FLIGHT_BATCHES: usize = 2;
+
+/// Runs `reserve_consumers` consumers until `shutdown`.
+pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
+    let queue = ctx.amqp.topology().tickets();
+    let prefetch =
+        u16::try_from(ctx.config.worker.batch_size * (IN_FLIGHT_BATCHES + 1)).unwrap_or(u16::MAX);
+    let consumers = (0..ctx.config.worker.reserve_consumers).map(|_| {
+        let ctx = ctx.clone();
+        let stop = shutdown.clone();
+        session::consume(
+            ctx.amqp.clone(),
+            queue.clone(),
+            prefetch,
+            shutdown.clone(),
+            move |channel, consumer| serve(ctx.clone(), channel, consumer, stop.clone()),
+        )
+    });
+    futures_util::future::join_all(consumers).await;
+}
+
+/// Two stages: this task decides batch after batch; the emitter publishes and settles
+/// them in order behind it.
+async fn serve(
+    ctx: Arc<Context>,
+    channel: Channel,
+    mut consumer: Consumer,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    let (stage, batches) = mpsc::channel(IN_FLIGHT_BATCHES);
+    let emitter = tokio::spawn(settle::emitter(ctx.clone(), batches, shutdown.clone()));
+    let decided = decide_loop(&ctx, &mut consumer, &stage, &shutdown).await;
+    drop(stage);
+    let settled = emitter
+        .await
+        .map_err(|e| Error::Poison(format!("the emitter panicked: {e}")))?;
+    decided.and(settled)?;
+    channel
+        .basic_cancel(consumer.tag(), BasicCancelOptions::default())
+        .await?;
+    channel.close(200, "shutdown".into()).await?;
+    Ok(())
+}
+
+async fn decide_loop(
+    ctx: &Context,
+    consumer: &mut Consumer,
+    stage: &mpsc::Sender<Settlement>,
+    shutdown: &CancellationToken,
+) -> Result<()> {
+    let (size, wait) = (ctx.config.worker.batch_size, ctx.config.worker.batch_wait());
+    while let Some(deliveries) = batch::collect(consumer, size, wait, shutdown).await? {
+        let settlement = decide_deliveries(ctx, deliveries, shutdown).await;
+        if stage.send(settlement).await.is_err() {
+            return Err(Error::Poison("the emitter stopped".into()));
+        }
+    }
+    Ok(())
+}
+
+/// Decodes and decides one batch of deliveries, and says what to do with each.
+async fn decide_deliveries(
+    ctx: &Context,
+    deliveries: Vec<Delivery>,
+    shutdown: &CancellationToken,
+) -> Settlement {
+    let started = Instant::now();
+    let mut actions = vec![Action::Ack; deliveries.len()];
+    let mut tickets: Vec<IssuedTicket> = Vec::with_capacity(deliveries.len());
+    // Which delivery carried each ticket, and whether it carried others too.
+    let mut owners: HashMap<Uuid, (usize, bool)> = HashMap::with_capacity(deliveries.len());
+    for (i, delivery) in deliveries.iter().enumerate() {
+        match serde_json::from_slice::<TicketMessage>(&delivery.data) {
+            Ok(message) => {
+                let carried = message.into_tickets();
+                let shared = carried.len() > 1;
+                for ticket in carried {
+                    owners.insert(ticket.ticket_id, (i, shared));
+                    tickets.push(ticket);
+                }
+            }
+            Err(e) => {
+                metrics::counter!("worker_poison_messages_total", "queue" => "tickets")
+                    .increment(1);
+                tracing::error!(error = %e, tag = delivery.delivery_tag, "undecodable ticket message: dead-lettering it");
+                actions[i] = Action::DeadLetter;
+            }
+        }
+    }
+    let mut strays = Vec::new();
+    let batch = match decide_with_retry(ctx, &tickets, shutdown).await {
+        Ok(batch) => {
+            for ticket in &batch.unknown {
+                tracing::error!(%ticket, "ticket for a sale that does not exist: dead-lettering it");
+                match owners.get(ticket) {
+                    // Alone in its message: the message goes.
+                    Some((i, false)) => actions[*i] = Action::DeadLetter,
+                    // Among others: it goes alone, the others stay decided.
+                    Some((_, true)) => {
+                        strays.extend(tickets.iter().find(|t| t.ticket_id == *ticket).cloned())
+                    }
+                    None => {}
+                }
+            }
+            Some(batch)
+        }
+        Err(e) => {
+            let action = if e.is_transient() {
+                Action::Requeue
+            } else {
+                Action::DeadLetter
+            };
+            tracing::error!(error = ?e, ?action, "batch not decided");
+            owners.values().for_each(|(i, _)| actions[*i] = action);
+            None
+        }
+    };
+    metrics::histogram!("reserve_batch_seconds").record(started.elapsed().as_secs_f64());
+    metrics::histogram!("reserve_batch_size").record(tickets.len() as f64);
+    Settlement {
+        batch,
+        strays,
+        deliveries: deliveries.into_iter().zip(actions).collect(),
+    }
+}
+
+async fn decide_with_retry(
+    ctx: &Context,
+    tickets: &[IssuedTicket],
+    shutdown: &CancellationToken,
+) -> Result<Batch> {
+    if tickets.is_empty() {
+        return Ok(Batch::default());
+    }
+    let started = Instant::now();
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match decide::decide(&ctx.pool, tickets).await {
+            Ok(batch) => return Ok(batch),
+            Err(e)
+                if e.is_transient()
+                    && started.elapsed() < RETRY_BUDGET
+                    && !shutdown.is_cancelled() =>
+            {
+                metrics::counter!("worker_transient_retries_total", "queue" => "tickets")
+                    .increment(1);
+                tracing::warn!(error = ?e, ?delay, "transient failure deciding a batch; retrying");
+                shutdown
+                    .run_until_cancelled(tokio::time::sleep(delay))
+                    .await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
