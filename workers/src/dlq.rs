@@ -5,7 +5,11 @@
 
 use flashgate_common::amqp::{Amqp, Publisher, message_properties};
 use lapin::BasicProperties;
-use lapin::options::{BasicAckOptions, BasicGetOptions, QueueDeclareOptions, QueuePurgeOptions};
+use std::time::Duration;
+
+use lapin::options::{
+    BasicAckOptions, BasicGetOptions, BasicNackOptions, QueueDeclareOptions, QueuePurgeOptions,
+};
 use lapin::types::AMQPValue;
 use lapin::types::FieldTable;
 use serde::Serialize;
@@ -54,12 +58,33 @@ async fn next(
         .await?)
 }
 
-/// Shows up to `limit` dead letters without removing them (closing the channel unacked
-/// puts them back).
+/// How many dead letters are ready (not held by a channel).
+async fn ready(channel: &lapin::Channel, amqp: &Amqp) -> Result<u32> {
+    Ok(channel
+        .queue_declare(
+            amqp.topology().dead_letters().into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await?
+        .message_count())
+}
+
+/// How long `list` waits for the letters it looked at to be back in the queue.
+const RETURN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Shows up to `limit` dead letters without removing them. A quorum queue takes returned
+/// messages back asynchronously, after the nack has been answered: `list` waits until they
+/// are ready again, so that a `replay` or `purge` right after it finds every letter it showed.
 pub async fn list(amqp: &Amqp, limit: usize) -> Result<Vec<DeadLetter>> {
     let connection = amqp.connection().await?;
     let channel = connection.create_channel().await?;
+    let before = ready(&channel, amqp).await?;
     let mut letters = Vec::new();
+    let mut last = None;
     while letters.len() < limit {
         let Some(message) = next(&channel, amqp).await? else {
             break;
@@ -70,6 +95,19 @@ pub async fn list(amqp: &Amqp, limit: usize) -> Result<Vec<DeadLetter>> {
             delivery.routing_key.as_str(),
             &delivery.data,
         ));
+        last = Some(delivery.delivery_tag);
+    }
+    if let Some(tag) = last {
+        let requeue = BasicNackOptions {
+            multiple: true,
+            requeue: true,
+        };
+        channel.basic_nack(tag, requeue).await?;
+        let deadline = tokio::time::Instant::now() + RETURN_TIMEOUT;
+        // `before` counts only ready letters; anything added since only raises the count.
+        while ready(&channel, amqp).await? < before && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
     channel.close(200, "listed".into()).await?;
     Ok(letters)
@@ -82,17 +120,7 @@ pub async fn replay(amqp: &Amqp, limit: usize) -> Result<usize> {
     let publisher = Publisher::new(amqp.clone());
     let connection = amqp.connection().await?;
     let channel = connection.create_channel().await?;
-    let waiting = channel
-        .queue_declare(
-            amqp.topology().dead_letters().into(),
-            QueueDeclareOptions {
-                passive: true,
-                ..QueueDeclareOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await?
-        .message_count();
+    let waiting = ready(&channel, amqp).await?;
     let limit = limit.min(usize::try_from(waiting).unwrap_or(usize::MAX));
     let mut replayed = 0;
     while replayed < limit {
