@@ -134,6 +134,15 @@ fn print_invariants(summary: &Summary, args: &DemoArgs) {
         "  stock {} = available {} + reserved {} + sold {}",
         v.stock, v.available, v.reserved, v.sold
     );
+    if v.available > 0 && !args.waitlist {
+        // Without a wait-list a released unit goes to whoever arrives next; in the demo
+        // the crowd has been answered by then, so it stays for later shoppers.
+        println!(
+            "  ({} released by declines or expired holds after every ticket was decided; \
+             --waitlist hands such units to waiting tickets)",
+            v.available
+        );
+    }
     println!("  oversold              {:>7}", v.oversold);
     println!("  double charges        {:>7}", v.double_charges);
     println!("  extra PaymentIntents  {:>7}", v.extra_intents);
