@@ -105,6 +105,9 @@ def main(argv):
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if not args.no_build:
         ctx.stack.build()
+    elif missing := ctx.stack.missing():
+        sys.exit(f"run: --no-build, but not built ({ctx.stack.profile}): {', '.join(missing)} "
+                 f"in {ctx.stack.bin_dir}; run without --no-build once")
     describe_machine(ctx)
     if ctx.busy_at_start:
         print(f"run: note: {ctx.busy_at_start}; numbers will be skewed", flush=True)

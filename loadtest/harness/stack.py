@@ -12,6 +12,8 @@ from settings import (AMQP_PREFIX, DATABASE, DATABASE_URL, HOST, PORTS, REDIS_PR
                       RESERVE_AMQP_PREFIX, RESERVE_REDIS_PREFIX, url)
 
 ROLES = ("admission", "worker", "webhook", "catalog")
+# The binaries a run uses, each built from the package of the same name.
+PACKAGES = ("flashgate", "flashgate-baseline", "flashgate-loadtools")
 # Quiet NOTICEs (DROP … IF EXISTS of what is not there) in every psql and pgbench run.
 os.environ["PGOPTIONS"] = "-c client_min_messages=warning"
 PSQL = ["psql", "-h", HOST, "-U", "postgres", "-v", "ON_ERROR_STOP=1", "-qtA"]
@@ -39,9 +41,12 @@ class Stack:
     def binary(self, name):
         return os.path.join(self.bin_dir, name)
 
+    def missing(self):
+        """The binaries a run needs that are not built (for `--no-build`)."""
+        return [name for name in PACKAGES if not os.access(self.binary(name), os.X_OK)]
+
     def build(self):
-        argv = ["cargo", "build", "--quiet", "-p", "flashgate", "-p", "flashgate-baseline",
-                "-p", "flashgate-loadtools"]
+        argv = ["cargo", "build", "--quiet"] + [arg for name in PACKAGES for arg in ("-p", name)]
         if self.profile == "release":
             argv.insert(2, "--release")
         print(f"run: building ({self.profile}): {' '.join(argv)}", flush=True)
