@@ -3,10 +3,10 @@
 //! publishes it back there with a confirm before removing it from the dead-letter queue,
 //! so a replay interrupted halfway loses nothing (handling is idempotent downstream).
 
-use flashgate_common::amqp::{Amqp, Publisher, message_properties};
-use lapin::BasicProperties;
 use std::time::Duration;
 
+use flashgate_common::amqp::{Amqp, Publisher, message_properties};
+use lapin::BasicProperties;
 use lapin::options::{
     BasicAckOptions, BasicGetOptions, BasicNackOptions, QueueDeclareOptions, QueuePurgeOptions,
 };
