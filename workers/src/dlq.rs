@@ -105,7 +105,11 @@ pub async fn list(amqp: &Amqp, limit: usize) -> Result<Vec<DeadLetter>> {
         channel.basic_nack(tag, requeue).await?;
         let deadline = tokio::time::Instant::now() + RETURN_TIMEOUT;
         // `before` counts only ready letters; anything added since only raises the count.
-        while ready(&channel, amqp).await? < before && tokio::time::Instant::now() < deadline {
+        while ready(&channel, amqp).await? < before {
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!("listed dead letters are not back in the queue yet");
+                break;
+            }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }

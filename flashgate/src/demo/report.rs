@@ -134,11 +134,14 @@ fn print_invariants(summary: &Summary, args: &DemoArgs) {
         "  stock {} = available {} + reserved {} + sold {}",
         v.stock, v.available, v.reserved, v.sold
     );
-    if v.available > 0 && !args.waitlist {
-        // Without a wait-list a released unit goes to whoever arrives next; in the demo
-        // the crowd has been answered by then, so it stays for later shoppers.
+    if v.available > 0
+        && !args.waitlist
+        && i64::try_from(args.shoppers).is_ok_and(|s| s > args.units)
+    {
+        // More shoppers than units, yet some left: without a wait-list a unit released
+        // (declined card, expired hold) after the crowd was answered waits for later arrivals.
         println!(
-            "  ({} released by declines or expired holds after every ticket was decided; \
+            "  ({} unsold: released after every shopper had an answer; \
              --waitlist hands such units to waiting tickets)",
             v.available
         );
