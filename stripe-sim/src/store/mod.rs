@@ -101,6 +101,7 @@ impl State {
                 event_id: id.to_owned(),
                 endpoint: endpoint.clone(),
                 body: body.clone(),
+                faults: self.faults.clone(),
             };
             if self.queue.send(job).is_err() {
                 tracing::debug!(event = %id, "webhook dispatcher stopped; delivery not queued");

@@ -44,11 +44,6 @@ impl Courier {
         })
     }
 
-    /// The faults in force now (webhook faults apply as jobs are dispatched).
-    pub(super) fn sim_faults(&self) -> crate::Faults {
-        self.sim.faults()
-    }
-
     /// Holds `delay`, then delivers `job` until it succeeds or attempts run out.
     pub(super) async fn deliver(self, job: Job, delay: Duration) {
         if self.pause(delay).await {

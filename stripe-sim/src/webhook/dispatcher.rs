@@ -1,5 +1,6 @@
 //! The dispatcher: takes jobs off the queue, applies the webhook faults (drop,
-//! duplicate, delay, reorder) and hands deliveries to tasks; drains them on shutdown.
+//! duplicate, delay, reorder) in force when the batch's first job was queued, and hands
+//! deliveries to tasks; drains them on shutdown.
 
 use std::time::Duration;
 
@@ -13,7 +14,7 @@ use crate::Faults;
 /// flight; deliveries waiting to retry stop at shutdown.
 pub(crate) async fn run(courier: Courier, mut queue: UnboundedReceiver<Job>) {
     while let Some(first) = next(&courier, &mut queue, None).await {
-        let faults = courier.sim_faults();
+        let faults = first.faults.clone();
         let mut batch = vec![first];
         if faults.webhook_reorder {
             let window = Duration::from_millis(faults.webhook_reorder_window_ms);

@@ -11,7 +11,7 @@ mod signature;
 
 use std::sync::Arc;
 
-use crate::WebhookEndpoint;
+use crate::{Faults, WebhookEndpoint};
 
 pub(crate) use courier::Courier;
 pub(crate) use dispatcher::run;
@@ -23,4 +23,7 @@ pub(crate) struct Job {
     pub(crate) endpoint: WebhookEndpoint,
     /// The exact bytes to sign and send, identical on every attempt.
     pub(crate) body: Arc<str>,
+    /// The faults in force when the event was queued: a switch turned off right after a
+    /// request still applies to that request's events, however late the dispatcher runs.
+    pub(crate) faults: Faults,
 }

@@ -53,15 +53,24 @@ async fn the_reorder_switch_delivers_newest_first_within_the_window() {
 
 #[tokio::test]
 async fn the_delay_switch_holds_each_delivery() {
+    // Long enough that a delivery that is not held arrives well before it.
+    const HELD: Duration = Duration::from_millis(2_000);
     let mut app = TestApp::spawn().await;
     app.sim.set_faults(Faults {
-        webhook_delay_ms: 300,
+        webhook_delay_ms: HELD.as_millis() as u64,
         ..Faults::default()
     });
     let sent = Instant::now();
     create_order(100, "wf-3").send(&app.client).await.unwrap();
+    // Turned off at once: the event was queued while the switch was on, so it is held.
+    app.sim.set_faults(Faults::default());
     let received = app.sink.next().await;
-    assert!(received.at.duration_since(sent) >= Duration::from_millis(300));
+    assert!(received.at.duration_since(sent) >= HELD);
+    // Events queued after the switch went off are not held.
+    let again = Instant::now();
+    create_order(100, "wf-3b").send(&app.client).await.unwrap();
+    let received = app.sink.next().await;
+    assert!(received.at.duration_since(again) < HELD);
 }
 
 #[tokio::test]
