@@ -20,6 +20,7 @@ use crate::cache::guarded::{Guarded, Write};
 use crate::cache::l1::L1;
 use crate::cache::remote::Entry;
 use crate::error::{Fill, FillError};
+use crate::http::RenderedProduct;
 use crate::pages::Page;
 use crate::products::Product;
 use crate::stats::{Counters, Kind, Stats};
@@ -41,6 +42,8 @@ pub struct Catalog {
     pub(crate) products: L1<Option<Arc<Product>>>,
     pub(crate) pages: L1<Arc<Page>>,
     pub(crate) availability: L1<Option<Arc<Availability>>>,
+    /// Product answers as last rendered (see [`RenderedProduct`]).
+    pub(crate) rendered: L1<Arc<RenderedProduct>>,
     pub(crate) product_fills: InFlight<Fill<Option<Arc<Product>>>>,
     pub(crate) page_fills: InFlight<Fill<Arc<Page>>>,
     pub(crate) availability_fills: InFlight<Option<Arc<Availability>>>,
@@ -66,6 +69,7 @@ impl Catalog {
             products: L1::new(catalog.l1_capacity, l1_ttl),
             pages: L1::new(catalog.l1_capacity / 10 + 1, l1_ttl),
             availability: L1::new(catalog.l1_capacity, availability_ttl),
+            rendered: L1::new(catalog.l1_capacity, l1_ttl),
             remote: Guarded::new(redis, timeout, counters.clone()),
             counters,
             product_fills: InFlight::default(),
@@ -134,10 +138,14 @@ impl Catalog {
     /// Drops a product (`"*"`: every product) and every listing page from this
     /// process's L1.
     pub fn drop_local(&self, sku: &str) {
+        // A rendered answer of a dropped product could not be served anyway (it no
+        // longer renders what the product cache holds); dropping it frees it now.
         if sku == "*" {
             self.products.clear();
+            self.rendered.clear();
         } else {
             self.products.remove(sku);
+            self.rendered.remove(sku);
         }
         self.pages.clear();
     }

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -37,37 +38,67 @@ fn unavailable(error: FillError) -> Problem {
     )
 }
 
-/// Serializes `body` with an ETag; 304 when the client already has it.
-fn cached_json<T: Serialize>(
-    headers: &HeaderMap,
-    body: &T,
-    cache_control: &'static str,
-) -> Response {
-    let bytes = serde_json::to_vec(body).unwrap_or_default();
-    let etag = format!("\"{}\"", hex::encode(&Sha256::digest(&bytes)[..12]));
-    let matches = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
-    let status = if matches {
-        StatusCode::NOT_MODIFIED
-    } else {
-        StatusCode::OK
-    };
-    let mut response = if matches {
-        status.into_response()
-    } else {
-        (status, [(header::CONTENT_TYPE, "application/json")], bytes).into_response()
-    };
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static(cache_control),
-    );
-    if let Ok(value) = HeaderValue::from_str(&etag) {
-        headers.insert(header::ETAG, value);
+/// A body as served: its bytes and its strong `ETag`.
+#[derive(Clone)]
+struct Rendered {
+    body: Bytes,
+    etag: HeaderValue,
+}
+
+impl Rendered {
+    /// Serializes `body` and digests it into an `ETag`.
+    fn new<T: Serialize>(body: &T) -> Self {
+        let bytes = serde_json::to_vec(body).unwrap_or_default();
+        let etag = format!("\"{}\"", hex::encode(&Sha256::digest(&bytes)[..12]));
+        Self {
+            body: Bytes::from(bytes),
+            etag: HeaderValue::from_str(&etag).unwrap_or(HeaderValue::from_static("\"\"")),
+        }
     }
-    response
+
+    /// The answer to a request with `headers`: 304 when the client already has it.
+    fn respond(self, headers: &HeaderMap, cache_control: &'static str) -> Response {
+        let etag = self.etag.as_bytes();
+        let matches = headers.get(header::IF_NONE_MATCH).is_some_and(|v| {
+            v.as_bytes()
+                .split(|b| *b == b',')
+                .map(<[u8]>::trim_ascii)
+                .any(|t| t == etag || t == b"*")
+        });
+        let mut response = if matches {
+            StatusCode::NOT_MODIFIED.into_response()
+        } else {
+            ([(header::CONTENT_TYPE, "application/json")], self.body).into_response()
+        };
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static(cache_control),
+        );
+        headers.insert(header::ETAG, self.etag);
+        response
+    }
+}
+
+/// A product answer as last rendered, with the product and availability it was rendered
+/// from. It is reused while the caches still hold those very values (compared by pointer:
+/// a refill, an invalidation or a new availability reading renders again), so a hot read
+/// costs two cache lookups instead of a serialization and a digest.
+pub(crate) struct RenderedProduct {
+    product: Arc<Product>,
+    availability: Option<Arc<Availability>>,
+    rendered: Rendered,
+}
+
+impl RenderedProduct {
+    fn renders(&self, product: &Arc<Product>, availability: Option<&Arc<Availability>>) -> bool {
+        Arc::ptr_eq(&self.product, product)
+            && match (&self.availability, availability) {
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                (None, None) => true,
+                _ => false,
+            }
+    }
 }
 
 #[derive(Serialize)]
@@ -93,14 +124,24 @@ pub async fn get_product(
         Some(sale) => catalog.availability(sale).await,
         None => None,
     };
-    Ok(cached_json(
-        &headers,
-        &ProductView {
-            product: &product,
-            availability: availability.as_deref(),
-        },
-        PRODUCT_CACHE,
-    ))
+    if let Some(hit) = catalog.rendered.get(sku.as_str())
+        && hit.renders(&product, availability.as_ref())
+    {
+        return Ok(hit.rendered.clone().respond(&headers, PRODUCT_CACHE));
+    }
+    let rendered = Rendered::new(&ProductView {
+        product: &product,
+        availability: availability.as_deref(),
+    });
+    catalog.rendered.insert(
+        sku.to_string(),
+        Arc::new(RenderedProduct {
+            product,
+            availability,
+            rendered: rendered.clone(),
+        }),
+    );
+    Ok(rendered.respond(&headers, PRODUCT_CACHE))
 }
 
 /// Query of `GET /v1/products`, read as text so every bad value gets its own problem.
@@ -154,7 +195,7 @@ pub async fn list_products(
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
     let page = catalog.page(params.parse()?).await.map_err(unavailable)?;
-    Ok(cached_json(&headers, page.as_ref(), LIST_CACHE))
+    Ok(Rendered::new(page.as_ref()).respond(&headers, LIST_CACHE))
 }
 
 /// `PUT /admin/v1/products/{sku}`: writes to PostgreSQL, then invalidates everywhere.

@@ -3,13 +3,16 @@
 //! a body-size ceiling, panics turned into a logged 500, problem+json 404/405.
 
 use std::any::Any;
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
-use axum::http::StatusCode;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use metrics::Histogram;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
@@ -27,12 +30,73 @@ pub fn with_common_layers(router: Router, max_body_bytes: usize) -> Router {
                 "this resource does not accept that method",
             )
         })
-        .layer(middleware::from_fn(record_latency))
+        .layer(middleware::from_fn_with_state(
+            Arc::new(LatencyHistograms::new()),
+            record_latency,
+        ))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(CatchPanicLayer::custom(panic_to_problem))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+/// The latency histogram of each (route, method, status), registered once. Going through
+/// the `metrics` macro allocated three labels and searched the registry on every request.
+/// Routes are the router's own (or `unmatched`) and methods outside the standard ones
+/// share one label, so the set stays small whatever clients send.
+struct LatencyHistograms(RwLock<HashMap<String, Vec<Labelled>>>);
+
+/// One histogram with its method and status labels (the route is its map key).
+type Labelled = (&'static str, u16, Histogram);
+
+impl LatencyHistograms {
+    fn new() -> Self {
+        // Handles taken before the recorder is installed would record nowhere, forever.
+        crate::telemetry::metrics();
+        Self(RwLock::default())
+    }
+
+    fn get(&self, route: &str, method: &Method, status: StatusCode) -> Histogram {
+        let (method, status) = (method_label(method), status.as_u16());
+        let find = |entries: &Vec<Labelled>| {
+            entries
+                .iter()
+                .find(|(m, s, _)| *m == method && *s == status)
+                .map(|(_, _, h)| h.clone())
+        };
+        let known = self.0.read().unwrap_or_else(PoisonError::into_inner);
+        if let Some(histogram) = known.get(route).and_then(find) {
+            return histogram;
+        }
+        drop(known);
+        let mut known = self.0.write().unwrap_or_else(PoisonError::into_inner);
+        let entries = known.entry(route.to_owned()).or_default();
+        if let Some(histogram) = find(entries) {
+            return histogram;
+        }
+        let histogram = metrics::histogram!(
+            "http_request_duration_seconds",
+            "route" => route.to_owned(),
+            "method" => method,
+            "status" => status.to_string(),
+        );
+        entries.push((method, status, histogram.clone()));
+        histogram
+    }
+}
+
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
 }
 
 fn request_span(request: &Request) -> tracing::Span {
@@ -49,21 +113,19 @@ fn request_span(request: &Request) -> tracing::Span {
     )
 }
 
-async fn record_latency(request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = request.method().to_string();
+async fn record_latency(
+    State(histograms): State<Arc<LatencyHistograms>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let method = request.method().clone();
     let started = Instant::now();
     let response = next.run(request).await;
-    metrics::histogram!(
-        "http_request_duration_seconds",
-        "route" => route,
-        "method" => method,
-        "status" => response.status().as_u16().to_string(),
-    )
-    .record(started.elapsed().as_secs_f64());
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    histograms
+        .get(route, &method, response.status())
+        .record(started.elapsed().as_secs_f64());
     response
 }
 
