@@ -4,6 +4,8 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use metrics::Counter;
+
 /// Why an arrival did not get a ticket (or that it did).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -48,24 +50,41 @@ impl Outcome {
     }
 }
 
-/// Totals since start, and the rates of the last sampled second.
-#[derive(Debug, Default)]
+/// Totals since start, the rates of the last sampled second, and the Prometheus counter
+/// of each outcome, registered once for the sale (an arrival increments one, with no
+/// label to allocate and no registry to search).
+#[derive(Debug)]
 pub struct Counters {
     totals: [AtomicU64; 7],
     last: Mutex<([u64; 7], [f64; 7])>,
+    exported: [Counter; 7],
 }
 
 impl Counters {
-    /// Counts one arrival.
-    pub fn record(&self, sale: &str, outcome: Outcome) {
-        self.totals[outcome as usize].fetch_add(1, Ordering::Relaxed);
-        if outcome == Outcome::Admitted {
-            metrics::counter!("admission_tickets_issued_total", "sale" => sale.to_owned())
-                .increment(1);
-        } else {
-            metrics::counter!("admission_rejected_total", "sale" => sale.to_owned(), "reason" => outcome.as_str())
-                .increment(1);
+    /// Counters of `sale`.
+    pub fn new(sale: &str) -> Self {
+        // Handles taken before the recorder is installed would count nowhere, forever.
+        flashgate_common::telemetry::metrics();
+        Self {
+            totals: Default::default(),
+            last: Mutex::default(),
+            exported: Outcome::ALL.map(|outcome| match outcome {
+                Outcome::Admitted => {
+                    metrics::counter!("admission_tickets_issued_total", "sale" => sale.to_owned())
+                }
+                _ => metrics::counter!(
+                    "admission_rejected_total",
+                    "sale" => sale.to_owned(),
+                    "reason" => outcome.as_str()
+                ),
+            }),
         }
+    }
+
+    /// Counts one arrival.
+    pub fn record(&self, outcome: Outcome) {
+        self.totals[outcome as usize].fetch_add(1, Ordering::Relaxed);
+        self.exported[outcome as usize].increment(1);
     }
 
     /// Turns the totals into rates over `elapsed_secs` since the previous sample.

@@ -94,12 +94,13 @@ impl SaleHandle {
             ..Live::default()
         };
         publish_gauges(&settings);
+        let counters = Counters::new(settings.id.as_str());
         Self {
             limiter: ArcSwap::from_pointee(limiter(settings.rate_per_second, settings.burst)),
             sampled: Mutex::new((Instant::now(), settings.terms.decided)),
             settings: ArcSwap::from_pointee(settings),
             live: ArcSwap::from_pointee(live),
-            counters: Counters::default(),
+            counters,
         }
     }
 

@@ -131,8 +131,7 @@ async fn admit(
     let waitlisted = match gate::check(state, sale, &arrival.customer) {
         Ok(waitlisted) => waitlisted,
         Err(refusal) => {
-            sale.counters
-                .record(arrival.sale_id.as_str(), refusal.outcome);
+            sale.counters.record(refusal.outcome);
             let holds_one = refusal.defers_to_held_ticket()
                 && claim::held_by(&state.redis, &arrival.sale_id, &arrival.customer)
                     .await?
@@ -225,8 +224,7 @@ async fn publish(
         .publish(arrival.ticket(ticket, held.seq), arrival.request_id.clone())
         .await;
     if confirmed.is_err() {
-        sale.counters
-            .record(arrival.sale_id.as_str(), Outcome::BrokerUnavailable);
+        sale.counters.record(Outcome::BrokerUnavailable);
         return Err(Problem::unavailable(
             "broker_unavailable",
             "the ticket could not be queued; retry",
@@ -234,8 +232,7 @@ async fn publish(
         ));
     }
     sale.note_seq(held.seq);
-    sale.counters
-        .record(arrival.sale_id.as_str(), Outcome::Admitted);
+    sale.counters.record(Outcome::Admitted);
     Ok(Issued {
         token: held.token,
         seq: held.seq,

@@ -179,5 +179,24 @@ async fn stats_count_tickets_stock_and_admission() {
             .get("rate_limited")
             .is_some()
     );
+    let metrics = door
+        .http
+        .get(door.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for series in [
+        r#"admission_tickets_issued_total{sale="counted"} 2"#,
+        r#"admission_rejected_total{sale="counted",reason="rate_limited"} 1"#,
+        r#"admission_rejected_total{sale="counted",reason="sold_out"} 0"#,
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == series),
+            "{series} in\n{metrics}"
+        );
+    }
     door.stop().await;
 }
