@@ -93,7 +93,7 @@ async fn run(outlet: Arc<Outlet>, mut arrivals: mpsc::UnboundedReceiver<Waiting>
     }
 }
 
-/// Publishes one message, answers its waiters, then clears their pending marks.
+/// Publishes one message, clears its tickets' pending marks, then answers their waiters.
 async fn flush(outlet: &Outlet, batch: Vec<Waiting>) {
     let started = Instant::now();
     let size = batch.len();
@@ -128,13 +128,16 @@ async fn flush(outlet: &Outlet, batch: Vec<Waiting>) {
         });
     metrics::histogram!("admission_publish_batch_size").record(size as f64);
     metrics::histogram!("admission_publish_batch_seconds").record(started.elapsed().as_secs_f64());
-    for waiter in waiters {
-        // A waiter gone (client hung up) changes nothing: the ticket is queued.
-        let _ = waiter.send(outcome);
-    }
+    // The marks go before the answers: a customer who asks again the moment their 202
+    // arrives must find the ticket confirmed (200, the same ticket), not pending (which
+    // would publish it again and answer 202 a second time).
     if outcome.is_ok()
         && let Err(e) = claim::confirm_all(&outlet.redis, &marks).await
     {
         tracing::warn!(error = %e, tickets = size, "confirmed tickets still marked pending; a retry re-publishes them");
+    }
+    for waiter in waiters {
+        // A waiter gone (client hung up) changes nothing: the ticket is queued.
+        let _ = waiter.send(outcome);
     }
 }

@@ -85,6 +85,50 @@ async fn tickets_arriving_together_share_broker_messages_and_each_is_queued_once
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_asking_again_right_after_the_202_gets_the_same_ticket_with_200() {
+    // Many customers at once, each asking again the moment their 202 arrives: the answer
+    // must already know the ticket is queued (not re-publish it and say 202 again).
+    let door = Door::start_with(|c| {
+        c.admission.per_address = RateConfig {
+            per_second: 100_000,
+            burst: 100_000,
+        };
+    })
+    .await;
+    door.sale("twice", json!({ "stock": 1000 })).await;
+    let customers: Vec<String> = (0..200).map(|i| format!("eager-{i}")).collect();
+    let shared = &door;
+    let askers = customers.iter().map(|customer| async move {
+        let first = shared.ticket("twice", customer).await;
+        let again = shared.ticket("twice", customer).await;
+        let first_status = first.status().as_u16();
+        let again_status = again.status().as_u16();
+        let first: Value = first.json().await.unwrap();
+        let again: Value = again.json().await.unwrap();
+        assert_eq!(first["ticket"], again["ticket"], "{customer}: one ticket");
+        (first_status, again_status)
+    });
+    let statuses = futures_util::future::join_all(askers).await;
+    let twice_accepted: Vec<_> = customers
+        .iter()
+        .zip(&statuses)
+        .filter(|(_, s)| **s != (202, 200))
+        .collect();
+    assert!(
+        twice_accepted.is_empty(),
+        "expected 202 then 200 for everyone: {twice_accepted:?}"
+    );
+    let tickets: Vec<_> = door
+        .queued_tickets()
+        .await
+        .into_iter()
+        .flat_map(|m| m.into_tickets())
+        .collect();
+    assert_eq!(tickets.len(), 200, "each ticket reached the broker once");
+    door.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idempotency_key_replays_the_first_answer_and_refuses_another_request() {
     let door = Door::start().await;
     door.sale("idem", json!({})).await;
