@@ -71,9 +71,11 @@ def k6(ctx, phase, script, env, secs):
 
 
 def http_bench(ctx, phase, addr, args, expected, secs, rate=None):
-    """One `flashgate-loadtools http-bench` phase (closed loop, or open at `rate`)."""
+    """One `flashgate-loadtools http-bench` phase (closed loop, or open at `rate`, with the
+    open loop's connections)."""
+    connections = ctx.mode.open_connections if rate else ctx.mode.concurrency
     argv = [ctx.stack.binary("flashgate-loadtools"), "http-bench", "--addr", addr, "--secs", str(secs),
-            "--connections", str(ctx.mode.concurrency)] + args
+            "--connections", str(connections)] + args
     if rate:
         argv += ["--rate", str(int(rate))]
     meter = CpuMeter(ctx)
@@ -142,7 +144,7 @@ def closed_loop(ctx, phase, script, env, secs):
 def open_loop(ctx, phase, script, env, rate, secs):
     """An open-loop phase at `rate` requests a second."""
     result = k6(ctx, phase, script, dict(env, MODE="rate", RATE=max(1, int(rate)), DURATION_S=secs,
-                                         MAX_VUS=max(50, ctx.mode.concurrency * 4)), secs)
+                                         MAX_VUS=max(50, ctx.mode.open_connections)), secs)
     result["rate"] = result["count"] / secs
     result["offered"] = int(rate)
     return result

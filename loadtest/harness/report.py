@@ -34,7 +34,7 @@ def machine(ctx):
         ["build", f"{ctx.stack.profile} profile, commit {ctx.commit}"],
         ["command", f"`{ctx.command}`"],
         ["mode", f"{ctx.mode.name}: closed loops of {ctx.mode.concurrency} VUs for {ctx.mode.max_secs} s, "
-                 f"open loops at 80% for {ctx.mode.rate_secs} s"],
+                 f"open loops at 80% for {ctx.mode.rate_secs} s ({ctx.mode.open_connections} connections)"],
     ])
 
 

@@ -5,6 +5,7 @@ loose latency thresholds that only catch breakage. Full mode is for people, on a
 quiet machine.
 """
 
+import os
 import secrets
 from dataclasses import dataclass, field
 
@@ -50,6 +51,15 @@ class Mode:
     pgbench_secs: int = 0
     redis_requests: int = 0
     settle_secs: int = 120
+
+    @property
+    def open_connections(self):
+        """Connections of an open loop: four times the closed loop's (as many as the k6 open
+        loops may use VUs), so each connection is busy a fifth of the time at 80% and the
+        arrivals stay independent: a slow answer delays the requests scheduled behind it on
+        its connection, and with 50 connections each busy 80% of the time that queue, not the
+        server, would set the tail. `LOADTEST_OPEN_CONNECTIONS` overrides it."""
+        return int(os.environ.get("LOADTEST_OPEN_CONNECTIONS") or self.concurrency * 4)
 
 
 SHORT = Mode(

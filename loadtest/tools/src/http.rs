@@ -52,14 +52,23 @@ type Sample = (u32, u32, u16);
 pub async fn run(args: Args) -> anyhow::Result<Value> {
     let paths = Arc::new(load_paths(&args)?);
     let counter = Arc::new(AtomicU64::new(0));
+    // Every connection is open before the clock starts: an open loop would otherwise count
+    // its first second's connects as the server's latency. One that fails is retried (and
+    // counted) by its loop.
+    let mut streams = Vec::with_capacity(args.connections);
+    for _ in 0..args.connections {
+        streams.push(connect(&args.addr).await.ok());
+    }
     let started = Instant::now();
     let deadline = started + Duration::from_secs(args.secs);
-    let tasks: Vec<_> = (0..args.connections)
-        .map(|c| {
+    let tasks: Vec<_> = streams
+        .into_iter()
+        .enumerate()
+        .map(|(c, stream)| {
             let (args, paths, counter) = (args.clone(), paths.clone(), counter.clone());
-            tokio::spawn(
-                async move { connection(&args, c, &paths, &counter, started, deadline).await },
-            )
+            tokio::spawn(async move {
+                connection(&args, c, stream, &paths, &counter, started, deadline).await
+            })
         })
         .collect();
     let mut samples = Vec::new();
@@ -104,6 +113,7 @@ fn request(args: &Args, path: &str, n: u64) -> Vec<u8> {
 async fn connection(
     args: &Args,
     index: usize,
+    mut stream: Option<BufStream<TcpStream>>,
     paths: &[String],
     counter: &AtomicU64,
     started: Instant,
@@ -116,7 +126,7 @@ async fn connection(
         + interval.map_or(Duration::ZERO, |i| {
             i.mul_f64(index as f64 / args.connections as f64)
         });
-    let (mut samples, mut errors, mut stream) = (Vec::new(), 0, None);
+    let (mut samples, mut errors) = (Vec::new(), 0);
     while next < deadline && Instant::now() < deadline {
         if let Some(i) = interval {
             tokio::time::sleep_until(next.into()).await;
@@ -153,9 +163,7 @@ async fn exchange(
     request: &[u8],
 ) -> anyhow::Result<u16> {
     if stream.is_none() {
-        let tcp = TcpStream::connect(addr).await?;
-        tcp.set_nodelay(true)?;
-        *stream = Some(BufStream::new(tcp));
+        *stream = Some(connect(addr).await?);
     }
     let Some(io) = stream.as_mut() else {
         bail!("no connection");
@@ -163,6 +171,12 @@ async fn exchange(
     io.write_all(request).await?;
     io.flush().await?;
     read_response(io).await
+}
+
+async fn connect(addr: &str) -> anyhow::Result<BufStream<TcpStream>> {
+    let tcp = TcpStream::connect(addr).await?;
+    tcp.set_nodelay(true)?;
+    Ok(BufStream::new(tcp))
 }
 
 /// Reads one response (Content-Length or chunked body); returns its status.
