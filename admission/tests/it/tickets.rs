@@ -3,12 +3,11 @@
 use std::collections::BTreeSet;
 
 use flashgate_common::amqp::messages::TicketMessage;
-use flashgate_common::config::RateConfig;
 use flashgate_common::domain::SaleId;
 use flashgate_common::ticket_token::{TicketClaims, TicketSigner};
 use serde_json::{Value, json};
 
-use crate::support::{Door, TICKET_SECRET};
+use crate::support::{Door, TICKET_SECRET, crowd_from_one_address};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_concurrent_requests_from_one_customer_yield_one_ticket() {
@@ -45,10 +44,7 @@ async fn tickets_arriving_together_share_broker_messages_and_each_is_queued_once
     // One publish in flight at a time: whatever arrives meanwhile goes in the next message.
     let door = Door::start_with(|c| {
         c.admission.publishes_in_flight = 1;
-        c.admission.per_address = RateConfig {
-            per_second: 100_000,
-            burst: 100_000,
-        };
+        crowd_from_one_address(c);
     })
     .await;
     door.sale("crowd", json!({ "stock": 1000 })).await;
@@ -88,13 +84,7 @@ async fn tickets_arriving_together_share_broker_messages_and_each_is_queued_once
 async fn a_customer_asking_again_right_after_the_202_gets_the_same_ticket_with_200() {
     // Many customers at once, each asking again the moment their 202 arrives: the answer
     // must already know the ticket is queued (not re-publish it and say 202 again).
-    let door = Door::start_with(|c| {
-        c.admission.per_address = RateConfig {
-            per_second: 100_000,
-            burst: 100_000,
-        };
-    })
-    .await;
+    let door = Door::start_with(crowd_from_one_address).await;
     door.sale("twice", json!({ "stock": 1000 })).await;
     let customers: Vec<String> = (0..200).map(|i| format!("eager-{i}")).collect();
     let shared = &door;
