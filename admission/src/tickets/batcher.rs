@@ -130,14 +130,15 @@ async fn flush(outlet: &Outlet, batch: Vec<Waiting>) {
     metrics::histogram!("admission_publish_batch_seconds").record(started.elapsed().as_secs_f64());
     // The marks go before the answers: a customer who asks again the moment their 202
     // arrives must find the ticket confirmed (200, the same ticket), not pending (which
-    // would publish it again and answer 202 a second time).
-    if outcome.is_ok()
-        && let Err(e) = claim::confirm_all(&outlet.redis, &marks).await
-    {
-        tracing::warn!(error = %e, tickets = size, "confirmed tickets still marked pending; a retry re-publishes them");
-    }
+    // would publish it again and answer 202 a second time). One attempt only before the
+    // answers, so a Redis that stalls now delays them by one timeout at most; the
+    // answers do not depend on the marks, and the next attempts come after them.
+    let unmarked = outcome.is_ok() && claim::confirm_all(&outlet.redis, &marks, 1).await.is_err();
     for waiter in waiters {
         // A waiter gone (client hung up) changes nothing: the ticket is queued.
         let _ = waiter.send(outcome);
+    }
+    if unmarked && let Err(e) = claim::confirm_all(&outlet.redis, &marks, 2).await {
+        tracing::warn!(error = %e, tickets = size, "confirmed tickets still marked pending; a retry re-publishes them");
     }
 }

@@ -115,11 +115,12 @@ pub async fn claim(
     }))
 }
 
-/// Marks tickets confirmed by the broker, in one round trip (idempotent; retried a few
-/// times, since a lingering mark only costs a needless re-publish later).
+/// Marks tickets confirmed by the broker, in one round trip (idempotent; tried up to
+/// `attempts` times, since a lingering mark only costs a needless re-publish later).
 pub async fn confirm_all(
     redis: &Redis,
     tickets: &[(SaleId, CustomerId)],
+    attempts: usize,
 ) -> redis::RedisResult<()> {
     let mut pipe = redis::pipe();
     for (sale, customer) in tickets {
@@ -127,7 +128,7 @@ pub async fn confirm_all(
         pipe.hdel(key, PENDING).ignore();
     }
     let mut outcome = Ok(());
-    for _ in 0..3 {
+    for _ in 0..attempts.max(1) {
         outcome = pipe.query_async(&mut redis.conn()).await;
         if outcome.is_ok() {
             break;
