@@ -52,9 +52,9 @@ type Sample = (u32, u32, u16);
 pub async fn run(args: Args) -> anyhow::Result<Value> {
     let paths = Arc::new(load_paths(&args)?);
     let counter = Arc::new(AtomicU64::new(0));
-    // Every connection is open before the clock starts: an open loop would otherwise count
-    // its first second's connects as the server's latency. One that fails is retried (and
-    // counted) by its loop.
+    // Every connection is open before the clock starts, so no scheduled request waits for
+    // a connect (an open loop counts latency from the schedule). One that fails is retried
+    // (and counted) by its loop.
     let mut streams = Vec::with_capacity(args.connections);
     for _ in 0..args.connections {
         streams.push(connect(&args.addr).await.ok());
