@@ -7,6 +7,9 @@ import shutil
 
 from settings import GOALS
 
+# The processes whose CPU each phase measures, in the order the tables give them.
+CPU_NAMES = ("admission", "worker", "catalog", "webhook", "driver", "rabbitmq", "redis", "postgres", "other")
+
 
 def fmt(value, digits=1):
     if value is None:
@@ -65,8 +68,49 @@ def phases(ctx):
 
 
 def cpu_split(cpu):
-    names = ("admission", "worker", "catalog", "webhook", "driver", "rabbitmq", "redis", "postgres", "other")
-    return " / ".join(f"{cpu.get(n, 0):.1f}" for n in names)
+    return " / ".join(f"{cpu.get(n, 0):.1f}" for n in CPU_NAMES)
+
+
+def ceilings(ctx):
+    """What the measured CPU costs allow each throughput goal at best. A closed loop can
+    go no faster than the machine's cores divided by the CPU one request costs on the
+    whole machine (server, driver, Redis, RabbitMQ, PostgreSQL, the rest). Each row
+    takes that cost from the phase itself, except the service's own share, which it
+    replaces by what a `/healthz` of the door cost: the ratio the goal could reach if the
+    service's own work per request were as cheap as answering a request that does
+    nothing, every other cost as measured at the phase's own rate. An estimate, not a
+    proof: Redis and RabbitMQ cost less per request when more requests share a system
+    call or a message, as they would at a higher rate."""
+    found = {p["phase"]: p for p in ctx.phases if p.get("count") and p.get("cpu")}
+    healthz, redis = found.get("healthz-max"), ctx.limits.get("redis_get") or {}
+    if not healthz:
+        return ""
+    cores = os.cpu_count()
+    per_req = lambda p, name: p["cpu"].get(name, 0.0) / p["count"] * 1e6  # noqa: E731
+    noop = per_req(healthz, "admission")
+    rows = []
+    for phase, role, against, rate, goal in (
+            ("door-max", "admission", "door's `/healthz`", healthz["rate"], "tickets_vs_healthz"),
+            ("poll-max", "admission", "door's `/healthz`", healthz["rate"], "polls_vs_healthz"),
+            ("browse-max", "catalog", "redis-benchmark GET", redis.get("rate"), "reads_vs_redis_get")):
+        p = found.get(phase)
+        if not p or not rate:
+            continue
+        rest = sum(per_req(p, n) for n in CPU_NAMES if n != role)
+        best = cores / ((noop + rest) * 1e-6)
+        split = ", ".join(f"{n} {per_req(p, n):.1f}" for n in CPU_NAMES if n != role and per_req(p, n) >= 0.05)
+        rows.append([goal, f"{per_req(p, role):.1f} µs ({role}); others {rest:.1f} µs: {split}",
+                     f"{noop:.1f} µs", f"{fmt(best, 0)}/s ÷ {against} {fmt(rate, 0)}/s = {best / rate:.2f}×",
+                     f"{GOALS[goal][1]}×"])
+    if redis.get("rate"):
+        rows.append(["reads_vs_redis_get", "the door's `/healthz` itself (same HTTP stack, a handler that does "
+                     "nothing, same connections)", "–",
+                     f"{fmt(healthz['rate'], 0)}/s ÷ redis-benchmark GET {fmt(redis['rate'], 0)}/s = "
+                     f"{healthz['rate'] / redis['rate']:.2f}×", f"{GOALS['reads_vs_redis_get'][1]}×"])
+    if not rows:
+        return ""
+    return table(["goal", "measured CPU per request (µs, whole machine)", "service's share replaced by a "
+                  "`/healthz`'s", f"best possible on {cores} cores", "goal"], rows)
 
 
 def limits(ctx):
@@ -225,6 +269,7 @@ def write(ctx, results_dir):
              machine(ctx)]
     sections = [("Goals", goals(ctx)), ("Phases", phases(ctx) if ctx.phases else ""),
                 ("Limits measured in this run", limits(ctx)),
+                ("Ceilings: the best each throughput goal allows, from this run's CPU costs", ceilings(ctx)),
                 ("Reservations (issue 4)", reservations(ctx) if ctx.reserve else ""),
                 ("Flash sale against the textbook checkout", flash(ctx) if ctx.flash else ""),
                 ("Webhook storm", storm(ctx) if ctx.storm else ""),
