@@ -42,10 +42,8 @@ pub struct Running {
     tasks: JoinSet<RoleResult>,
 }
 
-async fn bind(addr: SocketAddr, role: &str) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("{role} cannot listen on {addr}"))
+fn bind(addr: SocketAddr, role: &str) -> anyhow::Result<TcpListener> {
+    flashgate_common::http::bind(addr).with_context(|| format!("{role} cannot listen on {addr}"))
 }
 
 /// Applies migrations (every role does at start; sqlx serializes concurrent runs).
@@ -72,7 +70,7 @@ pub async fn start(
     migrate(&config).await?;
     let mut listeners = Vec::with_capacity(Role::ALL.len());
     for role in Role::ALL {
-        listeners.push((role, bind(role.listen(&config), role.name()).await?));
+        listeners.push((role, bind(role.listen(&config), role.name())?));
     }
     let addr_of = |wanted: Role| -> anyhow::Result<SocketAddr> {
         let (_, listener) = listeners
@@ -124,7 +122,7 @@ async fn embed_stripe(
     webhook: SocketAddr,
     shutdown: CancellationToken,
 ) -> anyhow::Result<(Sim, SocketAddr)> {
-    let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0)), "stripe-sim").await?;
+    let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0)), "stripe-sim")?;
     let addr = listener.local_addr()?;
     let secret = config.stripe_sim.webhook_secret.expose_secret().to_owned();
     let sim = Sim::new(SimConfig::default());
@@ -216,7 +214,7 @@ pub async fn run_role(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     migrate(&config).await?;
-    let listener = bind(role.listen(&config), role.name()).await?;
+    let listener = bind(role.listen(&config), role.name())?;
     role.run(Arc::new(config), listener, shutdown)
         .await
         .map_err(anyhow::Error::from)
@@ -224,7 +222,7 @@ pub async fn run_role(
 
 /// Runs the Stripe emulator on its own.
 pub async fn run_stripe_sim(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let listener = bind(config.stripe_sim.listen, "stripe-sim").await?;
+    let listener = bind(config.stripe_sim.listen, "stripe-sim")?;
     let sim = Sim::new(SimConfig::default());
     if let Some(url) = &config.stripe_sim.webhook_url {
         sim.add_webhook_endpoint(WebhookEndpoint::new(
