@@ -54,7 +54,7 @@ impl Door {
     }
 
     async fn launch(config: Config, env: Option<TestEnv>) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = flashgate_common::http::bind(([127, 0, 0, 1], 0).into()).unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(flashgate_admission::run(

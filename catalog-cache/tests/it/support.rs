@@ -15,7 +15,6 @@ use flashgate_common::live::Redis;
 use flashgate_common::testkit::TestEnv;
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -44,7 +43,7 @@ impl App {
     /// Starts a catalog with `config` and waits until it follows invalidations.
     pub async fn start(config: &Config) -> Self {
         let catalog = Arc::new(Catalog::connect(config).await.unwrap());
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = flashgate_common::http::bind(([127, 0, 0, 1], 0).into()).unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
         let serving = tokio::spawn({
