@@ -110,7 +110,7 @@ def ceilings(ctx):
     if not rows:
         return ""
     return table(["goal", "measured CPU per request (µs, whole machine)", "service's share replaced by a "
-                  "`/healthz`'s", f"best possible on {cores} cores", "goal"], rows)
+                  "`/healthz`'s", f"best possible on {cores} cores", "target"], rows)
 
 
 def limits(ctx):
