@@ -10,6 +10,7 @@ mod error;
 pub mod maintenance;
 pub mod pay;
 pub mod reserve;
+mod resolve;
 mod session;
 
 use std::sync::Arc;

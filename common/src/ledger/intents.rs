@@ -53,6 +53,8 @@ pub enum Applied {
 }
 
 /// Applies `outcome` of `payment_intent_id` to `order_id`, in the caller's transaction.
+/// A final outcome (succeeded, canceled) also records that Stripe has had its last word on
+/// this order, which takes it out of reconciliation.
 pub async fn apply_intent(
     tx: &mut PgConnection,
     order_id: Uuid,
@@ -69,6 +71,25 @@ pub async fn apply_intent(
     {
         return Ok(Applied::ForeignIntent(order));
     }
+    let applied = apply_bound(tx, order, payment_intent_id, outcome).await?;
+    if matches!(outcome, IntentOutcome::Succeeded | IntentOutcome::Canceled) {
+        sqlx::query!(
+            "UPDATE orders SET intent_final = true WHERE id = $1 AND payment_intent_id = $2",
+            order_id,
+            payment_intent_id
+        )
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(applied)
+}
+
+async fn apply_bound(
+    tx: &mut PgConnection,
+    order: OrderRef,
+    payment_intent_id: &str,
+    outcome: &IntentOutcome,
+) -> sqlx::Result<Applied> {
     let why = match outcome {
         IntentOutcome::Succeeded => return settled(tx, order, payment_intent_id).await,
         IntentOutcome::Pending => return Ok(Applied::Unchanged(order)),
@@ -78,6 +99,8 @@ pub async fn apply_intent(
             },
             code.as_deref(),
         ),
+        // The cancel the hold sweep asked for: the hold ran out.
+        IntentOutcome::Canceled if hold_ran_out(tx, order.id).await? => (Release::Expired, None),
         IntentOutcome::Canceled => (
             Release::Failed {
                 cancel_intent: false,
@@ -86,12 +109,23 @@ pub async fn apply_intent(
         ),
     };
     if order.payment_intent_id.is_none() {
-        super::transitions::attach_intent(tx, order_id, payment_intent_id).await?;
+        super::transitions::attach_intent(tx, order.id, payment_intent_id).await?;
     }
-    Ok(match release(tx, order_id, why.0, why.1).await? {
+    Ok(match release(tx, order.id, why.0, why.1).await? {
         Some(change) => Applied::Changed(change),
         None => Applied::Unchanged(order),
     })
+}
+
+/// Whether the order's hold is past its expiry (the hold sweep then cancels its
+/// PaymentIntent before giving its units back).
+async fn hold_ran_out(tx: &mut PgConnection, order_id: Uuid) -> sqlx::Result<bool> {
+    sqlx::query_scalar!(
+        r#"SELECT hold_expires_at <= now() AS "ran_out!" FROM orders WHERE id = $1"#,
+        order_id
+    )
+    .fetch_one(&mut *tx)
+    .await
 }
 
 async fn settled(

@@ -62,7 +62,8 @@ pub enum Release {
         /// Cancel the PaymentIntent at Stripe (it could still succeed otherwise).
         cancel_intent: bool,
     },
-    /// The hold timed out.
+    /// The hold timed out, and its PaymentIntent (if one was ever asked for) is known
+    /// canceled at Stripe: nothing can charge the order any more.
     Expired,
 }
 

@@ -48,7 +48,7 @@ pub async fn release(
         Release::Failed { cancel_intent } => {
             (OrderStatus::Failed, cancel_intent, "order.failed.v1")
         }
-        Release::Expired => (OrderStatus::Expired, true, "order.expired.v1"),
+        Release::Expired => (OrderStatus::Expired, false, "order.expired.v1"),
     };
     set_status(tx, &mut order, status, cancel, failure_code).await?;
     record_events(tx, &[order.id], kind).await?;

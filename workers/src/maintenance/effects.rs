@@ -1,12 +1,13 @@
-//! Stripe side effects the ledger asked for: canceling PaymentIntents of released orders
-//! and refunding payments that came after the units were gone. Each order is leased for
+//! Stripe side effects the ledger asked for: canceling the PaymentIntents of expired holds
+//! (before their units go back) and of failed orders, and refunding payments that came
+//! after the units were gone. Each order is leased for
 //! a minute while its call runs, so one worker does it and a crashed one is taken over;
 //! each call carries a key derived from the order, so a repeated call changes nothing.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use flashgate_common::ledger;
+use flashgate_common::ledger::{self, IntentOutcome, Release};
 use flashgate_common::stripe::{Failure, with_retries};
 use stripe::StripeRequest;
 use stripe_core::payment_intent::{CancelPaymentIntent, SearchPaymentIntent};
@@ -14,6 +15,7 @@ use stripe_core::refund::CreateRefund;
 use uuid::Uuid;
 
 use crate::context::{Context, idempotency_key};
+use crate::resolve;
 use crate::{Error, Result};
 
 /// A create call cannot still be running after this long (its retry budget is shorter).
@@ -106,6 +108,9 @@ async fn refund(ctx: &Context, order: &Due) -> Result<bool> {
     Ok(true)
 }
 
+/// Cancels the order's PaymentIntent (if one exists) and applies what Stripe answered:
+/// canceled releases a held order as expired, succeeded sells it (or takes a unit back,
+/// or asks for a refund). An order no PaymentIntent exists for is released as it stands.
 async fn cancel(ctx: &Context, order: &Due) -> Result<bool> {
     let intent = match &order.payment_intent_id {
         Some(intent) => Some(intent.clone()),
@@ -118,29 +123,60 @@ async fn cancel(ctx: &Context, order: &Due) -> Result<bool> {
         None if order.pi_requested_at.is_some() => search(ctx, order.id).await?,
         None => None,
     };
-    if let Some(intent) = intent {
-        let cancelled = with_retries(EFFECT_BUDGET, || {
-            CancelPaymentIntent::new(intent.as_str())
-                .customize()
-                .request_strategy(stripe::RequestStrategy::Idempotent(idempotency_key(
-                    order.id, "cancel",
-                )))
-                .send(&ctx.stripe)
-        })
-        .await;
-        match cancelled {
-            // Already succeeded or canceled: the webhook settles a success.
-            Ok(_) | Err(Failure::Permanent { .. }) => {}
-            Err(failure) => return Err(Error::Stripe(failure)),
+    let resolved = match intent {
+        Some(intent) => {
+            let outcome = cancel_at_stripe(ctx, order.id, &intent).await?;
+            resolve::apply(ctx, order.id, &intent, &outcome).await?;
+            matches!(outcome, IntentOutcome::Succeeded | IntentOutcome::Canceled)
         }
+        None => {
+            release_without_intent(ctx, order.id).await?;
+            true
+        }
+    };
+    if resolved {
+        sqlx::query!(
+            "UPDATE orders SET cancel_pending = false, effect_leased_at = NULL WHERE id = $1",
+            order.id
+        )
+        .execute(&ctx.pool)
+        .await?;
     }
-    sqlx::query!(
-        "UPDATE orders SET cancel_pending = false, effect_leased_at = NULL WHERE id = $1",
-        order.id
-    )
-    .execute(&ctx.pool)
-    .await?;
-    Ok(true)
+    Ok(resolved)
+}
+
+/// Asks Stripe to cancel `intent`; returns the PaymentIntent's state afterwards (a cancel
+/// refused because it already succeeded or was canceled reads it back).
+async fn cancel_at_stripe(ctx: &Context, order: Uuid, intent: &str) -> Result<IntentOutcome> {
+    let cancelled = with_retries(EFFECT_BUDGET, || {
+        CancelPaymentIntent::new(intent)
+            .customize()
+            .request_strategy(stripe::RequestStrategy::Idempotent(idempotency_key(
+                order, "cancel",
+            )))
+            .send(&ctx.stripe)
+    })
+    .await;
+    match cancelled {
+        Ok(canceled) => Ok(resolve::outcome(&canceled)),
+        Err(Failure::Permanent { .. }) => {
+            Ok(resolve::outcome(&resolve::retrieve(ctx, intent).await?))
+        }
+        Err(failure) => Err(Error::Stripe(failure)),
+    }
+}
+
+/// An expired hold whose PaymentIntent was never created gives its units back.
+async fn release_without_intent(ctx: &Context, order: Uuid) -> Result<()> {
+    let mut tx = ctx.pool.begin().await?;
+    let change = ledger::release(&mut tx, order, Release::Expired, None).await?;
+    tx.commit().await?;
+    if let Some(change) = change
+        && let Err(e) = ledger::publish_changes(&ctx.redis, &[change]).await
+    {
+        tracing::warn!(error = ?e, %order, "expiry not published to redis");
+    }
+    Ok(())
 }
 
 async fn search(ctx: &Context, order: Uuid) -> Result<Option<String>> {

@@ -1,6 +1,10 @@
-//! Expiring holds: orders still unpaid at `hold_expires_at` give their units back, in
-//! skip-locked batches (so several workers share the sweep and never wait on an order a
-//! webhook is settling). The PaymentIntent is marked for cancellation in the same commit.
+//! Expiring holds: orders still unpaid at `hold_expires_at`, in skip-locked batches (so
+//! several workers share the sweep and never wait on an order a webhook is settling).
+//! An order no PaymentIntent was ever asked for gives its units back at once. One whose
+//! PaymentIntent may exist keeps them and is marked `cancel_pending`: the side-effect step
+//! cancels it at Stripe first, and only a canceled PaymentIntent releases the units (a
+//! succeeded one sells them), so a payment that raced the expiry is never left without a
+//! unit.
 
 use std::collections::BTreeMap;
 
@@ -21,12 +25,13 @@ struct Expired {
     payment_intent_id: Option<String>,
 }
 
-/// Expires up to `limit` holds; returns how many.
+/// Expires up to `limit` holds; returns how many it took (released or sent to Stripe).
 pub async fn expire_holds(ctx: &Context, limit: i64) -> Result<usize> {
     let mut tx = ctx.pool.begin().await?;
-    let expired = take_expired(&mut tx, limit).await?;
+    let (expired, resolving) = take_expired(&mut tx, limit).await?;
     if expired.is_empty() {
-        return Ok(0);
+        tx.commit().await?;
+        return Ok(resolving);
     }
     let terms = release(&mut tx, &expired).await?;
     let ids: Vec<Uuid> = expired.iter().map(|o| o.id).collect();
@@ -50,23 +55,30 @@ pub async fn expire_holds(ctx: &Context, limit: i64) -> Result<usize> {
     if let Err(e) = ledger::publish_changes(&ctx.redis, &changes).await {
         tracing::warn!(error = ?e, "expiries not published to redis");
     }
-    Ok(changes.len())
+    Ok(changes.len() + resolving)
 }
 
-/// Marks due holds expired (skipping orders another transaction holds).
-async fn take_expired(tx: &mut PgConnection, limit: i64) -> Result<Vec<Expired>> {
+/// Takes due holds (skipping orders another transaction holds): those without a
+/// PaymentIntent request are marked expired and returned; the others are marked for a
+/// cancel at Stripe and only counted.
+async fn take_expired(tx: &mut PgConnection, limit: i64) -> Result<(Vec<Expired>, usize)> {
     let rows = sqlx::query!(
-        r#"UPDATE orders SET status = 'expired', updated_at = now(),
-               cancel_pending = (payment_intent_id IS NOT NULL OR pi_requested_at IS NOT NULL)
+        r#"UPDATE orders
+           SET status = CASE WHEN pi_requested_at IS NULL THEN 'expired' ELSE status END,
+               cancel_pending = pi_requested_at IS NOT NULL, updated_at = now()
            WHERE id IN (SELECT id FROM orders
-                        WHERE status IN ('reserved', 'payment_pending') AND hold_expires_at < now()
+                        WHERE status IN ('reserved', 'payment_pending') AND NOT cancel_pending
+                          AND hold_expires_at < now()
                         ORDER BY hold_expires_at LIMIT $1 FOR UPDATE SKIP LOCKED)
-           RETURNING id, ticket_id, sale_id, quantity, payment_intent_id"#,
+           RETURNING id, ticket_id, sale_id, quantity, payment_intent_id, status"#,
         limit
     )
     .fetch_all(&mut *tx)
     .await?;
-    rows.into_iter()
+    let (expired, resolving): (Vec<_>, Vec<_>) =
+        rows.into_iter().partition(|r| r.status == "expired");
+    let expired = expired
+        .into_iter()
         .map(|r| {
             Ok(Expired {
                 id: r.id,
@@ -77,7 +89,8 @@ async fn take_expired(tx: &mut PgConnection, limit: i64) -> Result<Vec<Expired>>
                 payment_intent_id: r.payment_intent_id,
             })
         })
-        .collect()
+        .collect::<Result<_>>()?;
+    Ok((expired, resolving.len()))
 }
 
 /// Gives the expired units back, sale by sale in id order (so two sweepers lock the

@@ -1,34 +1,39 @@
-//! Reconciliation: orders left `payment_pending` past a bound (a webhook that never
-//! arrived) are settled from what Stripe says of their PaymentIntent now.
+//! Reconciliation: every order with a PaymentIntent whose last word Stripe has not yet
+//! given us (`intent_final`), whatever the order's status (`payment_pending`, but also
+//! `failed` or `expired`, whose PaymentIntent may still have been paid), is settled from
+//! what Stripe says of it now, once it has been quiet for a bound (a webhook that never
+//! arrived). One PaymentIntent that cannot be read is counted and looked at again after
+//! another bound; it never stops the run.
 
 use std::time::Duration;
 
-use flashgate_common::ledger::{self, Applied, IntentOutcome};
-use flashgate_common::stripe::with_retries;
+use flashgate_common::ledger::Applied;
 use serde::Serialize;
-use stripe_core::payment_intent::RetrievePaymentIntent;
 use uuid::Uuid;
 
+use crate::Result;
 use crate::context::Context;
-use crate::{Error, Result};
+use crate::resolve;
 
 /// What a reconciliation run did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Report {
     /// Orders looked at.
     pub checked: usize,
-    /// Orders that moved (paid, failed, or due a refund).
+    /// Orders that moved (paid, failed, expired, or due a refund).
     pub applied: usize,
-    /// Orders still pending at Stripe.
+    /// Orders whose PaymentIntent is still in progress at Stripe.
     pub pending: usize,
+    /// Orders whose PaymentIntent could not be read or applied (tried again later).
+    pub failed: usize,
 }
 
-/// Reconciles up to `limit` orders pending for longer than `older_than`.
+/// Reconciles up to `limit` orders untouched for longer than `older_than`.
 pub async fn reconcile(ctx: &Context, older_than: Duration, limit: i64) -> Result<Report> {
     let secs = older_than.as_secs_f64();
-    let stuck = sqlx::query!(
+    let open = sqlx::query!(
         r#"SELECT id, payment_intent_id AS "payment_intent_id!" FROM orders
-           WHERE status = 'payment_pending' AND payment_intent_id IS NOT NULL
+           WHERE payment_intent_id IS NOT NULL AND NOT intent_final
              AND updated_at < now() - make_interval(secs => $1)
            ORDER BY updated_at LIMIT $2"#,
         secs,
@@ -37,43 +42,35 @@ pub async fn reconcile(ctx: &Context, older_than: Duration, limit: i64) -> Resul
     .fetch_all(&ctx.pool)
     .await?;
     let mut report = Report::default();
-    for order in stuck {
+    for order in open {
         report.checked += 1;
-        match reconcile_one(ctx, order.id, &order.payment_intent_id).await? {
-            true => report.applied += 1,
-            false => report.pending += 1,
+        match reconcile_one(ctx, order.id, &order.payment_intent_id).await {
+            Ok(true) => report.applied += 1,
+            Ok(false) => report.pending += 1,
+            Err(e) => {
+                report.failed += 1;
+                tracing::warn!(error = ?e, order = %order.id, intent = %order.payment_intent_id,
+                    "order not reconciled; looked at again after the bound");
+            }
         }
+        // Whatever happened, the next run looks at the others first.
+        sqlx::query!(
+            "UPDATE orders SET updated_at = now() WHERE id = $1 AND NOT intent_final",
+            order.id
+        )
+        .execute(&ctx.pool)
+        .await?;
     }
     Ok(report)
 }
 
 async fn reconcile_one(ctx: &Context, order: Uuid, intent: &str) -> Result<bool> {
-    let request = RetrievePaymentIntent::new(intent);
-    let retrieved = with_retries(Duration::from_secs(10), || request.send(&ctx.stripe))
-        .await
-        .map_err(Error::Stripe)?;
-    let code = retrieved
-        .last_payment_error
-        .as_ref()
-        .and_then(|e| e.code.as_ref().map(|c| c.as_str().to_owned()));
-    let outcome = IntentOutcome::from_status(retrieved.status.as_str(), code.as_deref());
-    let mut tx = ctx.pool.begin().await?;
-    let applied = ledger::apply_intent(&mut tx, order, intent, &outcome).await?;
-    if matches!(applied, Applied::Unchanged(_)) {
-        // Look again only after another full bound.
-        sqlx::query!("UPDATE orders SET updated_at = now() WHERE id = $1", order)
-            .execute(&mut *tx)
-            .await?;
+    let outcome = resolve::outcome(&resolve::retrieve(ctx, intent).await?);
+    let applied = resolve::apply(ctx, order, intent, &outcome).await?;
+    let moved = matches!(applied, Applied::Changed(_) | Applied::RefundNeeded(_));
+    if moved {
+        metrics::counter!("orders_reconciled_total").increment(1);
+        tracing::info!(%order, %intent, ?outcome, "order reconciled from stripe");
     }
-    tx.commit().await?;
-    let change = match applied {
-        Applied::Changed(change) | Applied::RefundNeeded(change) => change,
-        _ => return Ok(false),
-    };
-    metrics::counter!("orders_reconciled_total").increment(1);
-    tracing::info!(%order, %intent, ?outcome, "order reconciled from stripe");
-    if let Err(e) = ledger::publish_changes(&ctx.redis, &[change]).await {
-        tracing::warn!(error = ?e, %order, "reconciled order not published to redis");
-    }
-    Ok(true)
+    Ok(moved)
 }

@@ -6,14 +6,17 @@
 //!    a retry, by any process, sends the same key and gets the same PaymentIntent; past
 //!    Stripe's 24 h key memory the existing PaymentIntent is found by its metadata first;
 //! 3. store its id and client secret, moving the order to `payment_pending` — or, on a
-//!    card error, release the units and mark the order `failed`.
+//!    card error, release the units and mark the order `failed`;
+//! 4. act on what the create answered: a PaymentIntent that already succeeded (confirmed
+//!    with a saved card) sells the units now, without waiting for a webhook that may
+//!    never come.
 
 use std::collections::HashMap;
 use std::str::FromStr;
 
 use chrono::{DateTime, Duration, Utc};
 use flashgate_common::domain::{OrderStatus, SaleId};
-use flashgate_common::ledger::{self, Change, Release};
+use flashgate_common::ledger::{self, Change, IntentOutcome, Release};
 use flashgate_common::live::tickets::StatusUpdate;
 use flashgate_common::stripe::{Failure, with_retries};
 use stripe::StripeRequest;
@@ -22,6 +25,7 @@ use stripe_core::payment_intent::{CreatePaymentIntent, SearchPaymentIntent};
 use uuid::Uuid;
 
 use crate::context::{Context, idempotency_key};
+use crate::resolve;
 use crate::{Error, Result};
 
 /// Stripe keeps idempotency keys for 24 h; past this age the key may be forgotten.
@@ -44,6 +48,8 @@ struct Claimed {
 pub enum Paid {
     /// A PaymentIntent is stored; the order awaits its outcome.
     Pending,
+    /// A PaymentIntent is stored and Stripe already said how it ended; applied.
+    Settled,
     /// The card was declined: units released, order failed.
     Declined,
     /// Nothing to do (already past this step, or the hold expired).
@@ -65,9 +71,15 @@ pub async fn pay(ctx: &Context, order_id: Uuid) -> Result<Paid> {
         None => create(ctx, order_id, &claimed).await,
     };
     match created {
-        Ok(intent) => store(ctx, order_id, &claimed, &intent)
-            .await
-            .map(|_| Paid::Pending),
+        Ok(intent) => {
+            store(ctx, order_id, &claimed, &intent).await?;
+            let outcome = resolve::outcome(&intent);
+            if outcome == IntentOutcome::Pending {
+                return Ok(Paid::Pending);
+            }
+            resolve::apply(ctx, order_id, intent.id.as_str(), &outcome).await?;
+            Ok(Paid::Settled)
+        }
         Err(Failure::Card {
             code,
             payment_intent,

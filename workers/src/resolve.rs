@@ -1,0 +1,54 @@
+//! What Stripe says of a PaymentIntent, applied to its order through the ledger and then
+//! shown to the shopper. The payment chain (a create that answered), the hold sweep (a
+//! cancel that answered or was refused) and reconciliation (a retrieve) all end here, so
+//! every path that learns a PaymentIntent's state acts on it the same way.
+
+use std::time::Duration;
+
+use flashgate_common::ledger::{self, Applied, IntentOutcome};
+use flashgate_common::stripe::with_retries;
+use stripe_core::PaymentIntent;
+use stripe_core::payment_intent::RetrievePaymentIntent;
+use uuid::Uuid;
+
+use crate::context::Context;
+use crate::{Error, Result};
+
+/// Retry budget of one retrieve.
+const RETRIEVE_BUDGET: Duration = Duration::from_secs(10);
+
+/// What a PaymentIntent's state means for its order.
+pub fn outcome(intent: &PaymentIntent) -> IntentOutcome {
+    let code = intent
+        .last_payment_error
+        .as_ref()
+        .and_then(|e| e.code.as_ref().map(|c| c.as_str().to_owned()));
+    IntentOutcome::from_status(intent.status.as_str(), code.as_deref())
+}
+
+/// Reads a PaymentIntent from Stripe now.
+pub async fn retrieve(ctx: &Context, intent: &str) -> Result<PaymentIntent> {
+    let request = RetrievePaymentIntent::new(intent);
+    with_retries(RETRIEVE_BUDGET, || request.send(&ctx.stripe))
+        .await
+        .map_err(Error::Stripe)
+}
+
+/// Applies `outcome` of `intent` to `order` in one transaction, then publishes the change
+/// to Redis (a failed publish is logged: polls fall back to the database).
+pub async fn apply(
+    ctx: &Context,
+    order: Uuid,
+    intent: &str,
+    outcome: &IntentOutcome,
+) -> Result<Applied> {
+    let mut tx = ctx.pool.begin().await?;
+    let applied = ledger::apply_intent(&mut tx, order, intent, outcome).await?;
+    tx.commit().await?;
+    if let Applied::Changed(change) | Applied::RefundNeeded(change) = &applied
+        && let Err(e) = ledger::publish_changes(&ctx.redis, std::slice::from_ref(change)).await
+    {
+        tracing::warn!(error = ?e, %order, "order change not published to redis");
+    }
+    Ok(applied)
+}
