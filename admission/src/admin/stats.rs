@@ -93,7 +93,7 @@ pub async fn get_stats(
     let not_found = || Problem::not_found("sale_not_found", "no sale with this id");
     let sale_id = SaleId::parse(sale_id).map_err(|_| not_found())?;
     let handle = state.sales.get(&sale_id).await?.ok_or_else(not_found)?;
-    let mut stats = sale_stats(&state.pool, &sale_id, handle.live().last_seq)
+    let mut stats = sale_stats(&state.pool, &sale_id, handle.live().published)
         .await?
         .ok_or_else(not_found)?;
     let rates = handle.counters.rates();

@@ -14,21 +14,21 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use super::counters::Counters;
 use super::load::SaleSettings;
 
-/// Live numbers: committed terms, the last handed-out sequence number, the service rate.
+/// Live numbers: committed terms, tickets confirmed into the queue, the service rate.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Live {
     /// Newest terms seen (PostgreSQL or Redis, whichever is newer).
     pub terms: SaleTerms,
-    /// Highest ticket sequence number handed out.
-    pub last_seq: i64,
+    /// Tickets whose publish the broker confirmed (claims never published not counted).
+    pub published: i64,
     /// Tickets decided per second, smoothed.
     pub service_rate: f64,
 }
 
 impl Live {
-    /// Tickets issued and not yet decided.
+    /// Tickets in the queue and not yet decided.
     pub fn queued(&self) -> i64 {
-        (self.last_seq - self.terms.decided).max(0)
+        (self.published - self.terms.decided).max(0)
     }
 }
 
@@ -132,13 +132,13 @@ impl SaleHandle {
     }
 
     /// Merges terms and the sequence counter read from Redis (newer versions win).
-    pub fn merge_live(&self, terms: Option<SaleTerms>, last_seq: i64) {
+    pub fn merge_live(&self, terms: Option<SaleTerms>, published: i64) {
         self.live.rcu(|live| {
             let mut next = **live;
             if let Some(terms) = terms.filter(|t| t.version > next.terms.version) {
                 next.terms = terms;
             }
-            next.last_seq = next.last_seq.max(last_seq);
+            next.published = next.published.max(published);
             next
         });
     }
@@ -203,9 +203,14 @@ impl SaleHandle {
             .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
     }
 
-    /// Records a sequence number this process handed out.
-    pub fn note_seq(&self, seq: i64) {
-        self.merge_live(None, seq);
+    /// Counts a ticket this door just had confirmed, until the next refresh reads the
+    /// shared count.
+    pub fn note_published(&self) {
+        self.live.rcu(|live| {
+            let mut next = **live;
+            next.published += 1;
+            next
+        });
     }
 
     /// Tickets ahead of `seq`, counting itself (at least 1 while queued).

@@ -4,6 +4,7 @@
 //! is always safe (the reservation worker decides each id once): a claim whose publish
 //! failed or whose outcome is unknown is settled by publishing again, never rolled back.
 
+use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
 use flashgate_common::domain::{CustomerId, SaleId};
@@ -115,17 +116,43 @@ pub async fn claim(
     }))
 }
 
-/// Marks tickets confirmed by the broker, in one round trip (idempotent; tried up to
-/// `attempts` times, since a lingering mark only costs a needless re-publish later).
+/// KEYS[1] the sale's published counter, KEYS[2..] ticket hashes. Clears each pending
+/// mark and counts the marks it cleared, so a ticket is counted once however often its
+/// confirmation is written.
+static CONFIRM: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        r"
+        local cleared = 0
+        for k = 2, #KEYS do
+            cleared = cleared + redis.call('HDEL', KEYS[k], '{pending}')
+        end
+        if cleared > 0 then redis.call('INCRBY', KEYS[1], cleared) end
+        return cleared
+        ",
+        pending = PENDING,
+    ))
+});
+
+/// Marks tickets confirmed by the broker and counts them into their sales' published
+/// counts, in one round trip (idempotent; tried up to `attempts` times, since a
+/// lingering mark only costs a needless re-publish later).
 pub async fn confirm_all(
     redis: &Redis,
     tickets: &[(SaleId, CustomerId)],
     attempts: usize,
 ) -> redis::RedisResult<()> {
-    let mut pipe = redis::pipe();
+    let mut by_sale: BTreeMap<&SaleId, Vec<&CustomerId>> = BTreeMap::new();
     for (sale, customer) in tickets {
-        let key = redis.keys().ticket(sale, ticket_id(sale, customer));
-        pipe.hdel(key, PENDING).ignore();
+        by_sale.entry(sale).or_default().push(customer);
+    }
+    let mut pipe = redis::pipe();
+    pipe.load_script(&CONFIRM).ignore();
+    for (sale, customers) in by_sale {
+        let mut invocation = CONFIRM.key(redis.keys().published(sale));
+        for customer in customers {
+            invocation.key(redis.keys().ticket(sale, ticket_id(sale, customer)));
+        }
+        pipe.invoke_script(&invocation).ignore();
     }
     let mut outcome = Ok(());
     for _ in 0..attempts.max(1) {
@@ -137,21 +164,41 @@ pub async fn confirm_all(
     outcome
 }
 
-/// The ticket a customer holds, if any.
+/// The ticket a customer holds, if any, and whether the sale's sequence counter exists
+/// (it is gone only if Redis lost the sale's data, or no ticket was ever claimed).
 pub async fn held_by(
     redis: &Redis,
     sale: &SaleId,
     customer: &CustomerId,
-) -> redis::RedisResult<Option<Held>> {
-    let (raw, pending): (Option<String>, bool) = redis::pipe()
+) -> redis::RedisResult<(Option<Held>, bool)> {
+    let (raw, pending, counter): (Option<String>, bool, bool) = redis::pipe()
         .get(redis.keys().customer(sale, customer))
         .hexists(
             redis.keys().ticket(sale, ticket_id(sale, customer)),
             PENDING,
         )
+        .exists(redis.keys().seq(sale))
         .query_async(&mut redis.conn())
         .await?;
-    Ok(raw.and_then(|raw| Held::parse(&raw, pending)))
+    Ok((raw.and_then(|raw| Held::parse(&raw, pending)), counter))
+}
+
+/// Puts a customer's decided ticket back after Redis lost it (never over a newer claim).
+pub async fn restore(
+    redis: &Redis,
+    sale: &SaleId,
+    customer: &CustomerId,
+    token: &str,
+    seq: i64,
+) -> redis::RedisResult<()> {
+    redis::cmd("SET")
+        .arg(redis.keys().customer(sale, customer))
+        .arg(format!("{token}|{seq}"))
+        .arg("NX")
+        .arg("EX")
+        .arg(redis.ticket_ttl_secs())
+        .query_async::<()>(&mut redis.conn())
+        .await
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use super::claim::{self, Claim, Held};
 use super::idempotency::{self, Stored};
-use super::{TicketBody, gate};
+use super::{TicketBody, gate, poll, recover};
 use crate::Result;
 use crate::sales::{Outcome, SaleHandle};
 use crate::state::AppState;
@@ -133,7 +133,7 @@ async fn admit(
         Err(refusal) => {
             sale.counters.record(refusal.outcome);
             let holds_one = refusal.defers_to_held_ticket()
-                && claim::held_by(&state.redis, &arrival.sale_id, &arrival.customer)
+                && recover::held(state, sale, &arrival.customer)
                     .await?
                     .is_some();
             if !holds_one {
@@ -231,7 +231,7 @@ async fn publish(
             2,
         ));
     }
-    sale.note_seq(held.seq);
+    sale.note_published();
     sale.counters.record(Outcome::Admitted);
     Ok(Issued {
         token: held.token,
@@ -264,7 +264,14 @@ async fn existing(state: &AppState, sale: &SaleId, ticket: Uuid, held: Held) -> 
         .read_ticket(sale, ticket)
         .await
         .map_err(|e| crate::Error::from(e).into_problem())?;
-    let status = view.map_or(TicketStatus::Queued, |v| v.status);
+    let status = match view {
+        Some(view) => view.status,
+        // Redis lost it (restart, failover): the database knows the decided ones.
+        None => poll::from_database(state, sale, ticket)
+            .await
+            .map_err(|e| e.into_problem())?
+            .map_or(TicketStatus::Queued, |v| v.status),
+    };
     Ok(Issued {
         token: held.token,
         seq: held.seq,

@@ -6,6 +6,7 @@ mod gate;
 mod idempotency;
 mod issue;
 mod poll;
+mod recover;
 
 use flashgate_common::domain::TicketStatus;
 use serde::Serialize;

@@ -6,7 +6,7 @@
 use axum::Json;
 use axum::extract::State;
 use chrono::Utc;
-use flashgate_common::domain::{OrderStatus, TicketStatus};
+use flashgate_common::domain::{OrderStatus, SaleId, TicketStatus};
 use flashgate_common::http::{ApiPath, Problem};
 use flashgate_common::live::tickets::{StatusUpdate, TicketView};
 use flashgate_common::ticket_token::TicketClaims;
@@ -58,7 +58,7 @@ pub async fn ticket_state(
     };
     let view = match view {
         Some(view) if !behind(&view) => view,
-        cached => match from_database(state, claims).await? {
+        cached => match from_database(state, &claims.sale, claims.ticket).await? {
             Some(found) => found,
             None => cached.unwrap_or(TicketView {
                 status: TicketStatus::Queued,
@@ -114,13 +114,17 @@ async fn render(
 }
 
 /// The decided state from PostgreSQL, re-published to Redis. `None` if undecided.
-async fn from_database(state: &AppState, claims: &TicketClaims) -> Result<Option<TicketView>> {
+pub(super) async fn from_database(
+    state: &AppState,
+    sale: &SaleId,
+    ticket: Uuid,
+) -> Result<Option<TicketView>> {
     let Some(row) = sqlx::query!(
         r#"SELECT t.decision, t.seq, o.id AS "order_id?: Uuid", o.status AS "order_status?",
                   o.payment_intent_id, o.client_secret, o.payment_method
            FROM tickets t LEFT JOIN orders o ON o.ticket_id = t.id
            WHERE t.id = $1"#,
-        claims.ticket
+        ticket
     )
     .fetch_optional(&state.pool)
     .await?
@@ -141,14 +145,14 @@ async fn from_database(state: &AppState, claims: &TicketClaims) -> Result<Option
         payment_intent: row.payment_intent_id,
         client_secret: row.client_secret.filter(|_| shopper_confirms),
     };
-    republish(state, claims, &view).await;
+    republish(state, sale, ticket, &view).await;
     Ok(Some(view))
 }
 
-async fn republish(state: &AppState, claims: &TicketClaims, view: &TicketView) {
+async fn republish(state: &AppState, sale: &SaleId, ticket: Uuid, view: &TicketView) {
     let update = StatusUpdate {
-        sale: claims.sale.clone(),
-        ticket: claims.ticket,
+        sale: sale.clone(),
+        ticket,
         status: view.status,
         order_id: view.order_id,
         payment_intent: view.payment_intent.clone(),

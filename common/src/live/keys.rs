@@ -30,6 +30,11 @@ impl Keys {
         self.sale_key(sale, "seq")
     }
 
+    /// Counter of the sale's tickets whose publish the broker confirmed (each once).
+    pub fn published(&self, sale: &SaleId) -> String {
+        self.sale_key(sale, "published")
+    }
+
     /// Hash of the sale's stock terms ([`crate::domain::SaleTerms`]).
     pub fn terms(&self, sale: &SaleId) -> String {
         self.sale_key(sale, "terms")

@@ -45,13 +45,15 @@ impl Redis {
         Ok(())
     }
 
-    /// Reads one sale's terms and its last handed-out sequence number.
+    /// Reads one sale's terms and how many of its tickets the broker confirmed.
     pub async fn read_terms(&self, sale: &SaleId) -> Result<(Option<SaleTerms>, i64)> {
         let mut all = self.read_terms_many(std::slice::from_ref(sale)).await?;
         Ok(all.pop().unwrap_or((None, 0)))
     }
 
-    /// Reads the terms and last sequence number of several sales in one round trip.
+    /// Reads the terms and confirmed-ticket counts of several sales in one round trip.
+    /// (Confirmed, not claimed: a claim whose publish failed is not in the queue, and
+    /// counting it would keep the door shut for a queue that is not there.)
     pub async fn read_terms_many(&self, sales: &[SaleId]) -> Result<Vec<(Option<SaleTerms>, i64)>> {
         if sales.is_empty() {
             return Ok(Vec::new());
@@ -59,7 +61,7 @@ impl Redis {
         let mut pipe = redis::pipe();
         for sale in sales {
             pipe.hgetall(self.keys().terms(sale))
-                .get(self.keys().seq(sale));
+                .get(self.keys().published(sale));
         }
         let replies: Vec<redis::Value> = pipe.query_async(&mut self.conn()).await?;
         Ok(replies
@@ -67,10 +69,10 @@ impl Redis {
             .map(|pair| {
                 let fields = redis::from_redis_value_ref::<HashMap<String, i64>>(&pair[0])
                     .unwrap_or_default();
-                let seq = pair
+                let published = pair
                     .get(1)
                     .and_then(|v| redis::from_redis_value_ref::<Option<i64>>(v).ok().flatten());
-                (parse_terms(&fields), seq.unwrap_or(0))
+                (parse_terms(&fields), published.unwrap_or(0))
             })
             .collect())
     }

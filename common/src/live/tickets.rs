@@ -25,10 +25,12 @@ pub mod field {
     pub const CLIENT_SECRET: &str = "cs";
 }
 
-/// Writes each ticket's fields only if its new rank is not below the stored one, so a
-/// late or duplicate writer never moves a ticket back. One call per sale and batch: KEYS
-/// are the sale's ticket hashes (one hash tag); ARGV is the TTL, then for each ticket its
-/// rank, the number of field/value pairs, and the pairs.
+/// Writes each ticket's fields only if its new rank is above the stored one, or the same
+/// status again (a duplicate, or the same status with more fields): a late writer never
+/// moves a ticket back, and one final status never turns into another of the same rank
+/// (`failed` into `expired`). One call per sale and batch: KEYS are the sale's ticket
+/// hashes (one hash tag); ARGV is the TTL, then for each ticket its rank, the number of
+/// field/value pairs, and the pairs, the status first.
 static SET_STATUSES: std::sync::LazyLock<Script> = std::sync::LazyLock::new(|| {
     Script::new(
         r"
@@ -38,7 +40,8 @@ static SET_STATUSES: std::sync::LazyLock<Script> = std::sync::LazyLock::new(|| {
             local rank = tonumber(ARGV[i])
             local pairs = tonumber(ARGV[i + 1])
             local current = tonumber(redis.call('HGET', KEYS[k], 'r') or '-1')
-            if rank >= current then
+            if rank > current or (rank == current
+                    and redis.call('HGET', KEYS[k], 's') == ARGV[i + 3]) then
                 redis.call('HSET', KEYS[k], 'r', rank, unpack(ARGV, i + 2, i + 1 + 2 * pairs))
                 redis.call('EXPIRE', KEYS[k], ttl)
             end
@@ -96,7 +99,7 @@ pub struct TicketView {
 }
 
 impl StatusUpdate {
-    /// The field/value pairs this update writes.
+    /// The field/value pairs this update writes, the status first (the script reads it).
     fn fields(&self) -> Vec<(&'static str, String)> {
         let mut fields = vec![(field::STATUS, self.status.as_str().to_owned())];
         if let Some(order) = self.order_id {
