@@ -322,3 +322,76 @@ async fn a_ticket_that_cannot_be_decided_leaves_its_shared_message_alone_and_can
     stack.assert_invariants("known", Some(2)).await;
     stack.stop().await;
 }
+
+/// Publishes `tickets` as one message, as the door's group commit does.
+async fn publish_together(
+    stack: &Stack,
+    tickets: Vec<flashgate_common::amqp::messages::IssuedTicket>,
+) {
+    let amqp = stack.direct_amqp();
+    let queue = amqp.topology().tickets();
+    Publisher::new(amqp.clone())
+        .publish_json(&queue, "together", &TicketMessage::of(tickets), None)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_copies_of_one_ticket_far_apart_in_a_batch_are_decided_once() {
+    let stack = Stack::start().await;
+    stack.create_sale("twice", 5).await;
+    let first = issued_ticket("twice", 1, "forgotten", Some("pm_card_visa"));
+    // Redis forgot the claim and the door issued the same ticket again, later in line.
+    let mut again = first.clone();
+    again.seq = 3;
+    publish_together(
+        &stack,
+        vec![
+            first,
+            issued_ticket("twice", 2, "other", Some("pm_card_visa")),
+            again,
+        ],
+    )
+    .await;
+    wait_until(30, "both customers are decided", || async {
+        stack.decided("twice").await == 2
+    })
+    .await;
+    wait_until(30, "both are paid", || async {
+        stack.terms("twice").await == (5, 0, 2)
+    })
+    .await;
+    stack.assert_invariants("twice", Some(2)).await;
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ticket_the_database_refuses_for_good_does_not_sink_its_batch() {
+    let stack = Stack::start().await;
+    stack.create_sale("sunk", 5).await;
+    let mut poison = issued_ticket("sunk", 2, "poison", None);
+    poison.seq = -2; // breaks tickets.seq > 0: a message that can never be handled
+    publish_together(
+        &stack,
+        vec![
+            issued_ticket("sunk", 1, "good-1", Some("pm_card_visa")),
+            poison,
+            issued_ticket("sunk", 3, "good-2", Some("pm_card_visa")),
+        ],
+    )
+    .await;
+    wait_until(30, "the good tickets are decided and paid", || async {
+        stack.terms("sunk").await == (5, 0, 2)
+    })
+    .await;
+    let amqp = stack.direct_amqp();
+    wait_until(30, "the bad ticket alone is dead-lettered", || async {
+        flashgate_workers::dlq::list(&amqp, 10).await.unwrap().len() == 1
+    })
+    .await;
+    let letters = flashgate_workers::dlq::list(&amqp, 10).await.unwrap();
+    let letter = serde_json::to_value(&letters[0]).unwrap();
+    assert_eq!(letter["body"]["customer_id"], "poison");
+    stack.assert_invariants("sunk", Some(2)).await;
+    stack.stop().await;
+}

@@ -65,7 +65,8 @@ pub struct Decided {
 pub struct Batch {
     /// Per sale.
     pub sales: Vec<Decided>,
-    /// Tickets for sales that do not exist: they cannot be decided.
+    /// Tickets that can never be decided: their sale does not exist, or the database
+    /// refuses them for good.
     pub unknown: Vec<Uuid>,
 }
 
@@ -136,8 +137,11 @@ fn fresh_by_sale(
             .push(Candidate::from(ticket));
     }
     for candidates in fresh.values_mut() {
+        // Two copies of one ticket (a claim Redis forgot, issued again with a new
+        // sequence number) may be anywhere in the batch: keep the earliest.
         candidates.sort_by_key(|c| (c.seq, c.ticket_id));
-        candidates.dedup_by_key(|c| c.ticket_id);
+        let mut seen = std::collections::HashSet::with_capacity(candidates.len());
+        candidates.retain(|c| seen.insert(c.ticket_id));
     }
     fresh
 }

@@ -123,10 +123,10 @@ async fn decide_deliveries(
         }
     }
     let mut strays = Vec::new();
-    let batch = match decide_with_retry(ctx, &tickets, shutdown).await {
+    let batch = match decide_isolating(ctx, &tickets, shutdown).await {
         Ok(batch) => {
             for ticket in &batch.unknown {
-                tracing::error!(%ticket, "ticket for a sale that does not exist: dead-lettering it");
+                tracing::error!(%ticket, "ticket that can never be decided: dead-lettering it");
                 match owners.get(ticket) {
                     // Alone in its message: the message goes.
                     Some((i, false)) => actions[*i] = Action::DeadLetter,
@@ -156,6 +156,35 @@ async fn decide_deliveries(
         batch,
         strays,
         deliveries: deliveries.into_iter().zip(actions).collect(),
+    }
+}
+
+/// Decides `tickets`; when the database refuses them for good, decides each half on its
+/// own, down to the single tickets that cannot be decided, which are reported with the
+/// batch's unknown ones: one bad ticket never sinks the others. Halves keep their order.
+async fn decide_isolating(
+    ctx: &Context,
+    tickets: &[IssuedTicket],
+    shutdown: &CancellationToken,
+) -> Result<Batch> {
+    match decide_with_retry(ctx, tickets, shutdown).await {
+        Err(e) if !e.is_transient() && tickets.len() > 1 => {
+            tracing::warn!(error = ?e, tickets = tickets.len(), "batch refused; deciding its halves apart");
+            let (first, second) = tickets.split_at(tickets.len() / 2);
+            let mut batch = Box::pin(decide_isolating(ctx, first, shutdown)).await?;
+            let rest = Box::pin(decide_isolating(ctx, second, shutdown)).await?;
+            batch.sales.extend(rest.sales);
+            batch.unknown.extend(rest.unknown);
+            Ok(batch)
+        }
+        Err(e) if !e.is_transient() => {
+            tracing::error!(error = ?e, ticket = ?tickets.first().map(|t| t.ticket_id), "ticket refused for good");
+            Ok(Batch {
+                sales: Vec::new(),
+                unknown: tickets.iter().map(|t| t.ticket_id).collect(),
+            })
+        }
+        decided => decided,
     }
 }
 
