@@ -14,3 +14,8 @@ CREATE INDEX orders_unreconciled ON orders (updated_at)
 DROP INDEX orders_holding;
 CREATE INDEX orders_holding ON orders (hold_expires_at)
     WHERE status IN ('reserved', 'payment_pending') AND NOT cancel_pending;
+
+-- Units that come back (a declined card, an expired hold) go to the shoppers who were
+-- turned away while they were held, not to nobody: the wait-list is on unless a sale
+-- turns it off (issue 12, item 4).
+ALTER TABLE sales ALTER COLUMN waitlist SET DEFAULT true;

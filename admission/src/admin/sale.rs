@@ -37,7 +37,8 @@ pub struct SaleInput {
     pub burst: i32,
     /// Start paused; default false (on create) or unchanged.
     pub paused: Option<bool>,
-    /// Keep a wait-list past the oversubscription limit; default false or unchanged.
+    /// Keep a wait-list past the oversubscription limit, so units that come back reach
+    /// the shoppers turned away meanwhile; default true (on create) or unchanged.
     pub waitlist: Option<bool>,
 }
 
@@ -184,7 +185,7 @@ async fn write(
     sqlx::query_as!(
         SaleDoc,
         r#"INSERT INTO sales (id, sku, stock, price, currency, starts_at, hold_seconds, rate_per_second, burst, paused, waitlist)
-           VALUES ($1, $2, $3, $4, $5, COALESCE($6, now()), COALESCE($7, 600), $8, $9, COALESCE($10, false), COALESCE($11, false))
+           VALUES ($1, $2, $3, $4, $5, COALESCE($6, now()), COALESCE($7, 600), $8, $9, COALESCE($10, false), COALESCE($11, true))
            ON CONFLICT (id) DO UPDATE SET
                sku = EXCLUDED.sku, stock = EXCLUDED.stock, price = EXCLUDED.price, currency = EXCLUDED.currency,
                starts_at = COALESCE($6, sales.starts_at), hold_seconds = COALESCE($7, sales.hold_seconds),

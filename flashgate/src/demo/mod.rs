@@ -42,9 +42,10 @@ pub struct DemoArgs {
     /// Admission burst.
     #[arg(long, default_value_t = 500)]
     pub burst: i32,
-    /// Keep a wait-list: units released by declines and expired holds go to the tickets
-    /// that found none, in order, instead of to whoever arrives next.
-    #[arg(long)]
+    /// Turn the wait-list off. With it (the default), units released by declines and
+    /// expired holds go to the tickets that found none, in order; without it they go to
+    /// whoever arrives next, and may stay unsold once the crowd was answered.
+    #[arg(long = "no-waitlist", action = clap::ArgAction::SetFalse)]
     pub waitlist: bool,
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 120)]

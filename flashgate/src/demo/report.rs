@@ -115,6 +115,10 @@ fn print_outcomes(summary: &Summary, args: &DemoArgs) {
             "  wait-listed           {:>7}   ({paid} of them paid when units came back)",
             waited.len()
         );
+    } else {
+        println!(
+            "  wait-list                 off   (--no-waitlist: units that come back go to later arrivals)"
+        );
     }
     println!("  expired               {:>7}", get("expired"));
     println!("  refunded              {:>7}", get("refunded"));
@@ -142,7 +146,7 @@ fn print_invariants(summary: &Summary, args: &DemoArgs) {
         // (declined card, expired hold) after the crowd was answered waits for later arrivals.
         println!(
             "  ({} unsold: released after every shopper had an answer; \
-             --waitlist hands such units to waiting tickets)",
+             the wait-list, on by default, hands such units to waiting tickets)",
             v.available
         );
     }

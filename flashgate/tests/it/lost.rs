@@ -139,3 +139,38 @@ async fn a_final_status_never_turns_into_another_final_status() {
     assert_eq!(stack.poll(token).await["status"], "failed");
     stack.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn by_default_a_unit_that_comes_back_reaches_a_shopper_who_was_turned_away() {
+    let stack = Stack::start().await;
+    // No `waitlist` in the request: the default.
+    stack
+        .create_sale_with(
+            "comeback",
+            serde_json::json!({ "stock": 1, "hold_seconds": 5 }),
+        )
+        .await;
+    let holder: Value = stack
+        .take_ticket("comeback", "walks-away", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let holder = holder["ticket"].as_str().unwrap().to_owned();
+    stack
+        .await_ticket(&holder, |t| t["status"] == "payment_pending")
+        .await;
+    let late = stack
+        .take_ticket("comeback", "patient", Some("pm_card_visa"))
+        .await;
+    assert_eq!(late.status(), 202, "the unit may still come back");
+    let late: Value = late.json().await.unwrap();
+    assert_eq!(stack.await_final(&holder).await["status"], "expired");
+    assert_eq!(
+        stack.await_final(late["ticket"].as_str().unwrap()).await["status"],
+        "paid",
+        "the unit the expired hold released went to the shopper who waited"
+    );
+    stack.assert_invariants("comeback", Some(2)).await;
+    stack.stop().await;
+}
