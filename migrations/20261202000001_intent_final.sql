@@ -19,3 +19,7 @@ CREATE INDEX orders_holding ON orders (hold_expires_at)
 -- turned away while they were held, not to nobody: the wait-list is on unless a sale
 -- turns it off (issue 12, item 4).
 ALTER TABLE sales ALTER COLUMN waitlist SET DEFAULT true;
+
+-- Reserved orders nobody has asked to pay yet (the maintenance loop asks again a minute on).
+CREATE INDEX orders_unasked ON orders (updated_at)
+    WHERE status = 'reserved' AND pi_requested_at IS NULL;

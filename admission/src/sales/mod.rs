@@ -23,6 +23,12 @@ pub use load::SaleSettings;
 const NEGATIVE_TTL: Duration = Duration::from_secs(1);
 /// Bound on remembered unknown ids.
 const NEGATIVE_CAP: usize = 10_000;
+/// Most PostgreSQL look-ups of sales this door does not know yet, at once: a flood of
+/// made-up ids (each new, so the negative cache never hits) costs the database at most
+/// this many connections, and the arrivals past it wait, then get `503`.
+const MAX_LOOKUPS: usize = 4;
+/// Longest an arrival waits for a look-up slot before it is answered `503`.
+const LOOKUP_WAIT: Duration = Duration::from_secs(1);
 
 /// Every sale this process has seen.
 pub struct SaleDirectory {
@@ -30,6 +36,7 @@ pub struct SaleDirectory {
     redis: Redis,
     sales: RwLock<HashMap<SaleId, Arc<SaleHandle>>>,
     unknown: RwLock<HashMap<SaleId, Instant>>,
+    lookups: tokio::sync::Semaphore,
 }
 
 impl SaleDirectory {
@@ -40,24 +47,37 @@ impl SaleDirectory {
             redis,
             sales: RwLock::default(),
             unknown: RwLock::default(),
+            lookups: tokio::sync::Semaphore::new(MAX_LOOKUPS),
         }
     }
 
     /// The sale, loading it on first use; `None` if it does not exist.
     pub async fn get(&self, id: &SaleId) -> sqlx::Result<Option<Arc<SaleHandle>>> {
-        if let Some(handle) = self.sales.read().ok().and_then(|s| s.get(id).cloned()) {
-            return Ok(Some(handle));
+        if let Some(known) = self.remembered(id) {
+            return Ok(known);
         }
-        let recently_unknown = self
-            .unknown
+        let _slot = tokio::time::timeout(LOOKUP_WAIT, self.lookups.acquire())
+            .await
+            .map_err(|_| sqlx::Error::PoolTimedOut)?
+            .map_err(|_| sqlx::Error::PoolClosed)?;
+        // Another arrival may have looked it up while this one waited.
+        if let Some(known) = self.remembered(id) {
+            return Ok(known);
+        }
+        self.reload(id).await
+    }
+
+    /// What this door remembers of `id`: the sale, or that it recently did not exist.
+    fn remembered(&self, id: &SaleId) -> Option<Option<Arc<SaleHandle>>> {
+        if let Some(handle) = self.sales.read().ok().and_then(|s| s.get(id).cloned()) {
+            return Some(Some(handle));
+        }
+        self.unknown
             .read()
             .ok()
             .and_then(|u| u.get(id).copied())
-            .is_some_and(|at| at.elapsed() < NEGATIVE_TTL);
-        if recently_unknown {
-            return Ok(None);
-        }
-        self.reload(id).await
+            .is_some_and(|at| at.elapsed() < NEGATIVE_TTL)
+            .then_some(None)
     }
 
     /// Re-reads one sale now (after an admin change in this process).

@@ -1,7 +1,7 @@
 //! `/healthz` (the process answers), `/readyz` (its dependencies answer), `/metrics`.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -20,8 +20,24 @@ pub type ReadinessCheck = (
 /// Longest a readiness check may take before it counts as failed.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How long one run of the checks answers `/readyz`: a public probe hammered at any rate
+/// reaches the dependencies at most this often, per process.
+const READY_FRESH_FOR: Duration = Duration::from_millis(500);
+
+/// The checks and their newest result.
+struct Readiness {
+    checks: Vec<ReadinessCheck>,
+    /// When the checks last ran, and the answer they gave (held while they run, so
+    /// concurrent probes wait for one run instead of starting their own).
+    last: tokio::sync::Mutex<Option<(Instant, bool, Value)>>,
+}
+
 /// The operational routes, with `checks` behind `/readyz`.
 pub fn ops_router(checks: Vec<ReadinessCheck>) -> Router {
+    let readiness = Readiness {
+        checks,
+        last: tokio::sync::Mutex::new(None),
+    };
     Router::new()
         .route(
             "/healthz",
@@ -29,10 +45,30 @@ pub fn ops_router(checks: Vec<ReadinessCheck>) -> Router {
         )
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .with_state(Arc::new(checks))
+        .with_state(Arc::new(readiness))
 }
 
-async fn readyz(State(checks): State<Arc<Vec<ReadinessCheck>>>) -> Response {
+async fn readyz(State(readiness): State<Arc<Readiness>>) -> Response {
+    let mut last = readiness.last.lock().await;
+    let (ready, report) = match &*last {
+        Some((at, ready, report)) if at.elapsed() < READY_FRESH_FOR => (*ready, report.clone()),
+        _ => {
+            let (ready, report) = run_checks(&readiness.checks).await;
+            *last = Some((Instant::now(), ready, report.clone()));
+            (ready, report)
+        }
+    };
+    drop(last);
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let word = if ready { "ready" } else { "not_ready" };
+    (status, Json(json!({ "status": word, "checks": report }))).into_response()
+}
+
+async fn run_checks(checks: &[ReadinessCheck]) -> (bool, Value) {
     let results = join_all(checks.iter().map(|(name, check)| async move {
         let outcome = match tokio::time::timeout(CHECK_TIMEOUT, check()).await {
             Ok(result) => result,
@@ -51,16 +87,50 @@ async fn readyz(State(checks): State<Arc<Vec<ReadinessCheck>>>) -> Response {
             )
         })
         .collect();
-    let status = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    let word = if ready { "ready" } else { "not_ready" };
-    (status, Json(json!({ "status": word, "checks": report }))).into_response()
+    (ready, Value::Object(report))
 }
 
 async fn metrics() -> Response {
     let body = crate::telemetry::metrics().render();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use axum::body::Body;
+    use axum::http::Request;
+    use futures_util::FutureExt;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_flood_of_readiness_probes_reaches_the_dependencies_once() {
+        let runs = Arc::new(AtomicUsize::new(0));
+        let counted = runs.clone();
+        let check: ReadinessCheck = (
+            "counted",
+            Arc::new(move || {
+                counted.fetch_add(1, Ordering::SeqCst);
+                async { Ok(()) }.boxed()
+            }),
+        );
+        let router = ops_router(vec![check]);
+        let probes = (0..200).map(|_| {
+            let router = router.clone();
+            async move {
+                let request = Request::get("/readyz").body(Body::empty()).unwrap();
+                router.oneshot(request).await.unwrap().status()
+            }
+        });
+        let statuses = join_all(probes).await;
+        assert!(statuses.iter().all(|s| *s == StatusCode::OK));
+        assert_eq!(
+            runs.load(Ordering::SeqCst),
+            1,
+            "checks ran once for 200 probes"
+        );
+    }
 }

@@ -21,7 +21,10 @@ async fn intent_status(stack: &Stack, order: &str) -> String {
 async fn a_sale_whose_units_are_held_refuses_at_the_door_and_reopens_when_the_hold_expires() {
     let stack = Stack::start().await;
     stack
-        .create_sale_with("brief", json!({ "stock": 1, "hold_seconds": 5 }))
+        .create_sale_with(
+            "brief",
+            json!({ "stock": 1, "hold_seconds": 5, "waitlist": false }),
+        )
         .await;
     let (status, holder) = ticket(&stack, "brief", "holder", None).await;
     assert_eq!(status, 202);

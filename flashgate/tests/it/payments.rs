@@ -592,3 +592,23 @@ async fn past_stripes_key_memory_an_earlier_payment_intent_is_found_by_its_metad
     assert_eq!(stack.intents_of(&order.to_string()).await.len(), 1);
     stack.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reserved_order_whose_payment_task_was_lost_is_asked_to_pay_again() {
+    let stack = Stack::start().await;
+    stack.create_sale("unasked", 2).await;
+    // Committed, then the payment task lost (a broker blip after a wait-list promotion).
+    let order = uuid::Uuid::now_v7();
+    insert_reserved_order(&stack, "unasked", order).await;
+    sqlx::query("UPDATE orders SET updated_at = now() - interval '2 minutes' WHERE id = $1")
+        .bind(order)
+        .execute(&stack.pool)
+        .await
+        .unwrap();
+    wait_until(30, "the order is asked to pay", || async {
+        order_status(&stack, &order.to_string()).await == "payment_pending"
+    })
+    .await;
+    assert_eq!(stack.intents_of(&order.to_string()).await.len(), 1);
+    stack.stop().await;
+}

@@ -36,7 +36,13 @@ async fn count(stack: &Stack, sql: &'static str, sale: &str) -> i64 {
 async fn two_thousand_tickets_for_a_hundred_units_grant_exactly_a_hundred_in_order_within_each_batch()
  {
     let stack = Stack::start().await;
-    stack.create_sale("hot", 100).await;
+    // Without a wait-list, so the tickets that find nothing are told sold out at once.
+    stack
+        .create_sale_with(
+            "hot",
+            serde_json::json!({ "stock": 100, "rate_per_second": 100000, "burst": 100000, "waitlist": false }),
+        )
+        .await;
     let shared = &stack;
     let producers = (0..4).map(|p| {
         let batch: Vec<_> = tickets("shopper-", 1, 2000, None)

@@ -18,8 +18,8 @@ use crate::context::{Context, idempotency_key};
 use crate::resolve;
 use crate::{Error, Result};
 
-/// A create call cannot still be running after this long (its retry budget is shorter).
-const CREATE_SETTLED_AFTER: Duration = Duration::from_secs(120);
+/// Margin past a create's retry budget and timeout for search to see what it made.
+const SEARCH_LAG: Duration = Duration::from_secs(60);
 /// Retry budget of one side-effect call inside a sweep.
 const EFFECT_BUDGET: Duration = Duration::from_secs(10);
 
@@ -112,16 +112,16 @@ async fn refund(ctx: &Context, order: &Due) -> Result<bool> {
 /// canceled releases a held order as expired, succeeded sells it (or takes a unit back,
 /// or asks for a refund). An order no PaymentIntent exists for is released as it stands.
 async fn cancel(ctx: &Context, order: &Due) -> Result<bool> {
-    let intent = match &order.payment_intent_id {
-        Some(intent) => Some(intent.clone()),
-        None if order.pi_requested_at.is_some_and(|at| {
-            Utc::now() - at < chrono::Duration::from_std(CREATE_SETTLED_AFTER).unwrap_or_default()
-        }) =>
-        {
-            return Ok(false);
-        }
-        None if order.pi_requested_at.is_some() => search(ctx, order.id).await?,
-        None => None,
+    let intent = match (&order.payment_intent_id, order.pi_requested_at) {
+        (Some(intent), _) => Some(intent.clone()),
+        // A create was sent but its answer never stored: find what it made.
+        (None, Some(requested_at)) => match search(ctx, order.id).await? {
+            Some(found) => Some(found),
+            // Not found yet: a create may still be on its way (or search may lag).
+            None if create_may_be_running(ctx, requested_at) => return Ok(false),
+            None => None,
+        },
+        (None, None) => None,
     };
     let resolved = match intent {
         Some(intent) => {
@@ -177,6 +177,14 @@ async fn release_without_intent(ctx: &Context, order: Uuid) -> Result<()> {
         tracing::warn!(error = ?e, %order, "expiry not published to redis");
     }
     Ok(())
+}
+
+/// Whether a create sent at `requested_at` may still be retried or answered.
+fn create_may_be_running(ctx: &Context, requested_at: DateTime<Utc>) -> bool {
+    let worker = &ctx.config.worker;
+    let bound = Duration::from_millis(worker.stripe_retry_budget_ms + ctx.config.stripe.timeout_ms)
+        + SEARCH_LAG;
+    Utc::now() - requested_at < chrono::Duration::from_std(bound).unwrap_or_default()
 }
 
 async fn search(ctx: &Context, order: Uuid) -> Result<Option<String>> {

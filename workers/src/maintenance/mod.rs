@@ -1,11 +1,13 @@
 //! The maintenance loop, every `sweep_interval_ms`: expire holds, give units that came
-//! back to the wait-list, run due Stripe side effects, relay the outbox, and (every `reconcile_after_secs / 10`) reconcile orders
+//! back to the wait-list, ask again to pay for reserved orders whose payment task was
+//! lost, run due Stripe side effects, relay the outbox, and (every `reconcile_after_secs / 10`) reconcile orders
 //! whose webhook never came. Every step is safe to run in several processes at once.
 
 mod effects;
 mod expire;
 mod outbox;
 pub mod reconcile;
+mod unasked;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,6 +19,7 @@ use crate::context::Context;
 pub use effects::run_due;
 pub use expire::expire_holds;
 pub use outbox::relay;
+pub use unasked::ask_again;
 
 /// Runs the loop until `shutdown`.
 pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
@@ -58,6 +61,9 @@ pub async fn sweep(ctx: &Context) {
     }
     if let Err(e) = crate::reserve::waitlist::settle(ctx).await {
         tracing::warn!(error = ?e, "wait-list not settled");
+    }
+    if let Err(e) = ask_again(ctx, 500).await {
+        tracing::warn!(error = ?e, "reserved orders not asked again to pay");
     }
     if let Err(e) = run_due(ctx, 50).await {
         tracing::warn!(error = ?e, "stripe side effects failed");

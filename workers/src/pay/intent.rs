@@ -5,11 +5,10 @@
 //!    when the ticket carried a payment method), amount and currency from the database;
 //!    a retry, by any process, sends the same key and gets the same PaymentIntent; past
 //!    Stripe's 24 h key memory the existing PaymentIntent is found by its metadata first;
-//! 3. store its id and client secret, moving the order to `payment_pending` — or, on a
-//!    card error, release the units and mark the order `failed`;
-//! 4. act on what the create answered: a PaymentIntent that already succeeded (confirmed
-//!    with a saved card) sells the units now, without waiting for a webhook that may
-//!    never come.
+//! 3. store its id and client secret, moving the order to `payment_pending` — or, when
+//!    the create answered how the payment ended (`succeeded` with a saved card), apply
+//!    that at once, without waiting for a webhook that may never come — or, on a card
+//!    error, release the units and mark the order `failed`.
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -72,11 +71,13 @@ pub async fn pay(ctx: &Context, order_id: Uuid) -> Result<Paid> {
     };
     match created {
         Ok(intent) => {
-            store(ctx, order_id, &claimed, &intent).await?;
             let outcome = resolve::outcome(&intent);
             if outcome == IntentOutcome::Pending {
+                store(ctx, order_id, &claimed, &intent).await?;
                 return Ok(Paid::Pending);
             }
+            // Stripe already said how it ended: bind and apply it in one commit, so a
+            // failure leaves the order `reserved` and the retry finds the same intent.
             resolve::apply(ctx, order_id, intent.id.as_str(), &outcome).await?;
             Ok(Paid::Settled)
         }
