@@ -23,3 +23,10 @@ ALTER TABLE sales ALTER COLUMN waitlist SET DEFAULT true;
 -- Reserved orders nobody has asked to pay yet (the maintenance loop asks again a minute on).
 CREATE INDEX orders_unasked ON orders (updated_at)
     WHERE status = 'reserved' AND pi_requested_at IS NULL;
+
+-- Retention (workers/src/maintenance/retention.rs) deletes by insertion time from these
+-- append-only tables; BRIN indexes cost next to nothing on insert and let each delete
+-- find the old rows without reading the table.
+CREATE INDEX stripe_events_received_brin ON stripe_events USING brin (received_at);
+CREATE INDEX order_events_created_brin ON order_events USING brin (created_at);
+CREATE INDEX admission_audit_at_brin ON admission_audit USING brin (at);

@@ -66,6 +66,7 @@ pub async fn build_state(config: Arc<Config>) -> flashgate_common::Result<AppSta
         publisher,
         batcher,
         inflight: flashgate_common::inflight::InFlight::default(),
+        pending: tokio::sync::Semaphore::new(config.admission.max_pending_arrivals),
         config,
         pool,
         redis,

@@ -40,6 +40,8 @@ pub struct Inner {
     pub limits: Arc<Limits>,
     /// Ticket issues in flight, by customer and sale.
     pub inflight: InFlight<IssueResult>,
+    /// Arrivals allowed at once past the in-memory checks (`admission.max_pending_arrivals`).
+    pub pending: tokio::sync::Semaphore,
 }
 
 impl AppState {

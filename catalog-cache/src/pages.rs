@@ -19,6 +19,12 @@ use crate::lookup::XFETCH_BETA;
 use crate::products::{self, Product};
 use crate::stats::{Kind, Layer};
 
+/// Most listing pages cached in Redis at once. Cursors are chosen by clients, so without a
+/// bound a crawler of made-up cursors would grow the hash without end (in the Redis that
+/// may also hold ticket state); past it a page is served from PostgreSQL (coalesced, and
+/// kept in L1) until the hash expires or a product write drops it.
+const MAX_CACHED_PAGES: usize = 2000;
+
 /// Logical lifetime of a cached page.
 const PAGE_TTL: Duration = Duration::from_secs(30);
 /// How long past its logical expiry a page may still be served while it is refreshed
@@ -164,7 +170,7 @@ impl Catalog {
             let hash = self.remote.redis().keys().product_pages();
             let keep = PAGE_TTL * (1 + STALE_FACTOR);
             self.remote
-                .hset(hash, digest.clone(), json, keep, mode)
+                .hset(hash, digest.clone(), json, keep, MAX_CACHED_PAGES, mode)
                 .await;
         }
         self.pages.insert(digest, page.clone());

@@ -1,11 +1,18 @@
 //! Errors of the workers, and what each means for the message in hand.
 //!
 //! Policy: a transient failure (database restart, lost connection, lock or statement
-//! timeout, Stripe 429/5xx, broker hiccup) leaves the message unacknowledged so it is
-//! redelivered after a backoff; the broker dead-letters it past the delivery limit. A
+//! timeout, Stripe 429/5xx, broker hiccup) is retried in place with backoff for up to
+//! [`TRANSIENT_PATIENCE`]; only then is the message requeued, which counts toward the
+//! delivery limit past which the broker dead-letters it. A
 //! permanent failure (undecodable message, unknown sale, a request Stripe refuses) sends
 //! the message to the dead-letter queue at once, so it cannot block the others. Either
 //! way the cause is logged once, where the delivery is settled.
+
+/// How long a message in hand waits out a transient failure (retrying with backoff)
+/// before it is requeued, which counts toward the queue's delivery limit: an outage of
+/// PostgreSQL or Stripe shorter than this dead-letters nothing. Well under RabbitMQ's
+/// consumer timeout (30 minutes by default), past which the broker closes the channel.
+pub const TRANSIENT_PATIENCE: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Convenience alias.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -23,10 +23,12 @@ pub enum Outcome {
     QueueSaturated,
     /// The broker did not confirm the ticket.
     BrokerUnavailable,
+    /// The door already had as much work toward Redis and the broker as it takes.
+    DoorBusy,
 }
 
 impl Outcome {
-    const ALL: [Outcome; 7] = [
+    const ALL: [Outcome; 8] = [
         Outcome::Admitted,
         Outcome::RateLimited,
         Outcome::CustomerRateLimited,
@@ -34,6 +36,7 @@ impl Outcome {
         Outcome::NotOpen,
         Outcome::QueueSaturated,
         Outcome::BrokerUnavailable,
+        Outcome::DoorBusy,
     ];
 
     /// Label used in metrics and stats.
@@ -46,6 +49,7 @@ impl Outcome {
             Outcome::NotOpen => "not_open",
             Outcome::QueueSaturated => "queue_saturated",
             Outcome::BrokerUnavailable => "broker_unavailable",
+            Outcome::DoorBusy => "door_busy",
         }
     }
 }
@@ -55,9 +59,9 @@ impl Outcome {
 /// label to allocate and no registry to search).
 #[derive(Debug)]
 pub struct Counters {
-    totals: [AtomicU64; 7],
-    last: Mutex<([u64; 7], [f64; 7])>,
-    exported: [Counter; 7],
+    totals: [AtomicU64; 8],
+    last: Mutex<([u64; 8], [f64; 8])>,
+    exported: [Counter; 8],
 }
 
 impl Counters {
@@ -89,7 +93,7 @@ impl Counters {
 
     /// Turns the totals into rates over `elapsed_secs` since the previous sample.
     pub fn sample(&self, elapsed_secs: f64) {
-        let now: [u64; 7] = std::array::from_fn(|i| self.totals[i].load(Ordering::Relaxed));
+        let now: [u64; 8] = std::array::from_fn(|i| self.totals[i].load(Ordering::Relaxed));
         if let Ok(mut last) = self.last.lock() {
             let rates =
                 std::array::from_fn(|i| (now[i] - last.0[i]) as f64 / elapsed_secs.max(0.001));

@@ -128,7 +128,25 @@ async fn admit(
     sale: &Arc<SaleHandle>,
     arrival: Arrival,
 ) -> Result<(StatusCode, TicketBody)> {
-    let waitlisted = match gate::check(state, sale, &arrival.customer) {
+    let checked = match gate::check(state, sale, &arrival.customer) {
+        // Refused for a reason no held ticket changes: answered from memory alone.
+        Err(refusal) if !refusal.defers_to_held_ticket() => {
+            sale.counters.record(refusal.outcome);
+            return Err(refusal.problem.into());
+        }
+        checked => checked,
+    };
+    // Everything past here waits on Redis or the broker: bounded, and shed at once past it.
+    let Ok(_slot) = state.pending.try_acquire() else {
+        sale.counters.record(Outcome::DoorBusy);
+        return Err(Problem::unavailable(
+            "door_busy",
+            "the door is serving as many arrivals as it can; retry",
+            1,
+        )
+        .into());
+    };
+    let waitlisted = match checked {
         Ok(waitlisted) => waitlisted,
         Err(refusal) => {
             sale.counters.record(refusal.outcome);

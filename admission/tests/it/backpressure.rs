@@ -284,3 +284,48 @@ async fn an_admission_change_reaches_every_door_at_once() {
     second.stop().await;
     first.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arrivals_past_the_doors_bound_on_pending_work_are_shed_at_once_with_503() {
+    let proxy = FaultProxy::start("127.0.0.1:6379".parse().unwrap()).await;
+    let url = format!("redis://{}/0", proxy.addr());
+    let door = Door::start_with(|c| {
+        c.redis.url = url;
+        c.redis.response_timeout_ms = 5000;
+        c.admission.max_pending_arrivals = 1;
+    })
+    .await;
+    door.sale("crowd", json!({})).await;
+    proxy.set(ProxyMode::Blackhole);
+    // Twenty arrive at once: one takes the only slot and waits on a Redis that never
+    // answers; the others must not queue behind it.
+    let arrivals = (0..20).map(|i| {
+        let door = &door;
+        async move {
+            let started = std::time::Instant::now();
+            let response = door.ticket("crowd", &format!("c{i}")).await;
+            let status = response.status();
+            let code = response.json::<Value>().await.unwrap()["code"].clone();
+            (status, code, started.elapsed())
+        }
+    });
+    let answers = futures_util::future::join_all(arrivals).await;
+    // A dropped connection can fail an arrival fast and free the slot for another, so
+    // several may reach Redis, but never more than one at a time: the rest are shed.
+    let shed: Vec<_> = answers
+        .iter()
+        .filter(|(_, code, _)| code == "door_busy")
+        .collect();
+    assert!(shed.len() >= 10, "most arrivals shed: {answers:?}");
+    assert!(
+        shed.iter()
+            .all(|(status, _, took)| *status == 503 && *took < std::time::Duration::from_secs(2)),
+        "shed at once: {answers:?}"
+    );
+    assert!(
+        answers.iter().all(|(status, code, _)| *status == 503
+            && (code == "door_busy" || code == "redis_unavailable")),
+        "{answers:?}"
+    );
+    door.stop().await;
+}

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use flashgate_common::live::Redis;
+use redis::Script;
 use serde::de::DeserializeOwned;
 
 use super::breaker::Breaker;
@@ -109,25 +110,29 @@ impl Guarded {
         .await;
     }
 
-    /// Writes `json` in field `field` of hash `hash`, and keeps the hash for `keep`.
+    /// Writes `json` in field `field` of hash `hash` if the hash holds fewer than `cap`
+    /// fields (or already has this one); the hash lives `keep` from its first write.
     pub(crate) async fn hset(
         &self,
         hash: String,
         field: String,
         json: String,
         keep: Duration,
+        cap: usize,
         mode: Write,
     ) {
         self.write(mode, move |this| async move {
             let mut conn = this.redis.conn();
             let set = async {
-                redis::pipe()
-                    .hset(&hash, field, json)
-                    .ignore()
-                    .expire(&hash, keep.as_secs() as i64)
-                    .ignore()
-                    .query_async::<()>(&mut conn)
+                BOUNDED_HSET
+                    .key(&hash)
+                    .arg(field)
+                    .arg(json)
+                    .arg(keep.as_secs())
+                    .arg(cap)
+                    .invoke_async::<i64>(&mut conn)
                     .await
+                    .map(|_| ())
             };
             this.call(set).await;
         })
@@ -146,6 +151,24 @@ impl Guarded {
         }
     }
 }
+
+/// KEYS[1] a hash of cached values; ARGV field, value, lifetime in seconds, most fields.
+/// Writes the field only if it is there already or the hash has room, so keys a client
+/// chooses (a listing cursor) cannot grow it without bound; the hash's lifetime is set
+/// by its first write and not renewed, so it empties itself even under constant writes.
+static BOUNDED_HSET: std::sync::LazyLock<Script> = std::sync::LazyLock::new(|| {
+    Script::new(
+        r"
+        if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0
+            and redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[4]) then
+            return 0
+        end
+        redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+        redis.call('EXPIRE', KEYS[1], ARGV[3], 'NX')
+        return 1
+        ",
+    )
+});
 
 /// Whether a fill waits for its value to be written to Redis.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

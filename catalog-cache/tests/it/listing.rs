@@ -66,3 +66,42 @@ async fn listing_pages_follow_the_cursor_and_filter_by_category() {
     app.stop().await;
     env.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn made_up_cursors_cannot_grow_the_page_cache_without_bound() {
+    let (env, config) = setup(|_| {}).await;
+    create_product(&env.pool, "a-1", "Product a-1", "shoes").await;
+    let app = App::start(&config).await;
+    // Every cursor a valid sku that exists nowhere: each a distinct page to cache.
+    for n in 0..2100 {
+        let cursor = base64::Engine::encode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            format!("zz-{n:05}"),
+        );
+        let page = app.get(&format!("/v1/products?cursor={cursor}")).await;
+        assert_eq!(page.status(), 200);
+    }
+    let redis = flashgate_common::live::Redis::connect(&config.redis).unwrap();
+    let pages = redis.keys().product_pages();
+    let count = || async {
+        redis::cmd("HLEN")
+            .arg(&pages)
+            .query_async::<usize>(&mut redis.conn())
+            .await
+            .unwrap()
+    };
+    crate::support::wait_until(
+        "the background writes land",
+        std::time::Duration::from_secs(10),
+        || async { count().await == 2000 },
+    )
+    .await;
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(&pages)
+        .query_async(&mut redis.conn())
+        .await
+        .unwrap();
+    assert!(ttl > 0, "the hash expires by itself: {ttl}");
+    app.stop().await;
+    env.cleanup().await;
+}

@@ -157,4 +157,12 @@ mod tests {
         assert!(err.contains("worker.batch_size"), "{err}");
         assert!(err.contains("admission.oversubscription_factor"), "{err}");
     }
+
+    #[test]
+    fn a_retention_shorter_than_stripes_redelivery_window_is_refused() {
+        let mut config = Config::default();
+        config.worker.stripe_events_retention_days = 3;
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("worker.stripe_events_retention_days"), "{err}");
+    }
 }

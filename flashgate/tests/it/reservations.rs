@@ -401,3 +401,59 @@ async fn a_ticket_the_database_refuses_for_good_does_not_sink_its_batch() {
     stack.assert_invariants("sunk", Some(2)).await;
     stack.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_unit_a_decline_released_goes_to_the_wait_list_before_a_later_fresh_ticket() {
+    // The maintenance loop runs once at start only: the wait-list is served by the next
+    // reservation batch or not at all.
+    let stack = Stack::start_with(|c| c.worker.sweep_interval_ms = 3_600_000).await;
+    stack.create_sale("line", 1).await;
+    let take = |customer: &'static str, pm: Option<&'static str>| {
+        let stack = &stack;
+        async move {
+            let response = stack.take_ticket("line", customer, pm).await;
+            assert_eq!(response.status(), 202, "{customer} admitted");
+            let ticket: Value = response.json().await.unwrap();
+            ticket["ticket"].as_str().unwrap().to_owned()
+        }
+    };
+    let holder = take("holder", None).await;
+    let (pending, _) = stack
+        .await_ticket(&holder, |t| t["status"] == "payment_pending")
+        .await;
+    let waiter = take("waiter", Some("pm_card_visa")).await;
+    stack
+        .await_ticket(&waiter, |t| t["status"] == "waitlisted")
+        .await;
+    // The holder's card is declined in the browser: the webhook releases the unit.
+    let declined = stack
+        .http
+        .post(stack.stripe(&format!(
+            "/v1/payment_intents/{}/confirm",
+            pending["payment"]["payment_intent"].as_str().unwrap()
+        )))
+        .bearer_auth("pk_test_flashgate")
+        .form(&[
+            (
+                "client_secret",
+                pending["payment"]["client_secret"].as_str().unwrap(),
+            ),
+            ("payment_method", "pm_card_chargeDeclined"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(declined.status(), 402);
+    assert_eq!(stack.await_final(&holder).await["status"], "failed");
+    let fresh = take("fresh", Some("pm_card_visa")).await;
+    assert_eq!(
+        stack.await_final(&waiter).await["status"],
+        "paid",
+        "first in line"
+    );
+    stack
+        .await_ticket(&fresh, |t| t["status"] == "waitlisted")
+        .await;
+    stack.assert_invariants("line", None).await;
+    stack.stop().await;
+}

@@ -1,12 +1,14 @@
 //! The maintenance loop, every `sweep_interval_ms`: expire holds, give units that came
 //! back to the wait-list, ask again to pay for reserved orders whose payment task was
 //! lost, run due Stripe side effects, relay the outbox, and (every `reconcile_after_secs / 10`) reconcile orders
-//! whose webhook never came. Every step is safe to run in several processes at once.
+//! whose webhook never came; once an hour, delete what is past its retention. Every step
+//! is safe to run in several processes at once.
 
 mod effects;
 mod expire;
 mod outbox;
 pub mod reconcile;
+pub mod retention;
 mod unasked;
 
 use std::sync::Arc;
@@ -28,8 +30,16 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let reconcile_after = Duration::from_secs(config.reconcile_after_secs);
     let mut last_reconcile = Instant::now();
+    let mut last_retention: Option<Instant> = None;
     while shutdown.run_until_cancelled(tick.tick()).await.is_some() {
         sweep(&ctx).await;
+        if last_retention.is_none_or(|at| at.elapsed() >= RETENTION_EVERY) {
+            last_retention = Some(Instant::now());
+            match retention::apply(&ctx).await {
+                Ok(deleted) => tracing::debug!(?deleted, "retention applied"),
+                Err(e) => tracing::warn!(error = ?e, "retention not applied"),
+            }
+        }
         if last_reconcile.elapsed() >= reconcile_after / 10 {
             last_reconcile = Instant::now();
             match reconcile::reconcile(&ctx, reconcile_after, 200).await {
@@ -42,6 +52,9 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
         }
     }
 }
+
+/// How often rows past their retention are deleted (and once at start).
+const RETENTION_EVERY: Duration = Duration::from_secs(3600);
 
 /// Most batches of holds expired in one sweep, so the other steps still get their turn.
 const EXPIRY_BATCHES: usize = 20;

@@ -1,8 +1,8 @@
 //! The payment consumer. Each message lists the orders of one reservation batch; their
 //! PaymentIntents are created concurrently (bounded by `payment_concurrency` across the
 //! process) and the message is acked once every order reached its recovery point. A
-//! transient failure leaves the message to be redelivered (handling each order is
-//! idempotent); a permanent one dead-letters it for an operator.
+//! transient failure is waited out in place, then leaves the message to be redelivered
+//! (handling each order is idempotent); a permanent one dead-letters it for an operator.
 
 pub mod intent;
 
@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::context::Context;
+use crate::error::TRANSIENT_PATIENCE;
 use crate::session::Action;
 use crate::{Error, Result, session};
 
@@ -64,7 +65,12 @@ async fn serve(
             next = consumer.next() => next,
         };
         let Some(delivery) = next else { break };
-        in_hand.spawn(settle(ctx.clone(), permits.clone(), delivery?));
+        in_hand.spawn(settle(
+            ctx.clone(),
+            permits.clone(),
+            delivery?,
+            shutdown.clone(),
+        ));
     }
     channel
         .basic_cancel(consumer.tag(), BasicCancelOptions::default())
@@ -78,7 +84,12 @@ async fn serve(
 
 /// Handles one message and settles its delivery. An `Err` means the ack itself failed
 /// (the channel is gone), which ends the session.
-async fn settle(ctx: Arc<Context>, permits: Arc<Semaphore>, delivery: Delivery) -> Result<()> {
+async fn settle(
+    ctx: Arc<Context>,
+    permits: Arc<Semaphore>,
+    delivery: Delivery,
+    shutdown: CancellationToken,
+) -> Result<()> {
     let orders = match serde_json::from_slice::<PaymentMessage>(&delivery.data) {
         Ok(PaymentMessage::Requested { order_ids }) => order_ids,
         Err(e) => {
@@ -87,7 +98,7 @@ async fn settle(ctx: Arc<Context>, permits: Arc<Semaphore>, delivery: Delivery) 
             return session::settle(&delivery, Action::DeadLetter).await;
         }
     };
-    let action = match pay_all(&ctx, &permits, &orders).await {
+    let action = match pay_patiently(&ctx, &permits, &orders, &shutdown).await {
         Ok(()) => Action::Ack,
         Err(e) if e.is_transient() => {
             tracing::warn!(error = ?e, "payment task failed transiently; it will be redelivered");
@@ -100,6 +111,38 @@ async fn settle(ctx: Arc<Context>, permits: Arc<Semaphore>, delivery: Delivery) 
         }
     };
     session::settle(&delivery, action).await
+}
+
+/// Pays every order, waiting out transient failures (PostgreSQL or Stripe down) in place
+/// with backoff for up to [`TRANSIENT_PATIENCE`], so an outage neither spins on
+/// redeliveries nor spends the message's delivery limit. Orders already past their step
+/// are skipped on each try.
+async fn pay_patiently(
+    ctx: &Arc<Context>,
+    permits: &Arc<Semaphore>,
+    orders: &[Uuid],
+    shutdown: &CancellationToken,
+) -> Result<()> {
+    let started = std::time::Instant::now();
+    let mut delay = std::time::Duration::from_millis(200);
+    loop {
+        match pay_all(ctx, permits, orders).await {
+            Err(e)
+                if e.is_transient()
+                    && started.elapsed() < TRANSIENT_PATIENCE
+                    && !shutdown.is_cancelled() =>
+            {
+                metrics::counter!("worker_transient_retries_total", "queue" => "payments")
+                    .increment(1);
+                tracing::warn!(error = ?e, ?delay, "transient failure paying; retrying in place");
+                shutdown
+                    .run_until_cancelled(tokio::time::sleep(delay))
+                    .await;
+                delay = (delay * 2).min(std::time::Duration::from_secs(10));
+            }
+            outcome => return outcome,
+        }
+    }
 }
 
 /// Pays every order; the first failure (after all were tried) is returned.

@@ -102,8 +102,12 @@ pub async fn decide(pool: &PgPool, tickets: &[IssuedTicket]) -> Result<Batch> {
             unknown.extend(fresh.iter().map(|c| c.ticket_id));
             continue;
         };
+        let waited = super::waitlist::promote(&mut tx, &mut plan, &sale_id, sale).await?;
         let decided = decide_sale(&mut plan, &sale_id, sale, &fresh);
-        outcomes.entry(sale_id).or_default().extend(decided);
+        outcomes
+            .entry(sale_id)
+            .or_default()
+            .extend(waited.into_iter().chain(decided));
     }
     let terms = plan.write(&mut tx).await?;
     tx.commit().await?;

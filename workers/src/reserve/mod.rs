@@ -30,8 +30,6 @@ use decide::Batch;
 use session::Action;
 use settle::Settlement;
 
-/// How long one batch's transient failures are retried in place before it is requeued.
-const RETRY_BUDGET: Duration = Duration::from_secs(60);
 /// Batches decided but not yet published and settled (the pipeline's depth).
 const IN_FLIGHT_BATCHES: usize = 2;
 
@@ -203,7 +201,7 @@ async fn decide_with_retry(
             Ok(batch) => return Ok(batch),
             Err(e)
                 if e.is_transient()
-                    && started.elapsed() < RETRY_BUDGET
+                    && started.elapsed() < crate::error::TRANSIENT_PATIENCE
                     && !shutdown.is_cancelled() =>
             {
                 metrics::counter!("worker_transient_retries_total", "queue" => "tickets")

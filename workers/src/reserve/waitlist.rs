@@ -57,24 +57,11 @@ async fn settle_sale(ctx: &Context, id: &SaleId) -> Result<usize> {
         publish_closed(ctx, id, &closed).await;
         return Ok(closed.len());
     }
-    let waiting = waiting(&mut tx, id).await?;
     let mut plan = Plan::default();
-    let granted = plan.grant(id, sale, &waiting);
-    let promoted: Vec<(Uuid, Uuid)> = waiting
-        .iter()
-        .zip(granted)
-        .filter_map(|(c, o)| Some((c.ticket_id, o?)))
-        .collect();
-    plan.promote(promoted.iter().map(|(ticket, _)| *ticket));
+    let tickets = promote(&mut tx, &mut plan, id, sale).await?;
     let terms = plan.write(&mut tx).await?;
     tx.commit().await?;
-    let tickets = promoted
-        .iter()
-        .map(|(ticket, order)| {
-            TicketOutcome::granted(*ticket, Some(*order), TicketStatus::Waitlisted)
-        })
-        .collect();
-    metrics::counter!("waitlist_promoted_total").increment(promoted.len() as u64);
+    let promoted = tickets.len();
     let terms = terms.get(id).copied().unwrap_or(sale.terms);
     emit::emit(
         ctx,
@@ -88,7 +75,37 @@ async fn settle_sale(ctx: &Context, id: &SaleId) -> Result<usize> {
         },
     )
     .await?;
-    Ok(promoted.len())
+    Ok(promoted)
+}
+
+/// Grants the units `sale` has free to its wait-listed tickets, first in line first, in
+/// `plan` (the caller writes it under the sale's row lock). The reservation batch calls
+/// it before granting its fresh tickets, so a unit that came back goes to those who
+/// waited, not to whoever arrived next.
+pub(super) async fn promote(
+    tx: &mut PgConnection,
+    plan: &mut Plan,
+    id: &SaleId,
+    sale: &mut SaleRow,
+) -> Result<Vec<TicketOutcome>> {
+    if !sale.waitlist || sale.available <= 0 {
+        return Ok(Vec::new());
+    }
+    let waiting = waiting(tx, id).await?;
+    let granted = plan.grant(id, sale, &waiting);
+    let promoted: Vec<(Uuid, Uuid)> = waiting
+        .iter()
+        .zip(granted)
+        .filter_map(|(c, o)| Some((c.ticket_id, o?)))
+        .collect();
+    plan.promote(promoted.iter().map(|(ticket, _)| *ticket));
+    metrics::counter!("waitlist_promoted_total").increment(promoted.len() as u64);
+    Ok(promoted
+        .into_iter()
+        .map(|(ticket, order)| {
+            TicketOutcome::granted(ticket, Some(order), TicketStatus::Waitlisted)
+        })
+        .collect())
 }
 
 /// The sale's wait-listed tickets, first in line first.

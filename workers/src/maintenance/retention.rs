@@ -1,0 +1,80 @@
+//! Retention: the append-only tables would otherwise grow forever. Applied Stripe events
+//! are kept long enough to recognise any redelivery (Stripe retries for up to 3 days; the
+//! config refuses less than 4), order events only once relayed and past their window, the
+//! admission audit for its own window. Deletes run in bounded batches along BRIN indexes
+//! on the insertion time, so a run never holds long locks or scans a whole table.
+
+use crate::Result;
+use crate::context::Context;
+
+/// Rows deleted per statement.
+const BATCH: i64 = 5000;
+/// Statements per table and run, so one run stays short; the next run goes on.
+const ROUNDS: usize = 20;
+
+/// What one run deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Deleted {
+    /// Applied Stripe events.
+    pub stripe_events: u64,
+    /// Relayed order events.
+    pub order_events: u64,
+    /// Audit entries.
+    pub audit: u64,
+}
+
+/// Deletes what is past its retention.
+pub async fn apply(ctx: &Context) -> Result<Deleted> {
+    let config = &ctx.config.worker;
+    let mut deleted = Deleted::default();
+    for _ in 0..ROUNDS {
+        let n = sqlx::query!(
+            r#"DELETE FROM stripe_events WHERE ctid = ANY(ARRAY(
+                   SELECT ctid FROM stripe_events
+                   WHERE received_at < now() - make_interval(days => $1) LIMIT $2))"#,
+            config.stripe_events_retention_days as i32,
+            BATCH
+        )
+        .execute(&ctx.pool)
+        .await?
+        .rows_affected();
+        deleted.stripe_events += n;
+        if n < BATCH as u64 {
+            break;
+        }
+    }
+    for _ in 0..ROUNDS {
+        let n = sqlx::query!(
+            r#"DELETE FROM order_events WHERE ctid = ANY(ARRAY(
+                   SELECT ctid FROM order_events
+                   WHERE created_at < now() - make_interval(days => $1)
+                     AND published_at IS NOT NULL LIMIT $2))"#,
+            config.order_events_retention_days as i32,
+            BATCH
+        )
+        .execute(&ctx.pool)
+        .await?
+        .rows_affected();
+        deleted.order_events += n;
+        if n < BATCH as u64 {
+            break;
+        }
+    }
+    for _ in 0..ROUNDS {
+        let n = sqlx::query!(
+            r#"DELETE FROM admission_audit WHERE ctid = ANY(ARRAY(
+                   SELECT ctid FROM admission_audit
+                   WHERE at < now() - make_interval(days => $1) LIMIT $2))"#,
+            config.audit_retention_days as i32,
+            BATCH
+        )
+        .execute(&ctx.pool)
+        .await?
+        .rows_affected();
+        deleted.audit += n;
+        if n < BATCH as u64 {
+            break;
+        }
+    }
+    Ok(deleted)
+}
