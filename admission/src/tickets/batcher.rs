@@ -9,8 +9,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use flashgate_common::amqp::Publisher;
 use flashgate_common::amqp::messages::{IssuedTicket, TicketMessage};
+use flashgate_common::amqp::{Publisher, message_properties, with_ticket_count};
 use flashgate_common::live::Redis;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use uuid::Uuid;
@@ -113,14 +113,14 @@ async fn flush(outlet: &Outlet, batch: Vec<Waiting>) {
         _ => Uuid::now_v7(),
     };
     let request_id = request_id.filter(|_| size == 1);
+    let properties = with_ticket_count(
+        message_properties(&message_id.to_string(), request_id.as_deref()),
+        size,
+    );
+    let payload = serde_json::to_vec(&TicketMessage::of(tickets)).unwrap_or_default();
     let outcome = outlet
         .publisher
-        .publish_json(
-            &outlet.queue,
-            &message_id.to_string(),
-            &TicketMessage::of(tickets),
-            request_id.as_deref(),
-        )
+        .publish("", &outlet.queue, &payload, properties)
         .await
         .map_err(|error| {
             tracing::warn!(error = ?error, tickets = size, "ticket message not confirmed by the broker");

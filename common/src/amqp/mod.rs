@@ -13,7 +13,7 @@ use secrecy::ExposeSecret;
 
 use crate::config::AmqpConfig;
 use crate::{Error, Result};
-pub use publisher::{Publisher, message_properties, request_id};
+pub use publisher::{Publisher, message_properties, request_id, ticket_count, with_ticket_count};
 pub use topology::Topology;
 
 /// A connection checked out of the pool; returned when dropped.

@@ -49,6 +49,32 @@ pub fn message_properties(message_id: &str, request_id: Option<&str>) -> BasicPr
         .with_headers(headers)
 }
 
+/// Header saying how many tickets a message carries, so a consumer can size its batches
+/// in tickets without decoding them.
+const TICKETS_HEADER: &str = "x-tickets";
+
+/// `properties` marked as carrying `tickets` tickets.
+pub fn with_ticket_count(properties: BasicProperties, tickets: usize) -> BasicProperties {
+    let mut headers = properties.headers().clone().unwrap_or_default();
+    headers.insert(
+        TICKETS_HEADER.into(),
+        AMQPValue::LongUInt(u32::try_from(tickets).unwrap_or(u32::MAX)),
+    );
+    properties.with_headers(headers)
+}
+
+/// How many tickets a message carries (1 when it does not say).
+pub fn ticket_count(properties: &BasicProperties) -> usize {
+    match properties
+        .headers()
+        .as_ref()
+        .and_then(|h| h.inner().get(TICKETS_HEADER))
+    {
+        Some(AMQPValue::LongUInt(n)) => (*n as usize).max(1),
+        _ => 1,
+    }
+}
+
 /// The request id a message carries, if any.
 pub fn request_id(properties: &BasicProperties) -> Option<String> {
     match properties.headers().as_ref()?.inner().get("x-request-id")? {

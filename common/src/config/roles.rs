@@ -145,7 +145,8 @@ impl AdmissionConfig {
 pub struct WorkerConfig {
     /// HTTP listen address (health and metrics).
     pub listen: SocketAddr,
-    /// Most tickets one reservation transaction decides. A batch only fills this far when
+    /// Most tickets one reservation transaction decides (counted in tickets, not messages:
+    /// the door packs several in one). A batch only fills this far when
     /// the queue has a backlog (otherwise it closes after `batch_wait_ms`), and then bigger
     /// transactions drain it faster: 2,000 decided about 30% more tickets a second than 500
     /// in the reserve bench with tickets packed as the door packs them.

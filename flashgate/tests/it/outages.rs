@@ -88,3 +88,55 @@ async fn a_database_outage_is_ridden_out_and_nothing_is_lost() {
     stack.assert_invariants("dark", Some(200)).await;
     stack.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stripe_outage_is_waited_out_without_spending_the_delivery_limit() {
+    let stack = Stack::start_with(|c| {
+        // Each payment attempt gives up on Stripe fast; two deliveries and it is dead.
+        c.worker.stripe_retry_budget_ms = 50;
+        c.amqp.delivery_limit = 2;
+    })
+    .await;
+    stack.create_sale("outage", 1).await;
+    stack
+        .faults(serde_json::json!({ "server_error_share": 1.0 }))
+        .await;
+    let ticket: serde_json::Value = stack
+        .take_ticket("outage", "patient", Some("pm_card_visa"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let stats = || async {
+        let stats: serde_json::Value = stack
+            .http
+            .get(stack.stripe("/_sim/stats"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        stats["faults"]["server_errors"].as_u64().unwrap()
+    };
+    wait_until(
+        30,
+        "the payment has failed many more times than the limit",
+        || async { stats().await >= 8 },
+    )
+    .await;
+    stack.faults(serde_json::json!({})).await;
+    assert_eq!(
+        stack.await_final(ticket["ticket"].as_str().unwrap()).await["status"],
+        "paid"
+    );
+    assert!(
+        flashgate_workers::dlq::list(&stack.direct_amqp(), 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing dead-lettered"
+    );
+    stack.assert_invariants("outage", Some(1)).await;
+    stack.stop().await;
+}

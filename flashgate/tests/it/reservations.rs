@@ -457,3 +457,54 @@ async fn a_unit_a_decline_released_goes_to_the_wait_list_before_a_later_fresh_ti
     stack.assert_invariants("line", None).await;
     stack.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_is_sized_in_tickets_not_in_messages() {
+    let stack = Stack::start_custom(
+        &[Role::Admission, Role::Webhook, Role::Catalog],
+        None,
+        |_| {},
+    )
+    .await;
+    stack.create_sale("sized", 100).await;
+    let amqp = stack.direct_amqp();
+    let queue = amqp.topology().tickets();
+    for message in 0..3 {
+        let tickets: Vec<_> = (1..=3)
+            .map(|n| {
+                let seq = message * 3 + n;
+                issued_ticket("sized", seq, &format!("s-{seq}"), None)
+            })
+            .collect();
+        let properties = flashgate_common::amqp::with_ticket_count(
+            message_properties(&format!("m{message}"), None),
+            tickets.len(),
+        );
+        let payload = serde_json::to_vec(&TicketMessage::of(tickets)).unwrap();
+        Publisher::new(amqp.clone())
+            .publish("", &queue, &payload, properties)
+            .await
+            .unwrap();
+    }
+    let _worker = stack.spawn_worker_with(&[
+        ("FLASHGATE_WORKER__BATCH_SIZE", "4"),
+        ("FLASHGATE_WORKER__BATCH_WAIT_MS", "2000"),
+    ]);
+    wait_until(60, "every ticket is decided", || async {
+        stack.decided("sized").await == 9
+    })
+    .await;
+    // One transaction decides its tickets at one `now()`.
+    let per_transaction: Vec<i64> = sqlx::query_scalar(
+        "SELECT count(*) FROM tickets WHERE sale_id = 'sized' GROUP BY decided_at ORDER BY 1",
+    )
+    .fetch_all(&stack.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        per_transaction,
+        [3, 6],
+        "two messages (6 tickets) reach the limit of 4; the third goes next"
+    );
+    stack.stop().await;
+}

@@ -327,8 +327,14 @@ impl Stack {
 
     /// A `flashgate worker` process on this test's database, keys, queues and emulator.
     pub fn spawn_worker(&self) -> tokio::process::Child {
+        self.spawn_worker_with(&[])
+    }
+
+    /// A `flashgate worker` process with `settings` (`FLASHGATE_…` variables) on top.
+    pub fn spawn_worker_with(&self, settings: &[(&str, &str)]) -> tokio::process::Child {
         let c = &self.config;
         tokio::process::Command::new(env!("CARGO_BIN_EXE_flashgate"))
+            .envs(settings.iter().copied())
             .arg("worker")
             .env("FLASHGATE_DATABASE__URL", c.database.url.expose_secret())
             .env("FLASHGATE_REDIS__PREFIX", &c.redis.prefix)

@@ -1,4 +1,6 @@
-//! Collecting a batch: up to `max` deliveries, waiting at most `wait` after the first.
+//! Collecting a batch: deliveries carrying up to `max` tickets in all (the door packs up to
+//! `publish_batch_max` in one message and says how many), waiting at most `wait` after
+//! the first.
 
 use std::time::Duration;
 
@@ -6,6 +8,8 @@ use futures_util::StreamExt;
 use lapin::Consumer;
 use lapin::message::Delivery;
 use tokio_util::sync::CancellationToken;
+
+use flashgate_common::amqp::ticket_count;
 
 use crate::Result;
 
@@ -28,11 +32,17 @@ pub async fn collect(
         ))
         .into());
     };
-    let mut batch = vec![first?];
+    let first = first?;
+    let mut tickets = ticket_count(&first.properties);
+    let mut batch = vec![first];
     let deadline = tokio::time::Instant::now() + wait;
-    while batch.len() < max {
+    while tickets < max {
         match tokio::time::timeout_at(deadline, consumer.next()).await {
-            Ok(Some(delivery)) => batch.push(delivery?),
+            Ok(Some(delivery)) => {
+                let delivery = delivery?;
+                tickets += ticket_count(&delivery.properties);
+                batch.push(delivery);
+            }
             // Ended mid-batch: handle what we have; the next collect reports the end.
             Ok(None) | Err(_) => break,
         }
