@@ -42,6 +42,8 @@ pub struct Inner {
     pub inflight: InFlight<IssueResult>,
     /// Arrivals allowed at once past the in-memory checks (`admission.max_pending_arrivals`).
     pub pending: tokio::sync::Semaphore,
+    /// Polls allowed to read PostgreSQL at once (a quarter of the pool).
+    pub db_lookups: tokio::sync::Semaphore,
 }
 
 impl AppState {

@@ -89,7 +89,7 @@ impl Catalog {
 
     async fn terms_from_db(&self, sale: &SaleId) -> Fill<Option<SaleTerms>> {
         let query = sqlx::query!(
-            "SELECT version, stock, reserved, sold, decided FROM sales WHERE id = $1",
+            "SELECT version, stock, reserved, sold, decided, waitlisted FROM sales WHERE id = $1",
             sale.as_str()
         )
         .fetch_optional(&self.pool);

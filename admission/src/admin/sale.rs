@@ -76,6 +76,9 @@ pub struct SaleDoc {
     pub paused: bool,
     /// Wait-list on.
     pub waitlist: bool,
+    /// Tickets on the wait-list now.
+    #[serde(default)]
+    pub waitlisted: i32,
     /// Version of the stock terms.
     pub version: i64,
 }
@@ -88,6 +91,7 @@ impl SaleDoc {
             reserved: i64::from(self.reserved),
             sold: i64::from(self.sold),
             decided: self.decided,
+            waitlisted: i64::from(self.waitlisted),
         }
     }
 }
@@ -193,7 +197,7 @@ async fn write(
                paused = COALESCE($10, sales.paused), waitlist = COALESCE($11, sales.waitlist),
                version = sales.version + 1, updated_at = now()
            RETURNING id, sku, stock, reserved, sold, stock - reserved - sold AS "available!", decided, price, currency,
-                     starts_at, hold_seconds, rate_per_second, burst, paused, waitlist, version"#,
+                     starts_at, hold_seconds, rate_per_second, burst, paused, waitlist, waitlisted, version"#,
         id.as_str(),
         input.sku.as_str(),
         input.stock as i32,
@@ -230,7 +234,7 @@ async fn select_for_update(
     sqlx::query_as!(
         SaleDoc,
         r#"SELECT id, sku, stock, reserved, sold, stock - reserved - sold AS "available!", decided, price, currency,
-                  starts_at, hold_seconds, rate_per_second, burst, paused, waitlist, version
+                  starts_at, hold_seconds, rate_per_second, burst, paused, waitlist, waitlisted, version
            FROM sales WHERE id = $1 FOR UPDATE"#,
         id.as_str()
     )

@@ -185,7 +185,12 @@ impl SaleHandle {
         if available == 0 && live.terms.reserved <= 0 {
             Admission::SoldOut
         } else if live.queued() as f64 >= available as f64 * factor {
-            if self.settings.load().waitlist {
+            // The wait-list takes as many as the units that could still come back (all
+            // held ones) could serve, times the factor; past that an arrival's chance is
+            // nil, and it is told so at once instead of waiting for the list to close.
+            let could_come_back = (available + live.terms.reserved.max(0)) as f64 * factor;
+            let waiting = (live.queued() + live.terms.waitlisted) as f64;
+            if self.settings.load().waitlist && waiting < could_come_back {
                 Admission::Waitlist
             } else {
                 Admission::Oversubscribed

@@ -35,7 +35,7 @@ pub struct SaleSettings {
 pub async fn load(pool: &PgPool, ids: &[String]) -> sqlx::Result<Vec<SaleSettings>> {
     let rows = sqlx::query!(
         r#"SELECT id, sku, price, currency, starts_at, hold_seconds, rate_per_second, burst,
-                  paused, waitlist, version, stock, reserved, sold, decided
+                  paused, waitlist, version, stock, reserved, sold, decided, waitlisted
            FROM sales WHERE id = ANY($1)"#,
         ids
     )

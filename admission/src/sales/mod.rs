@@ -94,7 +94,12 @@ impl SaleDirectory {
     pub async fn listen(self: Arc<Self>, shutdown: CancellationToken) {
         let mut backoff = Duration::from_millis(200);
         while !shutdown.is_cancelled() {
-            if let Err(e) = self.subscribe_once(&shutdown).await {
+            // Cancellable as a whole: a Redis that accepts and never answers must not
+            // hold the door's shutdown in the subscription handshake.
+            let subscribed = shutdown
+                .run_until_cancelled(self.subscribe_once(&shutdown))
+                .await;
+            if let Some(Err(e)) = subscribed {
                 tracing::warn!(error = %e, "sale change feed lost; resubscribing");
                 shutdown
                     .run_until_cancelled(tokio::time::sleep(backoff))

@@ -58,7 +58,7 @@ pub async fn ticket_state(
     };
     let view = match view {
         Some(view) if !behind(&view) => view,
-        cached => match from_database(state, &claims.sale, claims.ticket).await? {
+        cached => match from_database_bounded(state, claims, cached.is_some()).await? {
             Some(found) => found,
             None => cached.unwrap_or(TicketView {
                 status: TicketStatus::Queued,
@@ -111,6 +111,29 @@ async fn render(
         estimated_wait_ms: position.zip(sale).and_then(|(p, s)| s.estimated_wait_ms(p)),
         waitlisted: false,
     }
+}
+
+/// [`from_database`] for a poll, within the door's bound on look-ups: when Redis times
+/// out under a crowd, every poll falling through to PostgreSQL at once would take the
+/// database down with it. Past the bound a poll Redis did answer keeps what Redis said
+/// (`None` here); one it did not is told to come back (`503`).
+async fn from_database_bounded(
+    state: &AppState,
+    claims: &TicketClaims,
+    redis_answered: bool,
+) -> Result<Option<TicketView>> {
+    let Ok(_slot) = state.db_lookups.try_acquire() else {
+        if redis_answered {
+            return Ok(None);
+        }
+        return Err(Problem::unavailable(
+            "redis_unavailable",
+            "live state is unavailable; retry",
+            1,
+        )
+        .into());
+    };
+    from_database(state, &claims.sale, claims.ticket).await
 }
 
 /// The decided state from PostgreSQL, re-published to Redis. `None` if undecided.

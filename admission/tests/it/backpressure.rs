@@ -327,5 +327,6 @@ async fn arrivals_past_the_doors_bound_on_pending_work_are_shed_at_once_with_503
             && (code == "door_busy" || code == "redis_unavailable")),
         "{answers:?}"
     );
+    proxy.set(ProxyMode::Pass);
     door.stop().await;
 }

@@ -23,6 +23,7 @@ async fn availability_follows_the_live_counters_within_about_a_second() {
         reserved: 0,
         sold: 0,
         decided: 0,
+        waitlisted: 0,
     };
     write_terms(&config, "live-sale", terms).await;
     let app = App::start(&config).await;
@@ -36,6 +37,7 @@ async fn availability_follows_the_live_counters_within_about_a_second() {
         reserved: 3,
         sold: 2,
         decided: 5,
+        waitlisted: 0,
     };
     write_terms(&config, "live-sale", terms).await;
     let changed = Instant::now();

@@ -74,6 +74,7 @@ async fn a_hung_or_dead_redis_degrades_to_postgres_and_recovers_by_itself() {
         reserved: 0,
         sold: 0,
         decided: 0,
+        waitlisted: 0,
     };
     write_terms(&config, "rf-sale", terms).await;
     let running = App::start(&config).await;

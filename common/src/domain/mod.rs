@@ -43,10 +43,12 @@ pub struct SaleTerms {
     pub sold: i64,
     /// Tickets decided so far (reserved or sold out): the queue's served position.
     pub decided: i64,
+    /// Tickets waiting on the wait-list for units to come back.
+    pub waitlisted: i64,
 }
 
 /// Builds [`SaleTerms`] from a query row with the `sales` columns `version`, `stock`,
-/// `reserved`, `sold` (`int`) and `decided` (`bigint`).
+/// `reserved`, `sold`, `waitlisted` (`int`) and `decided` (`bigint`).
 #[macro_export]
 macro_rules! sale_terms {
     ($row:expr) => {
@@ -56,6 +58,7 @@ macro_rules! sale_terms {
             reserved: i64::from($row.reserved),
             sold: i64::from($row.sold),
             decided: $row.decided,
+            waitlisted: i64::from($row.waitlisted),
         }
     };
 }

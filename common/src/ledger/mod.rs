@@ -99,7 +99,7 @@ pub async fn move_units(
         r#"UPDATE sales
            SET reserved = reserved + $2, sold = sold + $3, version = version + 1, updated_at = now()
            WHERE id = $1 AND stock - (reserved + $2) - (sold + $3) >= 0
-           RETURNING version, stock, reserved, sold, decided"#,
+           RETURNING version, stock, reserved, sold, decided, waitlisted"#,
         sale.as_str(),
         reserved_delta,
         sold_delta

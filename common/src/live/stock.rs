@@ -10,14 +10,15 @@ use super::Redis;
 use crate::Result;
 use crate::domain::{SaleId, SaleTerms};
 
-/// KEYS[1] terms hash; ARGV version, stock, reserved, sold, decided. Older versions lose.
+/// KEYS[1] terms hash; ARGV version, stock, reserved, sold, decided, waitlisted. Older
+/// versions lose.
 static SET_TERMS: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
         local current = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
         if tonumber(ARGV[1]) <= current then return 0 end
         redis.call('HSET', KEYS[1], 'version', ARGV[1], 'stock', ARGV[2],
-            'reserved', ARGV[3], 'sold', ARGV[4], 'decided', ARGV[5])
+            'reserved', ARGV[3], 'sold', ARGV[4], 'decided', ARGV[5], 'waitlisted', ARGV[6])
         return 1
         ",
     )
@@ -33,7 +34,8 @@ impl Redis {
             .arg(terms.stock)
             .arg(terms.reserved)
             .arg(terms.sold)
-            .arg(terms.decided);
+            .arg(terms.decided)
+            .arg(terms.waitlisted);
         pipe.invoke_script(&invocation).ignore();
     }
 
@@ -85,5 +87,6 @@ fn parse_terms(fields: &HashMap<String, i64>) -> Option<SaleTerms> {
         reserved: *fields.get("reserved")?,
         sold: *fields.get("sold")?,
         decided: *fields.get("decided")?,
+        waitlisted: fields.get("waitlisted").copied().unwrap_or(0),
     })
 }

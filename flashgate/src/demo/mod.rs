@@ -47,6 +47,11 @@ pub struct DemoArgs {
     /// whoever arrives next, and may stay unsold once the crowd was answered.
     #[arg(long = "no-waitlist", action = clap::ArgAction::SetFalse)]
     pub waitlist: bool,
+    /// Requests the shoppers have in flight at once, sharing that many connections. The
+    /// demo serves and shops in one process, so each costs two file descriptors: keep it
+    /// well under the open-file limit (`ulimit -n`).
+    #[arg(long, default_value_t = 2000)]
+    pub connections: usize,
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 120)]
     pub timeout_secs: u64,
@@ -116,7 +121,7 @@ fn isolate(config: &mut Config) -> String {
 
 async fn drive(running: &Running, args: &DemoArgs, token: &str) -> anyhow::Result<Summary> {
     let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(args.shoppers)
+        .pool_max_idle_per_host(args.connections)
         .build()?;
     wait_ready(&http, running).await?;
     let sale = format!("demo-{}", chrono::Utc::now().format("%Y%m%d-%H%M%S"));
@@ -201,6 +206,7 @@ async fn run_shoppers(
         stripe: running.config.stripe.base_url.clone(),
         publishable_key: running.config.stripe.publishable_key.clone(),
         sale: sale.to_owned(),
+        lanes: std::sync::Arc::new(tokio::sync::Semaphore::new(args.connections)),
     };
     let tasks: Vec<_> = (0..args.shoppers)
         .map(|i| {

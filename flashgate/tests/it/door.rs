@@ -140,3 +140,28 @@ async fn units_that_come_back_go_to_the_wait_list_in_order_and_the_rest_end_sold
     stack.assert_invariants("listed", Some(3)).await;
     stack.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wait_list_takes_only_as_many_as_the_held_units_could_serve() {
+    let stack = Stack::start().await;
+    // One unit, oversubscription factor 3 (the default).
+    stack.create_sale("bounded", 1).await;
+    let (status, holder) = ticket(&stack, "bounded", "holder", None).await;
+    assert_eq!(status, 202);
+    stack
+        .await_ticket(holder["ticket"].as_str().unwrap(), |t| {
+            t["status"] == "payment_pending"
+        })
+        .await;
+    let mut statuses = Vec::new();
+    for n in 0..6 {
+        let (status, _) = ticket(&stack, "bounded", &format!("late-{n}"), None).await;
+        statuses.push(status);
+    }
+    assert_eq!(
+        statuses,
+        [202, 202, 202, 410, 410, 410],
+        "three may wait for the one held unit; the rest are told at once"
+    );
+    stack.stop().await;
+}

@@ -32,7 +32,7 @@ pub async fn lock_sales(
     ids: &[String],
 ) -> Result<BTreeMap<SaleId, SaleRow>> {
     let rows = sqlx::query!(
-        r#"SELECT id, stock, reserved, sold, decided, version, price, currency, hold_seconds, waitlist
+        r#"SELECT id, stock, reserved, sold, decided, waitlisted, version, price, currency, hold_seconds, waitlist
            FROM sales WHERE id = ANY($1) ORDER BY id FOR UPDATE"#,
         ids
     )
@@ -78,7 +78,8 @@ pub struct Plan {
     tickets: Vec<(SaleId, Candidate, TicketStatus)>,
     orders: Vec<(SaleId, Candidate, Uuid, i64, String, i32)>,
     promoted: Vec<Uuid>,
-    deltas: BTreeMap<SaleId, (i32, i64)>,
+    /// Per sale: units reserved, tickets decided, change in wait-listed tickets.
+    deltas: BTreeMap<SaleId, (i32, i64, i32)>,
 }
 
 impl Plan {
@@ -120,12 +121,21 @@ impl Plan {
             self.tickets
                 .push((id.clone(), candidate.clone(), *decision));
         }
-        self.deltas.entry(id.clone()).or_default().1 += candidates.len() as i64;
+        let waiting = decisions
+            .iter()
+            .filter(|d| **d == TicketStatus::Waitlisted)
+            .count() as i32;
+        let delta = self.deltas.entry(id.clone()).or_default();
+        delta.1 += candidates.len() as i64;
+        delta.2 += waiting;
     }
 
-    /// Records wait-listed tickets that were just granted a unit.
-    pub fn promote(&mut self, tickets: impl IntoIterator<Item = Uuid>) {
+    /// Records wait-listed tickets of `id` that were just granted a unit.
+    pub fn promote(&mut self, id: &SaleId, tickets: impl IntoIterator<Item = Uuid>) {
+        let before = self.promoted.len();
         self.promoted.extend(tickets);
+        let promoted = (self.promoted.len() - before) as i32;
+        self.deltas.entry(id.clone()).or_default().2 -= promoted;
     }
 
     /// Writes everything; returns each touched sale's new terms.

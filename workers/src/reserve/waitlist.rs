@@ -3,7 +3,7 @@
 //! sale's row lock. When nothing can come back any more (no unit available, none held),
 //! the wait-list is closed: its tickets end sold out.
 
-use flashgate_common::domain::{SaleId, TicketStatus};
+use flashgate_common::domain::{SaleId, SaleTerms, TicketStatus};
 use flashgate_common::live::tickets::StatusUpdate;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -52,9 +52,9 @@ async fn settle_sale(ctx: &Context, id: &SaleId) -> Result<usize> {
         return Ok(0);
     };
     if sale.available <= 0 {
-        let closed = close(&mut tx, id, sale).await?;
+        let (closed, terms) = close(&mut tx, id, sale).await?;
         tx.commit().await?;
-        publish_closed(ctx, id, &closed).await;
+        publish_closed(ctx, id, &closed, terms).await;
         return Ok(closed.len());
     }
     let mut plan = Plan::default();
@@ -98,7 +98,7 @@ pub(super) async fn promote(
         .zip(granted)
         .filter_map(|(c, o)| Some((c.ticket_id, o?)))
         .collect();
-    plan.promote(promoted.iter().map(|(ticket, _)| *ticket));
+    plan.promote(id, promoted.iter().map(|(ticket, _)| *ticket));
     metrics::counter!("waitlist_promoted_total").increment(promoted.len() as u64);
     Ok(promoted
         .into_iter()
@@ -131,20 +131,38 @@ async fn waiting(tx: &mut PgConnection, id: &SaleId) -> Result<Vec<Candidate>> {
         .collect())
 }
 
-/// Ends the wait-list when no unit is available and none is held.
-async fn close(tx: &mut PgConnection, id: &SaleId, sale: &SaleRow) -> Result<Vec<Uuid>> {
+/// Ends the wait-list when no unit is available and none is held; returns the tickets
+/// closed and the sale's new terms.
+async fn close(
+    tx: &mut PgConnection,
+    id: &SaleId,
+    sale: &SaleRow,
+) -> Result<(Vec<Uuid>, Option<SaleTerms>)> {
     if sale.terms.reserved > 0 {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), None));
     }
-    Ok(sqlx::query_scalar!(
+    let closed = sqlx::query_scalar!(
         "UPDATE tickets SET decision = 'sold_out', decided_at = now() WHERE sale_id = $1 AND decision = 'waitlisted' RETURNING id",
         id.as_str()
     )
     .fetch_all(&mut *tx)
-    .await?)
+    .await?;
+    let terms = sqlx::query!(
+        r#"UPDATE sales SET waitlisted = 0, version = version + 1, updated_at = now() WHERE id = $1
+           RETURNING version, stock, reserved, sold, decided, waitlisted"#,
+        id.as_str()
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    Ok((closed, Some(flashgate_common::sale_terms!(terms))))
 }
 
-async fn publish_closed(ctx: &Context, sale: &SaleId, closed: &[Uuid]) {
+async fn publish_closed(ctx: &Context, sale: &SaleId, closed: &[Uuid], terms: Option<SaleTerms>) {
+    if let Some(terms) = terms
+        && let Err(e) = ctx.redis.write_terms(sale, &terms).await
+    {
+        tracing::warn!(error = ?e, %sale, "closed wait-list's terms not published to redis");
+    }
     let updates: Vec<StatusUpdate> = closed
         .iter()
         .map(|t| StatusUpdate::new(sale.clone(), *t, TicketStatus::SoldOut))

@@ -105,15 +105,18 @@ impl Plan {
         let sales: Vec<String> = self.deltas.keys().map(SaleId::to_string).collect();
         let units: Vec<i32> = self.deltas.values().map(|d| d.0).collect();
         let decided: Vec<i64> = self.deltas.values().map(|d| d.1).collect();
+        let waiting: Vec<i32> = self.deltas.values().map(|d| d.2).collect();
         let rows = sqlx::query!(
             r#"UPDATE sales SET reserved = sales.reserved + u.units, decided = sales.decided + u.served,
-                   version = sales.version + 1, updated_at = now()
-               FROM UNNEST($1::text[], $2::int[], $3::bigint[]) AS u(id, units, served)
+                   waitlisted = sales.waitlisted + u.waiting, version = sales.version + 1, updated_at = now()
+               FROM UNNEST($1::text[], $2::int[], $3::bigint[], $4::int[]) AS u(id, units, served, waiting)
                WHERE sales.id = u.id
-               RETURNING sales.id, sales.version, sales.stock, sales.reserved, sales.sold, sales.decided"#,
+               RETURNING sales.id, sales.version, sales.stock, sales.reserved, sales.sold, sales.decided,
+                         sales.waitlisted"#,
             &sales,
             &units,
-            &decided
+            &decided,
+            &waiting
         )
         .fetch_all(&mut *tx)
         .await?;
