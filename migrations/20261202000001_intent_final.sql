@@ -30,9 +30,3 @@ CREATE INDEX orders_unasked ON orders (updated_at)
 CREATE INDEX stripe_events_received_brin ON stripe_events USING brin (received_at);
 CREATE INDEX order_events_created_brin ON order_events USING brin (created_at);
 CREATE INDEX admission_audit_at_brin ON admission_audit USING brin (at);
-
--- Tickets on the wait-list, kept with the stock terms so the door can bound the list:
--- it admits to the wait-list only as many as the units that could come back could serve.
-ALTER TABLE sales ADD COLUMN waitlisted INT NOT NULL DEFAULT 0 CHECK (waitlisted >= 0);
-UPDATE sales s SET waitlisted = (SELECT count(*) FROM tickets t
-                                 WHERE t.sale_id = s.id AND t.decision = 'waitlisted');

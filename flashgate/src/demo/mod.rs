@@ -3,6 +3,7 @@
 //! arriving at once (some with declined cards, some confirming in the "browser"), then
 //! the invariants checked in PostgreSQL and the emulator, and a printed summary.
 
+mod lanes;
 mod report;
 mod shopper;
 
@@ -120,15 +121,13 @@ fn isolate(config: &mut Config) -> String {
 }
 
 async fn drive(running: &Running, args: &DemoArgs, token: &str) -> anyhow::Result<Summary> {
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(args.connections)
-        .build()?;
+    let http = reqwest::Client::new();
     wait_ready(&http, running).await?;
     let sale = format!("demo-{}", chrono::Utc::now().format("%Y%m%d-%H%M%S"));
     create_sale(&http, running, &sale, args, token).await?;
     let started = Instant::now();
     let deadline = started + Duration::from_secs(args.timeout_secs);
-    let outcomes = run_shoppers(&http, running, &sale, args, deadline).await?;
+    let outcomes = run_shoppers(running, &sale, args, deadline).await?;
     let issued = outcomes.iter().filter(|o| o.to_ticket.is_some()).count() as i64;
     let verdict = settle(running, &sale, issued, deadline).await?;
     Ok(Summary {
@@ -195,7 +194,6 @@ async fn create_sale(
 }
 
 async fn run_shoppers(
-    http: &reqwest::Client,
     running: &Running,
     sale: &str,
     args: &DemoArgs,
@@ -206,13 +204,12 @@ async fn run_shoppers(
         stripe: running.config.stripe.base_url.clone(),
         publishable_key: running.config.stripe.publishable_key.clone(),
         sale: sale.to_owned(),
-        lanes: std::sync::Arc::new(tokio::sync::Semaphore::new(args.connections)),
+        lanes: std::sync::Arc::new(lanes::Lanes::new(args.connections)?),
     };
     let tasks: Vec<_> = (0..args.shoppers)
         .map(|i| {
             let payer = payer(i, args);
             tokio::spawn(shopper::shop(
-                http.clone(),
                 shop.clone(),
                 format!("shopper-{i:05}"),
                 payer,

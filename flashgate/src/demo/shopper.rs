@@ -60,20 +60,13 @@ pub struct Shop {
     pub publishable_key: String,
     /// The sale.
     pub sale: String,
-    /// Requests in flight at once across all shoppers (each holds a connection and, in
-    /// this one process, two file descriptors): a crowd of 100,000 shares them instead of
-    /// opening 100,000 connections at once.
-    pub lanes: std::sync::Arc<tokio::sync::Semaphore>,
+    /// The connections all shoppers share, one request at a time each: a crowd of
+    /// 100,000 takes turns on them instead of opening 100,000 connections at once.
+    pub lanes: std::sync::Arc<super::lanes::Lanes>,
 }
 
 /// Runs one shopper to the end, or until `deadline`.
-pub async fn shop(
-    http: reqwest::Client,
-    shop: Shop,
-    customer: String,
-    payer: Payer,
-    deadline: Instant,
-) -> Outcome {
+pub async fn shop(shop: Shop, customer: String, payer: Payer, deadline: Instant) -> Outcome {
     let started = Instant::now();
     let mut throttled = 0;
     let end = |status: &str, to_ticket, throttled, waitlisted| Outcome {
@@ -87,7 +80,7 @@ pub async fn shop(
         if Instant::now() > deadline {
             return end("gave_up", None, throttled, false);
         }
-        match take_ticket(&http, &shop, &customer, payer).await {
+        match take_ticket(&shop, &customer, payer).await {
             Ok(Door::Ticket(ticket)) => break ticket,
             Ok(Door::Wait(wait)) => {
                 throttled += 1;
@@ -98,7 +91,7 @@ pub async fn shop(
         }
     };
     let to_ticket = Some(started.elapsed());
-    let (status, waitlisted) = follow(&http, &shop, ticket, payer, deadline).await;
+    let (status, waitlisted) = follow(&shop, ticket, payer, deadline).await;
     end(&status, to_ticket, throttled, waitlisted)
 }
 
@@ -108,13 +101,8 @@ enum Door {
     Refused(String),
 }
 
-async fn take_ticket(
-    http: &reqwest::Client,
-    shop: &Shop,
-    customer: &str,
-    payer: Payer,
-) -> reqwest::Result<Door> {
-    let _lane = shop.lanes.acquire().await;
+async fn take_ticket(shop: &Shop, customer: &str, payer: Payer) -> reqwest::Result<Door> {
+    let http = shop.lanes.take().await;
     let mut body = json!({ "customer_id": customer, "quantity": 1 });
     match payer {
         Payer::ServerCard => body["payment_method"] = json!("pm_card_visa"),
@@ -149,7 +137,6 @@ async fn take_ticket(
 
 /// Follows a ticket to its final status; also says whether it was ever wait-listed.
 async fn follow(
-    http: &reqwest::Client,
     shop: &Shop,
     mut ticket: Ticket,
     payer: Payer,
@@ -166,11 +153,11 @@ async fn follow(
             return (format!("stuck_{}", ticket.status), waitlisted);
         }
         if let (Payer::Browser, false, Some(payment)) = (payer, confirmed, &ticket.payment) {
-            confirmed = confirm_in_browser(http, shop, payment).await.is_ok();
+            confirmed = confirm_in_browser(shop, payment).await.is_ok();
         }
         tokio::time::sleep(Duration::from_millis(ticket.poll_after_ms.clamp(100, 2000))).await;
         let url = format!("{}/v1/tickets/{}", shop.door, ticket.ticket);
-        let lane = shop.lanes.acquire().await;
+        let http = shop.lanes.take().await;
         if let Ok(next) = http
             .get(url)
             .send()
@@ -180,7 +167,7 @@ async fn follow(
         {
             ticket = next;
         }
-        drop(lane);
+        drop(http);
     }
 }
 
@@ -192,12 +179,8 @@ fn is_final(status: &str) -> bool {
 }
 
 /// What Stripe.js does: confirm the PaymentIntent with the publishable key and its secret.
-async fn confirm_in_browser(
-    http: &reqwest::Client,
-    shop: &Shop,
-    payment: &Payment,
-) -> reqwest::Result<()> {
-    let _lane = shop.lanes.acquire().await;
+async fn confirm_in_browser(shop: &Shop, payment: &Payment) -> reqwest::Result<()> {
+    let http = shop.lanes.take().await;
     let form = format!(
         "client_secret={}&payment_method=pm_card_visa",
         payment.client_secret
