@@ -3,7 +3,9 @@
 //! I1 `available + reserved + sold = stock`, every term ≥ 0, and the terms equal what the
 //! orders hold; I2 at most one PaymentIntent and one successful charge per order, no
 //! charge without a unit (or a refund) and no unit paid without a charge; I3 every ticket
-//! decided, every order beside its own reserved ticket; I4 every paid order finalized once.
+//! decided, every order beside its own reserved ticket, the wait-list counted right; I4
+//! every paid order finalized once (one `order.paid.v1` in the ledger's outbox, whichever
+//! path finalized it: the payment chain, the webhook, the hold sweep or reconciliation).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -82,7 +84,7 @@ pub async fn verify(
 
 async fn database(pool: &PgPool, sale: &SaleId, issued: Option<i64>) -> anyhow::Result<Verdict> {
     let t = sqlx::query!(
-        r#"SELECT s.stock, s.reserved, s.sold, s.decided,
+        r#"SELECT s.stock, s.reserved, s.sold, s.decided, s.waitlisted AS waitlist_count,
               (SELECT COALESCE(sum(quantity), 0) FROM orders
                 WHERE sale_id = s.id AND status IN ('reserved', 'payment_pending')) AS "held!",
               (SELECT COALESCE(sum(quantity), 0) FROM orders WHERE sale_id = s.id AND status = 'paid') AS "paid!",
@@ -90,8 +92,8 @@ async fn database(pool: &PgPool, sale: &SaleId, issued: Option<i64>) -> anyhow::
                 WHERE sale_id = s.id AND status IN ('reserved', 'payment_pending', 'refund_pending')) AS "pending!",
               (SELECT count(*) FROM tickets WHERE sale_id = s.id AND decision = 'waitlisted') AS "waitlisted!",
               (SELECT count(*) FROM tickets WHERE sale_id = s.id AND decision = 'sold_out') AS "sold_out!",
-              (SELECT count(*) FROM (SELECT e.order_id FROM stripe_events e JOIN orders o ON o.id = e.order_id
-                WHERE o.sale_id = s.id AND e.outcome = 'paid' GROUP BY e.order_id HAVING count(*) > 1) twice)
+              (SELECT count(*) FROM (SELECT e.order_id FROM order_events e JOIN orders o ON o.id = e.order_id
+                WHERE o.sale_id = s.id AND e.kind = 'order.paid.v1' GROUP BY e.order_id HAVING count(*) > 1) twice)
                 AS "finalized_twice!",
               (SELECT count(*) FROM orders o LEFT JOIN tickets tk ON tk.id = o.ticket_id
                 WHERE o.sale_id = s.id AND (tk.id IS NULL OR tk.sale_id <> o.sale_id OR tk.decision <> 'reserved'))
@@ -126,6 +128,12 @@ async fn database(pool: &PgPool, sale: &SaleId, issued: Option<i64>) -> anyhow::
         orphan_orders: t.orphan_orders,
         ..Verdict::default()
     };
+    if i64::from(t.waitlist_count) != t.waitlisted {
+        let (kept, counted) = (t.waitlist_count, t.waitlisted);
+        verdict.violations.push(format!(
+            "I3: the sale counts {kept} wait-listed tickets but {counted} are wait-listed"
+        ));
+    }
     if reserved != t.held || sold != t.paid {
         let (held, paid) = (t.held, t.paid);
         verdict.violations.push(format!(

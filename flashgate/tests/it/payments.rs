@@ -612,3 +612,29 @@ async fn a_reserved_order_whose_payment_task_was_lost_is_asked_to_pay_again() {
     assert_eq!(stack.intents_of(&order.to_string()).await.len(), 1);
     stack.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_hold_whose_payment_intent_stripe_does_not_know_is_released() {
+    let stack = Stack::start().await;
+    stack
+        .create_sale_with("ghost", json!({ "stock": 1, "hold_seconds": 5 }))
+        .await;
+    let ticket: Value = stack
+        .take_ticket("ghost", "ghost", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let token = ticket["ticket"].as_str().unwrap().to_owned();
+    stack
+        .await_ticket(&token, |t| t["status"] == "payment_pending")
+        .await;
+    // Stripe has no such PaymentIntent (another account, a restored database, …).
+    sqlx::query("UPDATE orders SET payment_intent_id = 'pi_stripe_never_heard_of'")
+        .execute(&stack.pool)
+        .await
+        .unwrap();
+    assert_eq!(stack.await_final(&token).await["status"], "expired");
+    assert_eq!(stack.terms("ghost").await, (1, 0, 0));
+    stack.stop().await;
+}

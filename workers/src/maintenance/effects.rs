@@ -18,6 +18,9 @@ use crate::context::{Context, idempotency_key};
 use crate::resolve;
 use crate::{Error, Result};
 
+/// Stripe's code for an object it does not have.
+const MISSING: &str = "resource_missing";
+
 /// Margin past a create's retry budget and timeout for search to see what it made.
 const SEARCH_LAG: Duration = Duration::from_secs(60);
 /// Retry budget of one side-effect call inside a sweep.
@@ -123,13 +126,17 @@ async fn cancel(ctx: &Context, order: &Due) -> Result<bool> {
         },
         (None, None) => None,
     };
-    let resolved = match intent {
-        Some(intent) => {
-            let outcome = cancel_at_stripe(ctx, order.id, &intent).await?;
+    let outcome = match &intent {
+        Some(intent) => cancel_at_stripe(ctx, order.id, intent).await?,
+        None => None,
+    };
+    let resolved = match (intent, outcome) {
+        (Some(intent), Some(outcome)) => {
             resolve::apply(ctx, order.id, &intent, &outcome).await?;
             matches!(outcome, IntentOutcome::Succeeded | IntentOutcome::Canceled)
         }
-        None => {
+        // Never created, or Stripe has no such PaymentIntent: nothing can charge it.
+        _ => {
             release_without_intent(ctx, order.id).await?;
             true
         }
@@ -146,8 +153,13 @@ async fn cancel(ctx: &Context, order: &Due) -> Result<bool> {
 }
 
 /// Asks Stripe to cancel `intent`; returns the PaymentIntent's state afterwards (a cancel
-/// refused because it already succeeded or was canceled reads it back).
-async fn cancel_at_stripe(ctx: &Context, order: Uuid, intent: &str) -> Result<IntentOutcome> {
+/// refused because it already succeeded or was canceled reads it back), or `None` when
+/// Stripe has no such PaymentIntent.
+async fn cancel_at_stripe(
+    ctx: &Context,
+    order: Uuid,
+    intent: &str,
+) -> Result<Option<IntentOutcome>> {
     let cancelled = with_retries(EFFECT_BUDGET, || {
         CancelPaymentIntent::new(intent)
             .customize()
@@ -158,10 +170,11 @@ async fn cancel_at_stripe(ctx: &Context, order: Uuid, intent: &str) -> Result<In
     })
     .await;
     match cancelled {
-        Ok(canceled) => Ok(resolve::outcome(&canceled)),
-        Err(Failure::Permanent { .. }) => {
-            Ok(resolve::outcome(&resolve::retrieve(ctx, intent).await?))
-        }
+        Ok(canceled) => Ok(Some(resolve::outcome(&canceled))),
+        Err(Failure::Permanent { code, .. }) if code == MISSING => Ok(None),
+        Err(Failure::Permanent { .. }) => Ok(Some(resolve::outcome(
+            &resolve::retrieve(ctx, intent).await?,
+        ))),
         Err(failure) => Err(Error::Stripe(failure)),
     }
 }
