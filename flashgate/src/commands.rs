@@ -62,6 +62,7 @@ pub async fn seed(config: &Config, args: &SeedArgs) -> anyhow::Result<()> {
         burst: 1000,
         paused: None,
         waitlist: None,
+        waitlist_limit: None,
     };
     let (_, sale) = admin::upsert_sale(&pool, &redis, &actor(), &sale_id(&args.sale)?, input)
         .await
@@ -148,6 +149,7 @@ fn sale_input(args: &SaleArgs) -> anyhow::Result<SaleInput> {
         burst: args.burst,
         paused: args.paused.then_some(true),
         waitlist: None,
+        waitlist_limit: None,
     })
 }
 

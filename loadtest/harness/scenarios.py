@@ -20,15 +20,16 @@ def admin_put(ctx, address, body):
 
 
 def ensure_door_sale(ctx):
-    """The door's sale: a few units held (no card, so the holds last) and a wait-list,
-    so every arrival past the stock still gets its ticket, wait-listed."""
+    """The door's sale: a few units held (no card, so the holds last) and a wait-list
+    with no practical cap, so every arrival past the stock still gets its ticket,
+    wait-listed."""
     if "door" in ctx.sales:
         return
     admin_put(ctx, f"{url('catalog')}/admin/v1/products/lt-door",
               {"name": "Door drop", "price": 4900, "currency": "eur"})
     admin_put(ctx, f"{url('admission')}/admin/v1/sales/door", {
         "sku": "lt-door", "stock": ctx.mode.door_stock, "price": 4900, "currency": "eur", "hold_seconds": 600,
-        "rate_per_second": 1000000, "burst": 1000000, "waitlist": True})
+        "rate_per_second": 1000000, "burst": 1000000, "waitlist": True, "waitlist_limit": 100000000})
     ctx.sales["door"] = {"confirm_held": True}
 
 

@@ -40,6 +40,10 @@ pub struct SaleInput {
     /// Keep a wait-list past the oversubscription limit, so units that come back reach
     /// the shoppers turned away meanwhile; default true (on create) or unchanged.
     pub waitlist: Option<bool>,
+    /// Most tickets on the wait-list. Default: as many as the units that could still come
+    /// back (available and held) could serve, times the oversubscription factor.
+    #[serde(default)]
+    pub waitlist_limit: Option<i32>,
 }
 
 /// A sale as the admin API shows it.
@@ -79,6 +83,9 @@ pub struct SaleDoc {
     /// Tickets on the wait-list now.
     #[serde(default)]
     pub waitlisted: i32,
+    /// The operator's cap on the wait-list, if any.
+    #[serde(default)]
+    pub waitlist_limit: Option<i32>,
     /// Version of the stock terms.
     pub version: i64,
 }
@@ -118,6 +125,9 @@ impl SaleInput {
             "rate_per_second",
         )?;
         within(i64::from(self.burst), 1, 1_000_000, "burst")?;
+        if let Some(limit) = self.waitlist_limit {
+            within(i64::from(limit), 1, 100_000_000, "waitlist_limit")?;
+        }
         if let Some(hold) = self.hold_seconds {
             within(i64::from(hold), 5, 86_400, "hold_seconds")?;
         }
@@ -188,16 +198,19 @@ async fn write(
 ) -> Result<SaleDoc> {
     sqlx::query_as!(
         SaleDoc,
-        r#"INSERT INTO sales (id, sku, stock, price, currency, starts_at, hold_seconds, rate_per_second, burst, paused, waitlist)
-           VALUES ($1, $2, $3, $4, $5, COALESCE($6, now()), COALESCE($7, 600), $8, $9, COALESCE($10, false), COALESCE($11, true))
+        r#"INSERT INTO sales (id, sku, stock, price, currency, starts_at, hold_seconds, rate_per_second, burst, paused, waitlist,
+                              waitlist_limit)
+           VALUES ($1, $2, $3, $4, $5, COALESCE($6, now()), COALESCE($7, 600), $8, $9, COALESCE($10, false), COALESCE($11, true),
+                   $12)
            ON CONFLICT (id) DO UPDATE SET
                sku = EXCLUDED.sku, stock = EXCLUDED.stock, price = EXCLUDED.price, currency = EXCLUDED.currency,
                starts_at = COALESCE($6, sales.starts_at), hold_seconds = COALESCE($7, sales.hold_seconds),
                rate_per_second = EXCLUDED.rate_per_second, burst = EXCLUDED.burst,
                paused = COALESCE($10, sales.paused), waitlist = COALESCE($11, sales.waitlist),
+               waitlist_limit = COALESCE($12, sales.waitlist_limit),
                version = sales.version + 1, updated_at = now()
            RETURNING id, sku, stock, reserved, sold, stock - reserved - sold AS "available!", decided, price, currency,
-                     starts_at, hold_seconds, rate_per_second, burst, paused, waitlist, waitlisted, version"#,
+                     starts_at, hold_seconds, rate_per_second, burst, paused, waitlist, waitlisted, waitlist_limit, version"#,
         id.as_str(),
         input.sku.as_str(),
         input.stock as i32,
@@ -208,7 +221,8 @@ async fn write(
         input.rate_per_second,
         input.burst,
         input.paused,
-        input.waitlist
+        input.waitlist,
+        input.waitlist_limit
     )
     .fetch_one(&mut *tx)
     .await
@@ -234,7 +248,7 @@ async fn select_for_update(
     sqlx::query_as!(
         SaleDoc,
         r#"SELECT id, sku, stock, reserved, sold, stock - reserved - sold AS "available!", decided, price, currency,
-                  starts_at, hold_seconds, rate_per_second, burst, paused, waitlist, waitlisted, version
+                  starts_at, hold_seconds, rate_per_second, burst, paused, waitlist, waitlisted, waitlist_limit, version
            FROM sales WHERE id = $1 FOR UPDATE"#,
         id.as_str()
     )

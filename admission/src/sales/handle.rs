@@ -186,11 +186,16 @@ impl SaleHandle {
             Admission::SoldOut
         } else if live.queued() as f64 >= available as f64 * factor {
             // The wait-list takes as many as the units that could still come back (all
-            // held ones) could serve, times the factor; past that an arrival's chance is
-            // nil, and it is told so at once instead of waiting for the list to close.
-            let could_come_back = (available + live.terms.reserved.max(0)) as f64 * factor;
+            // held ones) could serve, times the factor, unless the operator set a cap;
+            // past that an arrival's chance is nil, and it is told so at once instead of
+            // waiting for the list to close.
+            let settings = self.settings.load();
+            let room = settings.waitlist_limit.map_or_else(
+                || (available + live.terms.reserved.max(0)) as f64 * factor,
+                f64::from,
+            );
             let waiting = (live.queued() + live.terms.waitlisted) as f64;
-            if self.settings.load().waitlist && waiting < could_come_back {
+            if settings.waitlist && waiting < room {
                 Admission::Waitlist
             } else {
                 Admission::Oversubscribed

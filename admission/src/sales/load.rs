@@ -27,6 +27,8 @@ pub struct SaleSettings {
     pub paused: bool,
     /// Arrivals past the oversubscription limit are queued (wait-listed), not refused.
     pub waitlist: bool,
+    /// The operator's cap on the wait-list (`None`: derived from the held units).
+    pub waitlist_limit: Option<i32>,
     /// Stock terms as committed.
     pub terms: SaleTerms,
 }
@@ -35,7 +37,7 @@ pub struct SaleSettings {
 pub async fn load(pool: &PgPool, ids: &[String]) -> sqlx::Result<Vec<SaleSettings>> {
     let rows = sqlx::query!(
         r#"SELECT id, sku, price, currency, starts_at, hold_seconds, rate_per_second, burst,
-                  paused, waitlist, version, stock, reserved, sold, decided, waitlisted
+                  paused, waitlist, waitlist_limit, version, stock, reserved, sold, decided, waitlisted
            FROM sales WHERE id = ANY($1)"#,
         ids
     )
@@ -55,6 +57,7 @@ pub async fn load(pool: &PgPool, ids: &[String]) -> sqlx::Result<Vec<SaleSetting
                 burst: r.burst,
                 paused: r.paused,
                 waitlist: r.waitlist,
+                waitlist_limit: r.waitlist_limit,
                 terms: flashgate_common::sale_terms!(r),
             })
         })

@@ -163,5 +163,20 @@ async fn the_wait_list_takes_only_as_many_as_the_held_units_could_serve() {
         [202, 202, 202, 410, 410, 410],
         "three may wait for the one held unit; the rest are told at once"
     );
+    // An operator's cap replaces the default.
+    stack
+        .create_sale_with("capped", json!({ "stock": 1, "waitlist_limit": 5 }))
+        .await;
+    let (_, holder) = ticket(&stack, "capped", "holder", None).await;
+    stack
+        .await_ticket(holder["ticket"].as_str().unwrap(), |t| {
+            t["status"] == "payment_pending"
+        })
+        .await;
+    let mut capped = Vec::new();
+    for n in 0..7 {
+        capped.push(ticket(&stack, "capped", &format!("late-{n}"), None).await.0);
+    }
+    assert_eq!(capped, [202, 202, 202, 202, 202, 410, 410]);
     stack.stop().await;
 }
