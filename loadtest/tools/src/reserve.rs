@@ -158,9 +158,16 @@ async fn publish(amqp: &Amqp, sales: &[String], args: &Args) -> anyhow::Result<(
         .map(|message| {
             let (publisher, queue) = (publisher.clone(), queue.clone());
             async move {
+                let message = message?;
                 let id = uuid::Uuid::now_v7().to_string();
+                // Marked with its ticket count, as the door marks its messages.
+                let properties = flashgate_common::amqp::with_ticket_count(
+                    flashgate_common::amqp::message_properties(&id, None),
+                    message_len(&message),
+                );
+                let payload = serde_json::to_vec(&message)?;
                 publisher
-                    .publish_json(&queue, &id, &message?, None)
+                    .publish("", &queue, &payload, properties)
                     .await
                     .context("publishing tickets")
             }
@@ -168,6 +175,14 @@ async fn publish(amqp: &Amqp, sales: &[String], args: &Args) -> anyhow::Result<(
         .buffer_unordered(args.in_flight)
         .try_collect::<()>()
         .await
+}
+
+/// How many tickets a message carries.
+fn message_len(message: &TicketMessage) -> usize {
+    match message {
+        TicketMessage::Issued(_) => 1,
+        TicketMessage::Batch { tickets } => tickets.len(),
+    }
 }
 
 /// Waits until `target` tickets are decided; the rate (and the worker's CPU) runs from
