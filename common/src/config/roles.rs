@@ -146,10 +146,11 @@ pub struct WorkerConfig {
     /// HTTP listen address (health and metrics).
     pub listen: SocketAddr,
     /// Most tickets one reservation transaction decides (counted in tickets, not messages:
-    /// the door packs several in one). A batch only fills this far when
+    /// the door packs up to `publish_batch_max` in one). A batch only fills this far when
     /// the queue has a backlog (otherwise it closes after `batch_wait_ms`), and then bigger
-    /// transactions drain it faster: 2,000 decided about 30% more tickets a second than 500
-    /// in the reserve bench with tickets packed as the door packs them.
+    /// transactions drain it faster: before batches were counted in tickets, 2,000
+    /// messages of 8 tickets (16,000 tickets) decided 45,519 tickets/s in the reserve bench
+    /// where 2,000 tickets decided 38,928/s (`loadtest/run reserve`, 2026-12-02).
     pub batch_size: usize,
     /// Longest wait for a batch to fill once its first ticket arrived.
     pub batch_wait_ms: u64,
@@ -184,7 +185,7 @@ impl Default for WorkerConfig {
     fn default() -> Self {
         Self {
             listen: addr(8083),
-            batch_size: 2000,
+            batch_size: 16_000,
             batch_wait_ms: 5,
             reserve_consumers: 1,
             payment_prefetch: 8,
@@ -204,8 +205,8 @@ impl WorkerConfig {
     pub(crate) fn check(&self, problems: &mut Vec<String>) {
         require(
             problems,
-            (1..=5000).contains(&self.batch_size),
-            "worker.batch_size must be 1..=5000",
+            (1..=65_536).contains(&self.batch_size),
+            "worker.batch_size must be 1..=65536",
         );
         require(
             problems,

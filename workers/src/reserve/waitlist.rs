@@ -88,7 +88,8 @@ pub(super) async fn promote(
     id: &SaleId,
     sale: &mut SaleRow,
 ) -> Result<Vec<TicketOutcome>> {
-    if !sale.waitlist || sale.available <= 0 {
+    // The sale row (locked) counts its wait-list: no query when nobody waits.
+    if !sale.waitlist || sale.available <= 0 || sale.terms.waitlisted <= 0 {
         return Ok(Vec::new());
     }
     let waiting = waiting(tx, id).await?;
