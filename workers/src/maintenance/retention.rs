@@ -26,52 +26,58 @@ pub struct Deleted {
 /// Deletes what is past its retention.
 pub async fn apply(ctx: &Context) -> Result<Deleted> {
     let config = &ctx.config.worker;
-    let mut deleted = Deleted::default();
-    for _ in 0..ROUNDS {
-        let n = sqlx::query!(
+    let (pool, days) = (&ctx.pool, |d: u32| i32::try_from(d).unwrap_or(i32::MAX));
+    let stripe_events = in_batches(|| {
+        sqlx::query!(
             r#"DELETE FROM stripe_events WHERE ctid = ANY(ARRAY(
                    SELECT ctid FROM stripe_events
                    WHERE received_at < now() - make_interval(days => $1) LIMIT $2))"#,
-            config.stripe_events_retention_days as i32,
+            days(config.stripe_events_retention_days),
             BATCH
         )
-        .execute(&ctx.pool)
-        .await?
-        .rows_affected();
-        deleted.stripe_events += n;
-        if n < BATCH as u64 {
-            break;
-        }
-    }
-    for _ in 0..ROUNDS {
-        let n = sqlx::query!(
+        .execute(pool)
+    })
+    .await?;
+    let order_events = in_batches(|| {
+        sqlx::query!(
             r#"DELETE FROM order_events WHERE ctid = ANY(ARRAY(
                    SELECT ctid FROM order_events
                    WHERE created_at < now() - make_interval(days => $1)
                      AND published_at IS NOT NULL LIMIT $2))"#,
-            config.order_events_retention_days as i32,
+            days(config.order_events_retention_days),
             BATCH
         )
-        .execute(&ctx.pool)
-        .await?
-        .rows_affected();
-        deleted.order_events += n;
-        if n < BATCH as u64 {
-            break;
-        }
-    }
-    for _ in 0..ROUNDS {
-        let n = sqlx::query!(
+        .execute(pool)
+    })
+    .await?;
+    let audit = in_batches(|| {
+        sqlx::query!(
             r#"DELETE FROM admission_audit WHERE ctid = ANY(ARRAY(
                    SELECT ctid FROM admission_audit
                    WHERE at < now() - make_interval(days => $1) LIMIT $2))"#,
-            config.audit_retention_days as i32,
+            days(config.audit_retention_days),
             BATCH
         )
-        .execute(&ctx.pool)
-        .await?
-        .rows_affected();
-        deleted.audit += n;
+        .execute(pool)
+    })
+    .await?;
+    Ok(Deleted {
+        stripe_events,
+        order_events,
+        audit,
+    })
+}
+
+/// Runs `delete` (one batch) until a batch comes back short or `ROUNDS` ran.
+async fn in_batches<F, Fut>(mut delete: F) -> Result<u64>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = sqlx::Result<sqlx::postgres::PgQueryResult>>,
+{
+    let mut deleted = 0;
+    for _ in 0..ROUNDS {
+        let n = delete().await?.rows_affected();
+        deleted += n;
         if n < BATCH as u64 {
             break;
         }
