@@ -150,13 +150,10 @@ async fn with_one_unit_and_two_customers_exactly_one_is_paid_and_the_other_sold_
 async fn a_declined_card_ends_failed_and_the_unit_is_available_again() {
     let stack = Stack::start().await;
     stack.create_sale("decline", 1).await;
-    let ticket: Value = stack
-        .take_ticket("decline", "carol", Some("pm_card_chargeDeclined"))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let failed = stack.await_final(ticket["ticket"].as_str().unwrap()).await;
+    let token = stack
+        .token("decline", "carol", Some("pm_card_chargeDeclined"))
+        .await;
+    let failed = stack.await_final(&token).await;
     assert_eq!(failed["status"], "failed");
     assert_eq!(stack.terms("decline").await, (1, 0, 0), "the unit is back");
     let again: Value = stack

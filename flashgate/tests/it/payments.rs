@@ -170,13 +170,7 @@ async fn a_payment_racing_the_hold_expiry_is_resolved_with_stripe_before_the_uni
         .create_sale_with("race", json!({ "stock": 1, "hold_seconds": 5 }))
         .await;
     stack.faults(json!({ "webhook_drop": true })).await;
-    let ticket: Value = stack
-        .take_ticket("race", "slow-buyer", None)
-        .await
-        .json()
-        .await
-        .unwrap();
-    let token = ticket["ticket"].as_str().unwrap().to_owned();
+    let token = stack.token("race", "slow-buyer", None).await;
     let (pending, _) = stack
         .await_ticket(&token, |t| t["status"] == "payment_pending")
         .await;
@@ -205,13 +199,10 @@ async fn a_charge_whose_webhook_never_arrives_ends_paid_not_expired() {
         .create_sale_with("nohook", json!({ "stock": 1, "hold_seconds": 5 }))
         .await;
     stack.faults(json!({ "webhook_drop": true })).await;
-    let ticket: Value = stack
-        .take_ticket("nohook", "saved-card", Some("pm_card_visa"))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let done = stack.await_final(ticket["ticket"].as_str().unwrap()).await;
+    let token = stack
+        .token("nohook", "saved-card", Some("pm_card_visa"))
+        .await;
+    let done = stack.await_final(&token).await;
     assert_eq!(done["status"], "paid");
     let order = done["order_id"].as_str().unwrap();
     assert_eq!(stack.intents_of(order).await[0]["status"], "succeeded");
@@ -228,13 +219,9 @@ async fn stack_without_sweeps() -> Stack {
 
 /// An order declined at once (saved card refused); returns its ticket and PaymentIntent.
 async fn declined(stack: &Stack, sale: &str, customer: &str) -> (String, String) {
-    let ticket: Value = stack
-        .take_ticket(sale, customer, Some("pm_card_chargeDeclined"))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let token = ticket["ticket"].as_str().unwrap().to_owned();
+    let token = stack
+        .token(sale, customer, Some("pm_card_chargeDeclined"))
+        .await;
     let failed = stack.await_final(&token).await;
     assert_eq!(failed["status"], "failed");
     let intent = &stack.intents_of(failed["order_id"].as_str().unwrap()).await[0];
@@ -332,13 +319,7 @@ async fn one_unreadable_payment_intent_does_not_wedge_reconciliation() {
     stack.faults(json!({ "webhook_drop": true })).await;
     let mut pending = Vec::new();
     for customer in ["broken", "fine"] {
-        let ticket: Value = stack
-            .take_ticket("wedge", customer, None)
-            .await
-            .json()
-            .await
-            .unwrap();
-        let token = ticket["ticket"].as_str().unwrap().to_owned();
+        let token = stack.token("wedge", customer, None).await;
         let (seen, _) = stack
             .await_ticket(&token, |t| t["status"] == "payment_pending")
             .await;
@@ -386,13 +367,8 @@ async fn pay_through_lost_answers(sale: &str, lost: u32, retry_budget_ms: u64) {
     .await;
     stack.create_sale(sale, 2).await;
     proxy.set(ProxyMode::DropAnswers(lost));
-    let ticket: Value = stack
-        .take_ticket(sale, "buyer", Some("pm_card_visa"))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let paid = stack.await_final(ticket["ticket"].as_str().unwrap()).await;
+    let token = stack.token(sale, "buyer", Some("pm_card_visa")).await;
+    let paid = stack.await_final(&token).await;
     assert_eq!(paid["status"], "paid");
     assert_eq!(
         sim.stats()["payment_intents"]["total"],
@@ -422,13 +398,8 @@ async fn stripe_rate_limits_and_server_errors_are_retried_with_the_same_key() {
     stack
         .faults(json!({ "rate_limit_next": 2, "server_error_next": 1 }))
         .await;
-    let ticket: Value = stack
-        .take_ticket("busy", "fay", Some("pm_card_visa"))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let paid = stack.await_final(ticket["ticket"].as_str().unwrap()).await;
+    let token = stack.token("busy", "fay", Some("pm_card_visa")).await;
+    let paid = stack.await_final(&token).await;
     assert_eq!(paid["status"], "paid");
     assert_eq!(
         stack
@@ -514,13 +485,8 @@ async fn reconciliation_finalizes_an_order_whose_webhook_never_came() {
 async fn a_paid_order_is_announced_on_the_orders_exchange() {
     let stack = Stack::start().await;
     stack.create_sale("announced", 2).await;
-    let ticket: Value = stack
-        .take_ticket("announced", "hal", Some("pm_card_visa"))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let paid = stack.await_final(ticket["ticket"].as_str().unwrap()).await;
+    let token = stack.token("announced", "hal", Some("pm_card_visa")).await;
+    let paid = stack.await_final(&token).await;
     let order = paid["order_id"].as_str().unwrap().to_owned();
     let amqp = stack.direct_amqp();
     let connection = amqp.connection().await.unwrap();
@@ -619,13 +585,7 @@ async fn an_expired_hold_whose_payment_intent_stripe_does_not_know_is_released()
     stack
         .create_sale_with("ghost", json!({ "stock": 1, "hold_seconds": 5 }))
         .await;
-    let ticket: Value = stack
-        .take_ticket("ghost", "ghost", None)
-        .await
-        .json()
-        .await
-        .unwrap();
-    let token = ticket["ticket"].as_str().unwrap().to_owned();
+    let token = stack.token("ghost", "ghost", None).await;
     stack
         .await_ticket(&token, |t| t["status"] == "payment_pending")
         .await;

@@ -185,6 +185,20 @@ impl Stack {
             .unwrap()
     }
 
+    /// Takes a ticket that must be issued, and returns its token.
+    pub async fn token(&self, sale: &str, customer: &str, payment_method: Option<&str>) -> String {
+        let ticket: Value = self
+            .take_ticket(sale, customer, payment_method)
+            .await
+            .json()
+            .await
+            .unwrap();
+        ticket["ticket"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no ticket for {customer}: {ticket}"))
+            .to_owned()
+    }
+
     pub async fn poll(&self, token: &str) -> Value {
         let response = self
             .http
