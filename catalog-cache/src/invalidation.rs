@@ -93,7 +93,8 @@ impl Catalog {
     }
 
     async fn subscribe(&self) -> RedisResult<(PubSubSink, PubSubStream)> {
-        let connect = self.remote.redis().client().get_async_pubsub();
+        let client = self.remote.redis().client();
+        let connect = client.get_async_pubsub();
         let mut pubsub = within(self.pubsub_timeout, connect).await?;
         let channel = self.remote.redis().keys().catalog_channel();
         within(self.remote.timeout(), pubsub.subscribe(channel)).await?;

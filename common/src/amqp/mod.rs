@@ -2,27 +2,28 @@
 //! publishing and the versioned message types.
 
 pub mod messages;
+mod nodes;
 mod publisher;
 mod topology;
 
 use std::time::Duration;
 
-use deadpool_lapin::{Pool, PoolConfig, Runtime, Timeouts};
-use lapin::ConnectionProperties;
-use secrecy::ExposeSecret;
+use deadpool::Runtime;
+use deadpool::managed::{Pool, PoolConfig, Timeouts};
 
 use crate::config::AmqpConfig;
 use crate::{Error, Result};
+pub use nodes::Nodes;
 pub use publisher::{Publisher, message_properties, request_id, ticket_count, with_ticket_count};
 pub use topology::Topology;
 
 /// A connection checked out of the pool; returned when dropped.
-pub type PooledConnection = deadpool_lapin::Connection;
+pub type PooledConnection = deadpool::managed::Object<Nodes>;
 
 /// Pooled connections plus the names of everything this deployment declares.
 #[derive(Clone)]
 pub struct Amqp {
-    pool: Pool,
+    pool: Pool<Nodes>,
     topology: Topology,
     config: AmqpConfig,
 }
@@ -30,9 +31,8 @@ pub struct Amqp {
 impl Amqp {
     /// Creates the pool; connections are opened on first use.
     pub fn new(config: &AmqpConfig) -> Result<Self> {
-        let pool = deadpool_lapin::Config {
-            url: Some(config.url.expose_secret().to_owned()),
-            pool: Some(PoolConfig {
+        let pool = Pool::builder(Nodes::new(config.node_urls()))
+            .config(PoolConfig {
                 max_size: config.pool_size,
                 timeouts: Timeouts {
                     wait: Some(Duration::from_secs(5)),
@@ -40,13 +40,10 @@ impl Amqp {
                     recycle: Some(Duration::from_secs(1)),
                 },
                 ..PoolConfig::default()
-            }),
-        }
-        .create_pool(
-            || ConnectionProperties::default().with_connection_name("flashgate".into()),
-            Runtime::Tokio1,
-        )
-        .map_err(|e| Error::AmqpPool(e.to_string()))?;
+            })
+            .runtime(Runtime::Tokio1)
+            .build()
+            .map_err(|e| Error::AmqpPool(e.to_string()))?;
         Ok(Self {
             pool,
             topology: Topology::new(&config.prefix),
@@ -55,7 +52,7 @@ impl Amqp {
     }
 
     /// A healthy connection, exclusively checked out until dropped.
-    pub async fn connection(&self) -> Result<deadpool_lapin::Connection> {
+    pub async fn connection(&self) -> Result<PooledConnection> {
         self.pool
             .get()
             .await

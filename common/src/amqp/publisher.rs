@@ -15,7 +15,7 @@ use super::Amqp;
 use crate::{Error, Result};
 
 struct Link {
-    connection: deadpool_lapin::Connection,
+    connection: super::PooledConnection,
     channels: Vec<Channel>,
 }
 

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use super::require;
@@ -58,8 +58,16 @@ impl DatabaseConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RedisConfig {
-    /// Connection URL.
+    /// Connection URL; with Sentinels, the primary used until one of them answers.
     pub url: String,
+    /// Sentinel URLs (`redis://host:port`). Set: the primary is the one they name for
+    /// [`Self::sentinel_master`], asked again every [`Self::sentinel_poll_ms`], and every
+    /// connection moves to a new primary once they fail over.
+    pub sentinels: Vec<String>,
+    /// The name the Sentinels monitor the primary under.
+    pub sentinel_master: String,
+    /// How often the Sentinels are asked which node is primary.
+    pub sentinel_poll_ms: u64,
     /// Prefix of every key and channel, so several deployments (or tests) share one Redis.
     pub prefix: String,
     /// Multiplexed connections per process. One connection pipelines every concurrent
@@ -77,6 +85,9 @@ impl Default for RedisConfig {
     fn default() -> Self {
         Self {
             url: "redis://127.0.0.1:6379/0".into(),
+            sentinels: Vec::new(),
+            sentinel_master: "flashgate".into(),
+            sentinel_poll_ms: 250,
             prefix: "fg:".into(),
             connections: 4,
             response_timeout_ms: 1000,
@@ -103,6 +114,11 @@ impl RedisConfig {
             !self.prefix.contains(['{', '}']),
             "redis.prefix must not contain braces",
         );
+        require(
+            problems,
+            self.sentinel_poll_ms > 0,
+            "redis.sentinel_poll_ms must be > 0",
+        );
     }
 }
 
@@ -112,6 +128,9 @@ impl RedisConfig {
 pub struct AmqpConfig {
     /// Connection URL; carries credentials, so it is a secret.
     pub url: SecretString,
+    /// Every node of a cluster, tried in turn (a connection to a node that goes away is
+    /// reopened on the next). Empty: `url` alone.
+    pub urls: Vec<SecretString>,
     /// Prefix of every queue and exchange name, so tests and deployments can share a broker.
     pub prefix: String,
     /// Connections in the pool (publishers share them; each consumer holds one).
@@ -130,6 +149,7 @@ impl Default for AmqpConfig {
     fn default() -> Self {
         Self {
             url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
+            urls: Vec::new(),
             prefix: String::new(),
             pool_size: 8,
             publish_channels: 4,
@@ -153,6 +173,18 @@ impl AmqpConfig {
             self.delivery_limit > 0,
             "amqp.delivery_limit must be > 0",
         );
+    }
+
+    /// The URLs connections are opened to: [`Self::urls`], or [`Self::url`] alone.
+    pub fn node_urls(&self) -> Vec<String> {
+        if self.urls.is_empty() {
+            vec![self.url.expose_secret().to_owned()]
+        } else {
+            self.urls
+                .iter()
+                .map(|u| u.expose_secret().to_owned())
+                .collect()
+        }
     }
 
     /// [`Self::confirm_timeout_ms`] as a duration.

@@ -5,6 +5,7 @@
 
 mod announce;
 pub mod keys;
+mod sentinel;
 pub mod stock;
 pub mod tickets;
 
@@ -12,6 +13,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
+use redis::IntoConnectionInfo;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use crate::Result;
@@ -20,21 +23,25 @@ pub use keys::Keys;
 
 /// A small set of auto-reconnecting multiplexed connections. Each one pipelines every
 /// concurrent request; several spread the socket work across runtime threads. (A pool
-/// that pings on checkout would double the round trips of the hot path.)
+/// that pings on checkout would double the round trips of the hot path.) With Sentinels
+/// configured, the set is rebuilt against the new primary when they fail over.
 #[derive(Clone)]
 pub struct Redis {
-    client: redis::Client,
-    connections: Arc<[ConnectionManager]>,
+    primary: Arc<ArcSwap<Primary>>,
     next: Arc<AtomicUsize>,
     keys: Keys,
     ticket_ttl_secs: u64,
 }
 
-impl Redis {
-    /// Creates the connections lazily: a Redis that is down at start does not stop the
-    /// process; calls fail fast until it is back.
-    pub fn connect(config: &RedisConfig) -> Result<Self> {
-        let client = redis::Client::open(config.url.as_str())?;
+/// The connections to one primary.
+struct Primary {
+    client: redis::Client,
+    connections: Box<[ConnectionManager]>,
+}
+
+impl Primary {
+    fn open(info: redis::ConnectionInfo, config: &RedisConfig) -> Result<Self> {
+        let client = redis::Client::open(info)?;
         let manager_config = ConnectionManagerConfig::new()
             .set_response_timeout(Some(Duration::from_millis(config.response_timeout_ms)))
             .set_connection_timeout(Some(Duration::from_millis(config.connect_timeout_ms)))
@@ -48,6 +55,32 @@ impl Redis {
         Ok(Self {
             client,
             connections: connections.into(),
+        })
+    }
+
+    fn addr(&self) -> &redis::ConnectionAddr {
+        self.client.get_connection_info().addr()
+    }
+}
+
+impl Redis {
+    /// Creates the connections lazily: a Redis that is down at start does not stop the
+    /// process; calls fail fast until it is back. With Sentinels, the primary they name
+    /// now is used (`url` while none answers), and a task follows their failovers.
+    pub fn connect(config: &RedisConfig) -> Result<Self> {
+        let mut info = config.url.as_str().into_connection_info()?;
+        if !config.sentinels.is_empty() {
+            match sentinel::primary_now(config) {
+                Some(addr) => info = info.set_addr(addr),
+                None => tracing::warn!("no Sentinel answered; using redis.url until one does"),
+            }
+        }
+        let primary = Arc::new(ArcSwap::from_pointee(Primary::open(info, config)?));
+        if !config.sentinels.is_empty() {
+            sentinel::follow(Arc::downgrade(&primary), config.clone());
+        }
+        Ok(Self {
+            primary,
             next: Arc::new(AtomicUsize::new(0)),
             keys: Keys::new(&config.prefix),
             ticket_ttl_secs: config.ticket_ttl_secs,
@@ -56,13 +89,14 @@ impl Redis {
 
     /// A connection handle (cheap clone), round-robin.
     pub fn conn(&self) -> ConnectionManager {
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len();
-        self.connections[i].clone()
+        let primary = self.primary.load();
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % primary.connections.len();
+        primary.connections[i].clone()
     }
 
-    /// The client, for dedicated connections (pub/sub).
-    pub fn client(&self) -> &redis::Client {
-        &self.client
+    /// A client of the current primary, for dedicated connections (pub/sub).
+    pub fn client(&self) -> redis::Client {
+        self.primary.load().client.clone()
     }
 
     /// The key namespace.

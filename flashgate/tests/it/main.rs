@@ -5,6 +5,7 @@ mod bad_input;
 mod checkout;
 mod cli;
 mod door;
+mod failover;
 mod lost;
 mod outages;
 mod payments;
