@@ -53,7 +53,21 @@ async fn verify_command(config: &Config, args: &cli::VerifyArgs) -> anyhow::Resu
     let sale = flashgate_common::domain::SaleId::parse(args.sale.clone())
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let redis = flashgate_common::live::Redis::connect(&config.redis)?;
-    let issued = redis.read_terms(&sale).await.ok().map(|(_, seq)| seq);
+    let published = redis.read_terms(&sale).await.ok().map(|(_, seq)| seq);
+    let decided = verify::decided(&pool, &sale).await?;
+    // The door's published counter lives in Redis: when Redis loses its data it counts
+    // again from what the door had decided (a lower bound), so a counter behind the
+    // ledger means "unknown", not "more decided than issued".
+    let issued = match published {
+        Some(n) if n < decided => {
+            eprintln!(
+                "verify: the door's published counter ({n}) is behind the {decided} tickets \
+                 decided: Redis lost data during the sale, so the number issued is unknown"
+            );
+            None
+        }
+        other => other,
+    };
     let verdict = verify::verify(&pool, &sale, issued, args.stripe_sim.as_deref()).await?;
     println!("{}", serde_json::to_string_pretty(&verdict)?);
     if verdict.violations.is_empty() {

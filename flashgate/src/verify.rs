@@ -82,6 +82,15 @@ pub async fn verify(
     Ok(verdict)
 }
 
+/// Tickets the ledger has decided for `sale` (0 for a sale it does not know).
+pub async fn decided(pool: &PgPool, sale: &SaleId) -> anyhow::Result<i64> {
+    let decided: Option<i64> = sqlx::query_scalar("SELECT decided FROM sales WHERE id = $1")
+        .bind(sale.as_str())
+        .fetch_optional(pool)
+        .await?;
+    Ok(decided.unwrap_or(0))
+}
+
 async fn database(pool: &PgPool, sale: &SaleId, issued: Option<i64>) -> anyhow::Result<Verdict> {
     let t = sqlx::query!(
         r#"SELECT s.stock, s.reserved, s.sold, s.decided, s.waitlisted AS waitlist_count,

@@ -97,7 +97,32 @@ def run(ctx):
     invariants.check_all(ctx)
 
 
+def operate(argv):
+    """`cluster up|down|status` and `chaos`: their own arguments, the same binaries."""
+    import chaos
+    import cluster
+    parser = argparse.ArgumentParser(prog=f"loadtest/run {argv[0]}")
+    parser.add_argument("rest", nargs="*")
+    parser.add_argument("--short", action="store_true", help="chaos: a few faults, a small sale (CI)")
+    parser.add_argument("--seed", type=int, help="chaos: the nemesis schedule's seed (default: random)")
+    parser.add_argument("--profile", choices=["release", "debug"],
+                        help="binaries to run (default: release; debug with --short)")
+    parser.add_argument("--no-build", action="store_true", help="use the binaries already built")
+    args = parser.parse_args(argv[1:])
+    os.chdir(ROOT)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    binaries = Stack(ROOT, args.profile or ("debug" if args.short else "release"), None, None, None)
+    needs_binaries = argv[0] == "chaos" or args.rest[:1] == ["up"]
+    if needs_binaries and not args.no_build:
+        binaries.build()
+    if argv[0] == "cluster":
+        return cluster.main(args.rest, binaries.bin_dir)
+    return chaos.main(args, binaries.bin_dir, ROOT)
+
+
 def main(argv):
+    if argv and argv[0] in ("cluster", "chaos"):
+        return operate(argv)
     args = parse_args(argv)
     settings = " ".join(f"LOADTEST_{k}={v}" for k, v in sorted(stack.overrides().items()))
     ctx = Context(args, (settings + " " if settings else "") + "loadtest/run " + " ".join(argv))

@@ -14,7 +14,7 @@ use crate::support::{Stack, poll_until, wait_until};
 
 /// Deletes every key of this test's Redis prefix: what a restart without persistence
 /// (or `FLUSHALL`) does to the shared instance.
-async fn lose_redis_data(stack: &Stack) {
+pub(crate) async fn lose_redis_data(stack: &Stack) {
     let redis = Redis::connect(&stack.config.redis).unwrap();
     let mut conn = redis.conn();
     let pattern = format!("{}*", stack.config.redis.prefix);
