@@ -95,7 +95,7 @@ def rabbit_prepare():
 
 def rabbit_start(node):
     """Starts one node (its data kept) and waits until it runs."""
-    subprocess.run([f"{RABBIT_BIN}/rabbitmq-server", "-detached"], env=rabbit_env(node),
+    subprocess.run([f"{RABBIT_BIN}/rabbitmq-server", "-detached"], env=rabbit_env(node), cwd=path("rabbitmq"),
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, timeout=60)
     rabbitmqctl(node, "wait", path("rabbitmq", node, "pid"), "--timeout", "90", timeout=120)
 
