@@ -261,6 +261,27 @@ def restart_redis(role, port):
     cluster.wait_port(port, f"Redis {role}")
 
 
+def heal_all(binary_dir):
+    """Whatever a fault left down comes back before the check (a supervisor's job, and the
+    machine's PostgreSQL must not stay down after a run)."""
+    import procs
+    if not procs.listening(5432):
+        version = sorted(os.listdir("/etc/postgresql"))[-1]
+        subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "start"],
+                       capture_output=True, timeout=120)
+        cluster.wait_port(5432, "PostgreSQL", 120)
+    for node, (port, _) in cluster.RABBIT_NODES.items():
+        cluster.kill(cluster.rabbit_pid(node), signal.SIGCONT)
+        if not procs.listening(port):
+            cluster.rabbit_start(node)
+    for role, port in cluster.REDIS.items():
+        if not procs.listening(port):
+            restart_redis(role, port)
+    sim_faults({})
+    for role in cluster.ROLES:
+        cluster.ensure_role(binary_dir, role, wait=120)
+
+
 def sim_faults(settings):
     import urllib.request
     request = urllib.request.Request(f"{cluster.url('stripe')}/_sim/faults", method="POST",
@@ -432,10 +453,10 @@ def main(args, binary_dir, root):
 
     log(f"seed {seed} ({'short' if args.short else 'full'}); history in {work}")
     cluster.up(binary_dir)
-    sale, shoppers, faults, history = asyncio.run(drive(mode, seed, binary_dir, work, log))
-    # Whatever a fault left down comes back before the check (a supervisor's job).
-    for role in cluster.ROLES:
-        cluster.ensure_role(binary_dir, role, wait=120)
+    try:
+        sale, shoppers, faults, history = asyncio.run(drive(mode, seed, binary_dir, work, log))
+    finally:
+        heal_all(binary_dir)
     failures, figures = check(sale, shoppers, faults, history, binary_dir)
     file, text = write_report(root, args.short, seed, sale, failures, figures, work)
     print("\n" + text)

@@ -34,6 +34,7 @@ SENTINELS = (26391, 26392, 26393)
 SENTINEL_MASTER = "flashgate"
 PORTS = {
     "balancer-doors": 18210, "door-1": 18211, "door-2": 18212,
+    "door-3": 18213,  # started only by `cluster scale`
     "balancer-webhooks": 18215, "webhook-1": 18216, "webhook-2": 18217,
     "catalog": 18218, "stripe": 18220,
     "worker-1": 18221, "worker-2": 18222, "worker-3": 18223,
@@ -328,12 +329,12 @@ def ensure_role(binary_dir, role, wait=60):
 
 
 def flashgate_down():
-    for role in reversed(ROLES):
+    for role in reversed(ROLES + ("door-3",)):
         pid = role_pid(role)
         if pid and alive(pid):
             kill(pid, signal.SIGTERM)
     deadline = time.time() + 15
-    for role in ROLES:
+    for role in ROLES + ("door-3",):
         pid = role_pid(role)
         while pid and alive(pid) and time.time() < deadline:
             time.sleep(0.1)
@@ -428,9 +429,12 @@ def status():
     return all(ok for _, _, ok in rows)
 
 
-def main(argv, binary_dir):
-    if not argv or argv[0] not in ("up", "down", "status"):
-        sys.exit("usage: loadtest/run cluster up|down|status")
+def main(argv, binary_dir, short=False):
+    if not argv or argv[0] not in ("up", "down", "status", "scale"):
+        sys.exit("usage: loadtest/run cluster up|down|status|scale")
+    if argv[0] == "scale":
+        import scale
+        return scale.main(binary_dir, short)
     if argv[0] == "up":
         up(binary_dir)
     elif argv[0] == "down":

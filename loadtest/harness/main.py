@@ -112,11 +112,11 @@ def operate(argv):
     os.chdir(ROOT)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     binaries = Stack(ROOT, args.profile or ("debug" if args.short else "release"), None, None, None)
-    needs_binaries = argv[0] == "chaos" or args.rest[:1] == ["up"]
+    needs_binaries = argv[0] == "chaos" or args.rest[:1] in (["up"], ["scale"])
     if needs_binaries and not args.no_build:
         binaries.build()
     if argv[0] == "cluster":
-        return cluster.main(args.rest, binaries.bin_dir)
+        return cluster.main(args.rest, binaries.bin_dir, args.short)
     return chaos.main(args, binaries.bin_dir, ROOT)
 
 
