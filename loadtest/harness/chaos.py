@@ -35,9 +35,9 @@ import cluster
 from settings import HOST
 
 FINAL = {"paid", "failed", "expired", "sold_out", "refunded"}
-SHORT = dict(shoppers=400, stock=40, arrive_secs=40, faults=4, fault_gap=(4, 8), hold=15,
+SHORT = dict(shoppers=400, stock=150, arrive_secs=40, faults=4, fault_gap=(4, 8), hold=15,
              settle_secs=180)
-FULL = dict(shoppers=3000, stock=300, arrive_secs=240, faults=24, fault_gap=(6, 14), hold=20,
+FULL = dict(shoppers=3000, stock=900, arrive_secs=240, faults=24, fault_gap=(6, 14), hold=20,
             settle_secs=420)
 
 
@@ -385,7 +385,7 @@ def check(sale, shoppers, faults, history, binary_dir):
 def fault_figures(faults, history):
     """Per fault: answers lost (no answer or 5xx) from its start to a second after it
     ended, and the time to heal: from its start to the first 2xx after the last answer
-    lost (0 when none was lost)."""
+    lost: any answer below 500 (0 when none was lost)."""
     rows = []
     for f in faults:
         end = f["end"] if f["end"] is not None else f["start"]
@@ -393,7 +393,8 @@ def fault_figures(faults, history):
         bad = [e["t"] for e in during if e.get("status") is None or e["status"] >= 500]
         heal = 0.0
         if bad:
-            good = [e["t"] for e in history.events if e["t"] > max(bad) and e.get("status") in (200, 202)]
+            good = [e["t"] for e in history.events
+                    if e["t"] > max(bad) and e.get("status") is not None and e["status"] < 500]
             heal = round(min(good) - f["start"], 2) if good else None
         rows.append(dict(f, lost=len(bad), heal_s=heal))
     return rows
@@ -414,13 +415,14 @@ def inversions(tickets):
     return count
 
 
-def write_report(root, short, seed, sale, failures, figures, work):
+def write_report(root, short, seed, sale, failures, figures, work, profile):
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S")
     folder = os.path.join(root, "loadtest", "results", "short" if short else "")
     os.makedirs(folder, exist_ok=True)
     file = os.path.join(folder, f"chaos-{stamp}.md")
     lines = [f"# Chaos run {stamp}", "",
-             f"Command: `loadtest/run chaos{' --short' if short else ''} --seed {seed}` (sale `{sale}`)",
+             f"Command: `loadtest/run chaos{' --short' if short else ''} --seed {seed} --profile {profile}` "
+             f"(sale `{sale}`)",
              f"Verdict: {'FAIL' if failures else 'PASS'}", ""]
     lines += [f"- FAIL: {f}" for f in failures]
     lines += ["", "| figure | value |", "|---|---|"]
@@ -458,7 +460,8 @@ def main(args, binary_dir, root):
     finally:
         heal_all(binary_dir)
     failures, figures = check(sale, shoppers, faults, history, binary_dir)
-    file, text = write_report(root, args.short, seed, sale, failures, figures, work)
+    profile = os.path.basename(os.path.normpath(binary_dir))
+    file, text = write_report(root, args.short, seed, sale, failures, figures, work, profile)
     print("\n" + text)
     if failures:
         import shutil

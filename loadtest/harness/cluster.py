@@ -209,6 +209,10 @@ def secrets():
     return made
 
 
+# Settings a measurement changes for the processes it (re)starts (scale.py).
+OVERRIDES = {}
+
+
 def env(binary_dir):
     s = secrets()
     amqp = [f"amqp://guest:guest@{HOST}:{port}/%2f" for port, _ in RABBIT_NODES.values()]
@@ -234,6 +238,7 @@ def env(binary_dir):
         "FLASHGATE_STRIPE_SIM__WEBHOOK_URL": f"{url('balancer-webhooks')}/v1/stripe/webhook",
         "FLASHGATE_STRIPE_SIM__WEBHOOK_SECRET": s.webhook_secret,
     })
+    e.update(OVERRIDES)
     return e
 
 

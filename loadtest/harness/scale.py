@@ -8,8 +8,9 @@ ledger has decided every ticket the doors issued) is timed, with the workers' CP
 1,000 reservations. On two cores the sums cannot grow; CPU per ticket staying flat as
 processes are added is what says a second machine would add its capacity.
 
-The replication cost: the same worker drain on the single standard RabbitMQ node is not
-measured here (see the note in the report).
+The replication cost: one door and one worker, the same measurement with the broker the
+cluster's three nodes (quorum queues with three members) and then the machine's standard
+single RabbitMQ node (quorum queues with one member, queues under their own prefix).
 """
 
 import json
@@ -49,6 +50,9 @@ def stop(role):
         deadline = time.time() + 20
         while cluster.alive(pid) and time.time() < deadline:
             time.sleep(0.1)
+        cluster.kill(pid, 9)  # a worker draining a long queue would outlast the measurement
+        while cluster.alive(pid):
+            time.sleep(0.05)
 
 
 def start_door(binary_dir, i):
@@ -95,43 +99,89 @@ def drain(binary_dir, count, sale, target):
             "cpu_ms_per_1000": round(cpu * 1e6 / max(done, 1), 1)}
 
 
+# All the load comes from 127.0.0.1: the per-address limit would meter the driver itself.
+UNMETERED = {"FLASHGATE_ADMISSION__PER_ADDRESS__PER_SECOND": "0", "FLASHGATE_ADMISSION__PER_ADDRESS__BURST": "0"}
+SINGLE_NODE = {**UNMETERED, "FLASHGATE_AMQP__URLS": "[]", "FLASHGATE_AMQP__URL": "amqp://guest:guest@127.0.0.1:5672/%2f",
+               "FLASHGATE_AMQP__PREFIX": "scale-single."}
+
+
+def restart_all(binary_dir):
+    for role in cluster.ROLES + ("door-3",):
+        stop(role)
+    for role in cluster.ROLES:
+        cluster.ensure_role(binary_dir, role)
+
+
 def run(binary_dir, short):
     secs = 3 if short else 10
     cluster.up(binary_dir)
     door_rows, worker_rows = [], []
+    brokers = []
+    for name, overrides in (("3-node cluster", UNMETERED), ("single node", SINGLE_NODE)):
+        cluster.OVERRIDES = overrides
+        restart_all(binary_dir)
+        d, w = measure(binary_dir, 1, secs, f"repl-{len(brokers)}")
+        brokers.append((name, d, w))
+    cluster.OVERRIDES = UNMETERED
+    restart_all(binary_dir)
     for count in (1, 2, 3):
-        sale = f"scale-{count}-{int(time.time())}"
-        admin("PUT", f"/admin/v1/sales/{sale}", {"sku": "scale", "stock": 10_000_000, "price": 100,
-                                                  "currency": "eur", "rate_per_second": 1_000_000,
-                                                  "burst": 1_000_000})
-        for i in range(1, 4):
-            stop(f"worker-{i}")
-        for i in range(1, 4):
-            if i <= count:
-                start_door(binary_dir, i)
-            else:
-                stop(f"door-{i}")
-        door_rows.append(doors(binary_dir, count, secs, sale, f"s{count}"))
-        issued = door_rows[-1]["tickets"]
-        worker_rows.append(drain(binary_dir, count, sale, decided(sale) + issued))
-    stop("door-3")
-    for role in cluster.ROLES:
-        cluster.ensure_role(binary_dir, role)
-    return door_rows, worker_rows
+        d, w = measure(binary_dir, count, secs, f"s{count}")
+        door_rows.append(d)
+        worker_rows.append(w)
+    cluster.OVERRIDES = {}
+    restart_all(binary_dir)
+    return door_rows, worker_rows, brokers
 
 
-def table(door_rows, worker_rows):
+def measure(binary_dir, count, secs, tag):
+    """One sale: tickets with `count` doors, then the drain with `count` workers."""
+    sale = f"scale-{tag}-{int(time.time())}"
+    product = {"name": "Scale sneaker", "category": "sneakers", "price": 100, "currency": "eur"}
+    request = urllib.request.Request(f"{cluster.url('catalog')}/admin/v1/products/scale", method="PUT",
+                                     data=json.dumps(product).encode(),
+                                     headers={"Authorization": f"Bearer {cluster.secrets().admin_token}",
+                                              "Content-Type": "application/json"})
+    urllib.request.urlopen(request, timeout=30).read()
+    admin("PUT", f"/admin/v1/sales/{sale}", {"sku": "scale", "stock": 10_000_000, "price": 100,
+                                              "currency": "eur", "rate_per_second": 1_000_000,
+                                              "burst": 1_000_000})
+    for i in range(1, 4):
+        stop(f"worker-{i}")
+    for i in range(1, 4):
+        if i <= count:
+            start_door(binary_dir, i)
+        else:
+            stop(f"door-{i}")
+    d = doors(binary_dir, count, secs, sale, tag)
+    return d, drain(binary_dir, count, sale, decided(sale) + d["tickets"])
+
+
+def table(door_rows, worker_rows, brokers):
     lines = ["| processes | tickets/s (doors) | door CPU ms / 1,000 tickets | reservations/s (workers) "
              "| worker CPU ms / 1,000 reservations |", "|---|---|---|---|---|"]
     for d, w in zip(door_rows, worker_rows):
         lines.append(f"| {d['processes']} | {d['per_sec']:,} | {d['cpu_ms_per_1000']} | {w['per_sec']:,} | "
                      f"{w['cpu_ms_per_1000']} |")
+    lines += ["", "| broker (1 door, 1 worker) | tickets/s | door CPU ms / 1,000 | reservations/s "
+              "| worker CPU ms / 1,000 |", "|---|---|---|---|---|"]
+    for name, d, w in brokers:
+        lines.append(f"| {name} | {d['per_sec']:,} | {d['cpu_ms_per_1000']} | {w['per_sec']:,} | "
+                     f"{w['cpu_ms_per_1000']} |")
     return "\n".join(lines)
 
 
 def main(binary_dir, short):
-    door_rows, worker_rows = run(binary_dir, short)
-    text = table(door_rows, worker_rows)
+    import datetime
+    door_rows, worker_rows, brokers = run(binary_dir, short)
+    text = table(door_rows, worker_rows, brokers)
     print(text)
-    print(json.dumps({"doors": door_rows, "workers": worker_rows}))
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    root = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+    folder = os.path.join(root, "loadtest", "results", "short" if short else "")
+    os.makedirs(folder, exist_ok=True)
+    profile = os.path.basename(os.path.normpath(binary_dir))
+    with open(os.path.join(folder, f"scale-{stamp}.md"), "w") as f:
+        f.write(f"# Scale-out on the cluster {stamp}\n\nCommand: `loadtest/run cluster scale"
+                f"{' --short' if short else ''} --profile {profile}`\n\n{text}\n")
+    print(json.dumps({"doors": door_rows, "workers": worker_rows, "brokers": brokers}))
     return 0
