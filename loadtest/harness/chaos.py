@@ -376,7 +376,10 @@ def check(sale, shoppers, faults, history, binary_dir):
     if left and sold_out:
         failures.append(f"{left} unit(s) left unsold while {sold_out} shopper(s) were told sold_out")
     figures["faults"] = fault_figures(faults, history)
-    figures["5xx"] = sum(1 for e in history.events if (e.get("status") or 0) >= 500)
+    def door(e):
+        return not e.get("path", "").startswith("v1/payment_intents")
+    figures["5xx"] = sum(1 for e in history.events if (e.get("status") or 0) >= 500 and door(e))
+    figures["stripe_5xx"] = sum(1 for e in history.events if (e.get("status") or 0) >= 500 and not door(e))
     figures["no_answer"] = sum(1 for e in history.events if e.get("status") is None)
     figures["fifo_inversions"] = inversions(tickets)
     return failures, figures
@@ -426,7 +429,7 @@ def write_report(root, short, seed, sale, failures, figures, work, profile):
              f"Verdict: {'FAIL' if failures else 'PASS'}", ""]
     lines += [f"- FAIL: {f}" for f in failures]
     lines += ["", "| figure | value |", "|---|---|"]
-    for key in ("shoppers", "tickets", "final", "refused", "5xx", "no_answer", "fifo_inversions"):
+    for key in ("shoppers", "tickets", "final", "refused", "5xx", "stripe_5xx", "no_answer", "fifo_inversions"):
         lines.append(f"| {key} | {figures.get(key)} |")
     lines += ["", "| fault | target | start s | end s | answers lost | time to heal s |",
               "|---|---|---|---|---|---|"]
