@@ -169,7 +169,8 @@ class Nemesis:
 
     def kinds(self):
         return ["kill-door", "kill-worker", "kill-webhook", "kill-rabbit", "pause-rabbit",
-                "kill-redis-primary", "redis-empty", "postgres-immediate", "webhooks-dropped", "stripe-storm"]
+                "kill-redis-primary", "redis-empty", "postgres-immediate", "webhooks-dropped", "stripe-storm",
+                "stop-rabbit", "hang-redis-primary"]
 
     def inject(self, kind):
         now = self.history.now()
@@ -192,6 +193,22 @@ class Nemesis:
             pid = cluster.rabbit_pid(node)
             cluster.kill(pid, signal.SIGSTOP)
             fault = self.record(kind, node, now)
+            return self.heal_later(fault, r.uniform(3, 8), lambda: cluster.kill(pid, signal.SIGCONT))
+        if kind == "stop-rabbit":
+            # A graceful stop (the node leaves its queues' quorums in order) and a start.
+            node = r.choice(list(cluster.RABBIT_NODES))
+            cluster.rabbitmqctl(node, "stop_app", timeout=60, check=False)
+            fault = self.record(kind, node, now)
+            return self.heal_later(fault, r.uniform(4, 10),
+                                   lambda: cluster.rabbitmqctl(node, "start_app", timeout=120, check=False))
+        if kind == "hang-redis-primary":
+            # Longer than the Sentinels' down-after: they promote the replica while the old
+            # primary still holds its clients' connections, then it wakes up (split brain).
+            port = cluster.redis_primary() or cluster.REDIS["primary"]
+            role = next(n for n, p in cluster.REDIS.items() if p == port)
+            pid = cluster.read_pid(cluster.path("redis", role, "pid"))
+            cluster.kill(pid, signal.SIGSTOP)
+            fault = self.record(kind, role, now)
             return self.heal_later(fault, r.uniform(3, 8), lambda: cluster.kill(pid, signal.SIGCONT))
         if kind == "kill-redis-primary":
             port = cluster.redis_primary() or cluster.REDIS["primary"]
@@ -273,7 +290,12 @@ def heal_all(binary_dir):
     for node, (port, _) in cluster.RABBIT_NODES.items():
         cluster.kill(cluster.rabbit_pid(node), signal.SIGCONT)
         if not procs.listening(port):
-            cluster.rabbit_start(node)
+            if cluster.alive(cluster.rabbit_pid(node)):
+                cluster.rabbitmqctl(node, "start_app", timeout=120, check=False)
+            else:
+                cluster.rabbit_start(node)
+    for role in cluster.REDIS:
+        cluster.kill(cluster.read_pid(cluster.path("redis", role, "pid")), signal.SIGCONT)
     for role, port in cluster.REDIS.items():
         if not procs.listening(port):
             restart_redis(role, port)
