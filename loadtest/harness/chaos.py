@@ -5,10 +5,13 @@ the system settles, and a checker reads the history and the ledger.
 
 Faults (one at a time, some overlapping): kill -9 of a door, a worker or a webhook receiver
 (restarted after a while, as a supervisor would); kill -9 of a RabbitMQ node (the one leading
-the tickets queue when it can be told) and its restart; SIGSTOP/SIGCONT of a RabbitMQ node (a
-hang); kill -9 of the Redis primary (the Sentinels fail over; it comes back as a replica);
-Redis restarted empty; PostgreSQL stopped with `-m immediate` and restarted; the emulator's
-webhooks dropped or delayed for a while.
+the tickets queue when it can be told) and its restart; a graceful stop and start of a node;
+SIGSTOP/SIGCONT of a RabbitMQ node (a hang); kill -9 of the Redis primary (the Sentinels fail
+over; it comes back as a replica) or SIGSTOP of it past the Sentinels' patience (split
+brain); Redis emptied; PostgreSQL stopped with `-m immediate` and restarted; a partition
+between one role and one dependency (partitions.py: worker-1, door-1 or webhook-1 and
+PostgreSQL, worker-2 or door-2 and every RabbitMQ node); the emulator's webhooks dropped for
+good, or a storm of 5xx, lost answers and webhooks duplicated, reordered and late.
 
 The checker fails the run on: `flashgate verify` violations (I1-I4, charges without an order,
 paid orders without a charge); a ticket answered 202/200 that never reaches a final state,
@@ -170,7 +173,7 @@ class Nemesis:
     def kinds(self):
         return ["kill-door", "kill-worker", "kill-webhook", "kill-rabbit", "pause-rabbit",
                 "kill-redis-primary", "redis-empty", "postgres-immediate", "webhooks-dropped", "stripe-storm",
-                "stop-rabbit", "hang-redis-primary"]
+                "stop-rabbit", "hang-redis-primary", "partition"]
 
     def inject(self, kind):
         now = self.history.now()
@@ -210,6 +213,13 @@ class Nemesis:
             cluster.kill(pid, signal.SIGSTOP)
             fault = self.record(kind, role, now)
             return self.heal_later(fault, r.uniform(3, 8), lambda: cluster.kill(pid, signal.SIGCONT))
+        if kind == "partition":
+            # One role cut off from one dependency (PostgreSQL or every RabbitMQ node) while
+            # the rest of the system still reaches it.
+            link = r.choice(sorted(cluster.LINKS))
+            cluster.partitions(f"cut {link}")
+            fault = self.record(kind, link, now)
+            return self.heal_later(fault, r.uniform(3, 10), lambda: cluster.partitions(f"heal {link}"))
         if kind == "kill-redis-primary":
             port = cluster.redis_primary() or cluster.REDIS["primary"]
             role = next(n for n, p in cluster.REDIS.items() if p == port)
@@ -300,6 +310,8 @@ def heal_all(binary_dir):
         if not procs.listening(port):
             restart_redis(role, port)
     sim_faults({})
+    if procs.listening(cluster.PARTITIONS_PORT):
+        cluster.partitions("heal all")
     for role in cluster.ROLES:
         cluster.ensure_role(binary_dir, role, wait=120)
 

@@ -42,6 +42,18 @@ PORTS = {
 ROLES = ("stripe", "catalog", "door-1", "door-2", "webhook-1", "webhook-2",
          "worker-1", "worker-2", "worker-3")
 RABBIT_BIN = "/usr/lib/rabbitmq/bin"
+# Links a partition can cut (partitions.py): role/dependency → [(listen, upstream)]. The role
+# reaches that dependency only through them; every other process reaches it directly.
+PARTITIONS_PORT = 18230
+LINKS = {
+    "worker-1/postgres": [(18231, 5432)],
+    "door-1/postgres": [(18232, 5432)],
+    "webhook-1/postgres": [(18233, 5432)],
+    "worker-2/rabbitmq": [(18234 + i, port) for i, (port, _) in enumerate(RABBIT_NODES.values())],
+    "door-2/rabbitmq": [(18237 + i, port) for i, (port, _) in enumerate(RABBIT_NODES.values())],
+}
+# Off for measurements (scale.py): a relay in the path would be measured with the role.
+ROUTE_THROUGH_LINKS = True
 
 
 def url(name):
@@ -258,7 +270,41 @@ def role_env(binary_dir, role):
         e["FLASHGATE_WEBHOOK__LISTEN"] = listen
     elif kind == "worker":
         e["FLASHGATE_WORKER__LISTEN"] = listen
+    for name, pairs in LINKS.items() if ROUTE_THROUGH_LINKS else ():
+        owner, dependency = name.split("/")
+        if owner != role:
+            continue
+        if dependency == "postgres":
+            e["FLASHGATE_DATABASE__URL"] = DATABASE_URL.replace(":5432/", f":{pairs[0][0]}/")
+        else:
+            urls = [f"amqp://guest:guest@{HOST}:{listen}/%2f" for listen, _ in pairs]
+            e["FLASHGATE_AMQP__URL"] = urls[0]
+            e["FLASHGATE_AMQP__URLS"] = "[" + ",".join(f'"{u}"' for u in urls) + "]"
     return e
+
+
+def partitions_up():
+    if procs.listening(PARTITIONS_PORT):
+        return
+    log = open(path("logs", "partitions.log"), "ab")
+    child = subprocess.Popen([sys.executable, os.path.join(os.path.dirname(__file__), "partitions.py"),
+                              str(PARTITIONS_PORT), json.dumps(LINKS)],
+                             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                             start_new_session=True)
+    with open(path("partitions.pid"), "w") as f:
+        f.write(str(child.pid))
+    wait_port(PARTITIONS_PORT, "the partition relays")
+
+
+def partitions(command):
+    """Sends one command to the relays (`cut NAME`, `heal NAME`, `heal all`, `status`)."""
+    import socket
+    with socket.create_connection((HOST, PARTITIONS_PORT), timeout=5) as s:
+        s.sendall((command + "\n").encode())
+        answer = s.makefile().readline().strip()
+    if answer.startswith("error"):
+        raise RuntimeError(f"partitions: {answer}")
+    return answer
 
 
 def start_role(binary_dir, role):
@@ -318,6 +364,7 @@ def flashgate_up(binary_dir):
     if not exists:
         subprocess.run(["psql", "-h", HOST, "-U", "postgres", "-d", "postgres", "-qc",
                         f'CREATE DATABASE "{DATABASE}"'], check=True, timeout=60)
+    partitions_up()
     subprocess.run([os.path.join(binary_dir, "flashgate"), "migrate"], env=env(binary_dir),
                    check=True, timeout=120, stdout=subprocess.DEVNULL)
     for role in ROLES:
@@ -345,9 +392,10 @@ def flashgate_down():
             time.sleep(0.1)
         if pid and alive(pid):
             kill(pid, signal.SIGKILL)
-    pid = read_pid(path("haproxy.pid"))
-    if pid:
-        kill(pid, signal.SIGTERM)
+    for name in ("haproxy.pid", "partitions.pid"):
+        pid = read_pid(path(name))
+        if pid:
+            kill(pid, signal.SIGTERM)
     subprocess.run(["psql", "-h", HOST, "-U", "postgres", "-d", "postgres", "-qc",
                     f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)'], timeout=60,
                    env=dict(os.environ, PGOPTIONS="-c client_min_messages=warning"))
@@ -429,6 +477,8 @@ def status():
     rows.append(("postgresql", DATABASE_URL, procs.listening(5432)))
     for name in ("balancer-doors", "balancer-webhooks") + ROLES:
         rows.append((name, url(name), procs.listening(PORTS[name])))
+    rows.append(("partition relays (control)", f"tcp://{HOST}:{PARTITIONS_PORT}",
+                 procs.listening(PARTITIONS_PORT)))
     for name, where, ok in rows:
         print(f"  {'up  ' if ok else 'DOWN'}  {name:<28} {where}")
     return all(ok for _, _, ok in rows)
