@@ -1,4 +1,4 @@
-//! The invariants of DESIGN.md for one sale, checked directly in PostgreSQL and, when it
+//! The invariants of README.md ("Guarantees") for one sale, checked directly in PostgreSQL and, when it
 //! is given, in the Stripe emulator:
 //! I1 `available + reserved + sold = stock`, every term ≥ 0, and the terms equal what the
 //! orders hold; I2 at most one PaymentIntent and one successful charge per order, no

@@ -12,7 +12,7 @@
 //! # async fn demo() -> std::io::Result<()> {
 //! use flashgate_stripe_sim::{Sim, SimConfig, WebhookEndpoint};
 //! let sim = Sim::new(SimConfig::default());
-//! sim.add_webhook_endpoint(WebhookEndpoint::new("http://127.0.0.1:8081/webhooks/stripe", "whsec_test"));
+//! sim.add_webhook_endpoint(WebhookEndpoint::new("http://127.0.0.1:8082/v1/stripe/webhook", "whsec_test"));
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:12111").await?;
 //! sim.serve(listener, tokio_util::sync::CancellationToken::new()).await
 //! # }

@@ -93,8 +93,8 @@ pub enum Action {
     DeadLetter,
 }
 
-/// Settles one delivery by `action`.
-pub async fn settle(delivery: &Delivery, action: Action) -> Result<()> {
+/// Answers one delivery to the broker by `action` (ack, requeue, or dead-letter).
+pub async fn answer(delivery: &Delivery, action: Action) -> Result<()> {
     match action {
         Action::Ack => delivery.acker.ack(BasicAckOptions::default()).await?,
         Action::Requeue => {

@@ -5,66 +5,36 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use flashgate_common::domain::SaleId;
 use flashgate_common::http::{ApiJson, ApiPath, Problem};
+use flashgate_common::ledger::sales::{self, AdmissionChange, AdmissionDoc};
 use flashgate_common::live::Redis;
-use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
 use super::{actor, audit};
 use crate::Result;
 use crate::state::AppState;
 
-/// What to change; absent fields stay as they are.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AdmissionChange {
-    /// New admission rate.
-    pub rate_per_second: Option<i32>,
-    /// New burst.
-    pub burst: Option<i32>,
-    /// Pause (true) or resume (false).
-    pub paused: Option<bool>,
-    /// Turn the wait-list on or off.
-    pub waitlist: Option<bool>,
-}
-
-/// A sale's admission settings.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct AdmissionDoc {
-    /// Sale id.
-    pub sale_id: String,
-    /// Admission rate.
-    pub rate_per_second: i32,
-    /// Burst.
-    pub burst: i32,
-    /// Paused.
-    pub paused: bool,
-    /// Wait-list on.
-    pub waitlist: bool,
-}
-
-impl AdmissionChange {
-    fn validate(&self) -> Result<()> {
-        if self.rate_per_second.is_none()
-            && self.burst.is_none()
-            && self.paused.is_none()
-            && self.waitlist.is_none()
-        {
-            return Err(Problem::unprocessable(
-                "empty_change",
-                "give at least one of rate_per_second, burst, paused, waitlist",
-            )
-            .into());
-        }
-        let in_range = |v: Option<i32>| v.is_none_or(|v| (1..=1_000_000).contains(&v));
-        if !in_range(self.rate_per_second) || !in_range(self.burst) {
-            return Err(Problem::unprocessable(
-                "invalid_admission",
-                "rate_per_second and burst must be 1..=1000000",
-            )
-            .into());
-        }
-        Ok(())
+/// Checks a change asks for something, in range.
+fn validate(change: &AdmissionChange) -> Result<()> {
+    if change.rate_per_second.is_none()
+        && change.burst.is_none()
+        && change.paused.is_none()
+        && change.waitlist.is_none()
+    {
+        return Err(Problem::unprocessable(
+            "empty_change",
+            "give at least one of rate_per_second, burst, paused, waitlist",
+        )
+        .into());
     }
+    let in_range = |v: Option<i32>| v.is_none_or(|v| (1..=1_000_000).contains(&v));
+    if !in_range(change.rate_per_second) || !in_range(change.burst) {
+        return Err(Problem::unprocessable(
+            "invalid_admission",
+            "rate_per_second and burst must be 1..=1000000",
+        )
+        .into());
+    }
+    Ok(())
 }
 
 /// The handler.
@@ -96,30 +66,12 @@ pub async fn update_admission(
     id: &SaleId,
     change: AdmissionChange,
 ) -> Result<AdmissionDoc> {
-    change.validate()?;
+    validate(&change)?;
     let mut tx = pool.begin().await?;
-    let old = sqlx::query_as!(
-        AdmissionDoc,
-        "SELECT id AS sale_id, rate_per_second, burst, paused, waitlist FROM sales WHERE id = $1 FOR UPDATE",
-        id.as_str()
-    )
-    .fetch_optional(&mut *tx)
-    .await?
-    .ok_or_else(|| Problem::not_found("sale_not_found", "no sale with this id"))?;
-    let new = sqlx::query_as!(
-        AdmissionDoc,
-        r#"UPDATE sales SET rate_per_second = COALESCE($2, rate_per_second), burst = COALESCE($3, burst),
-               paused = COALESCE($4, paused), waitlist = COALESCE($5, waitlist), updated_at = now()
-           WHERE id = $1
-           RETURNING id AS sale_id, rate_per_second, burst, paused, waitlist"#,
-        id.as_str(),
-        change.rate_per_second,
-        change.burst,
-        change.paused,
-        change.waitlist
-    )
-    .fetch_one(&mut *tx)
-    .await?;
+    let old = sales::lock_admission(&mut tx, id)
+        .await?
+        .ok_or_else(|| Problem::not_found("sale_not_found", "no sale with this id"))?;
+    let new = sales::set_admission(&mut tx, id, &change).await?;
     let as_json = |d: &AdmissionDoc| serde_json::to_value(d).unwrap_or_default();
     audit::record(
         &mut tx,

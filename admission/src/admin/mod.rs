@@ -15,8 +15,9 @@ use axum::routing::{get, patch, put};
 use flashgate_common::http::require_admin;
 
 use crate::state::AppState;
-pub use admission::{AdmissionChange, AdmissionDoc, update_admission};
-pub use sale::{SaleDoc, SaleInput, upsert_sale};
+pub use admission::update_admission;
+pub use flashgate_common::ledger::sales::{AdmissionChange, AdmissionDoc, SaleDoc, SaleInput};
+pub use sale::upsert_sale;
 pub use stats::{SaleStats, sale_stats};
 
 /// The admin routes, guarded by the bearer token.

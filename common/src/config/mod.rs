@@ -1,7 +1,7 @@
 //! Typed, layered configuration: defaults, then an optional TOML file (`flashgate.toml`, or
 //! the path in `FLASHGATE_CONFIG`), then `FLASHGATE_*` environment variables with `__`
-//! between levels (`FLASHGATE_DATABASE__URL`). `FLASHGATE_ADMIN_TOKEN` is accepted as the
-//! name DESIGN.md uses. Everything is validated once at start; secrets never reach a log.
+//! between levels (`FLASHGATE_DATABASE__URL`; the admin token is `FLASHGATE_ADMIN_TOKEN`).
+//! Everything is validated once at start; secrets never reach a log.
 
 mod infra;
 mod roles;

@@ -1,4 +1,4 @@
-//! The lifecycle of a ticket and of its order (DESIGN.md, "Ticket and order lifecycle").
+//! The lifecycle of a ticket and of its order (the transitions table in `ledger/mod.rs`).
 
 use serde::{Deserialize, Serialize};
 

@@ -5,7 +5,7 @@
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::{Change, OrderRef, Release, Settlement, lock_order, release, settle};
+use super::{Change, OrderRef, Release, Settlement, lock_order, mark_paid, release};
 
 /// What a PaymentIntent's state means for its order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,7 +133,7 @@ async fn settled(
     order: OrderRef,
     payment_intent_id: &str,
 ) -> sqlx::Result<Applied> {
-    Ok(match settle(tx, order.id, payment_intent_id).await? {
+    Ok(match mark_paid(tx, order.id, payment_intent_id).await? {
         Some(Settlement::Paid(change)) => Applied::Changed(change),
         Some(Settlement::RefundNeeded(change)) => Applied::RefundNeeded(change),
         Some(Settlement::AlreadySettled(order)) => Applied::Unchanged(order),

@@ -1,10 +1,34 @@
-//! The ledger: every move of units between a sale's terms happens here, inside the
-//! caller's transaction, together with the order's transition and its outbox event, so
-//! I1 (`available + reserved + sold = stock`) holds at every commit and transitions only
+//! The ledger: every write to `sales` and `orders` happens here, inside the caller's
+//! transaction, together with the order's transition and its outbox event, so I1
+//! (`available + reserved + sold = stock`) holds at every commit and transitions only
 //! move forward. Callers publish the returned terms and status to Redis after commit.
+//! A test below fails if any other module of the system writes either table.
+//!
+//! | order moves | from | to | units (`reserved`, `sold`) | where |
+//! |---|---|---|---|---|
+//! | reserve many (fresh tickets, first fit, never past `available`) | — | `reserved` | +q, 0 | [`reserve::Plan`] |
+//! | promote from the wait-list | — (ticket `waitlisted`) | `reserved` | +q, 0 | [`reserve::Plan::promote`] |
+//! | close the wait-list (nothing can come back) | — (ticket `waitlisted`) | — (ticket `sold_out`) | 0, 0 | [`reserve::close_waitlist`] |
+//! | claim for payment (a PaymentIntent may exist from now on) | `reserved` | `reserved` | 0, 0 | [`payment::claim_payment`] |
+//! | start payment (PaymentIntent stored) | `reserved` | `payment_pending` | 0, 0 | [`payment::start_payment`] |
+//! | expire (no PaymentIntent ever asked for) | `reserved` | `expired` | −q, 0 | [`expire::expire_due`] |
+//! | expire (PaymentIntent may exist: cancel at Stripe first) | `reserved`, `payment_pending` | same, `cancel_pending` | 0, 0 | [`expire::expire_due`] |
+//! | pay | `reserved`, `payment_pending` | `paid` | −q, +q | [`mark_paid`] via [`apply_intent`] |
+//! | pay after release, a unit free | `failed`, `expired` | `paid` | 0, +q | [`mark_paid`] |
+//! | pay after release, no unit free | `failed`, `expired` | `refund_pending` | 0, 0 | [`mark_paid`] |
+//! | fail (declined, canceled) | `reserved`, `payment_pending` | `failed` | −q, 0 | [`release`] via [`apply_intent`] |
+//! | expire (PaymentIntent canceled) | `reserved`, `payment_pending` | `expired` | −q, 0 | [`release`] via [`apply_intent`] |
+//! | refund confirmed | `refund_pending` | `refunded` | 0, 0 | [`mark_refunded`] |
+//!
+//! A sale's own row (stock, price, admission settings) is written by [`sales`]; the
+//! table's check keeps `stock ≥ reserved + sold` when an operator lowers the stock.
 
+pub mod expire;
 mod intents;
+pub mod payment;
 mod publish;
+pub mod reserve;
+pub mod sales;
 mod transitions;
 
 use sqlx::PgConnection;
@@ -13,7 +37,7 @@ use uuid::Uuid;
 use crate::domain::{OrderStatus, SaleId, SaleTerms};
 pub use intents::{Applied, IntentOutcome, apply_intent};
 pub use publish::publish_changes;
-pub use transitions::{mark_refunded, release, settle};
+pub use transitions::{attach_intent, mark_paid, mark_refunded, release};
 
 /// An order as the ledger sees it, after the change.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,4 +153,77 @@ pub async fn record_events(
     .execute(&mut *tx)
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    fn rust_files(dir: &Path, into: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).expect("read a source folder") {
+            let path = entry.expect("a folder entry").path();
+            if path.is_dir() {
+                rust_files(&path, into);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                into.push(path);
+            }
+        }
+    }
+
+    /// The statements that write the two tables, whitespace folded.
+    fn writes(source: &str) -> Vec<String> {
+        let folded = source.split_whitespace().collect::<Vec<_>>().join(" ");
+        let lower = folded.to_ascii_lowercase();
+        ["insert into", "update", "delete from"]
+            .iter()
+            .flat_map(|verb| ["sales", "orders"].map(|table| format!("{verb} {table} ")))
+            .filter(|statement| lower.contains(statement.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn only_the_ledger_writes_sales_and_orders() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let ledger = root.join("common/src/ledger");
+        let mut files = Vec::new();
+        // The system's crates; tests and the load-test tools write fixtures of their own.
+        for krate in [
+            "common",
+            "admission",
+            "workers",
+            "webhook",
+            "catalog-cache",
+            "stripe-sim",
+            "flashgate",
+        ] {
+            rust_files(&root.join(krate).join("src"), &mut files);
+        }
+        assert!(
+            files.len() > 50,
+            "the sources were not found under {}",
+            root.display()
+        );
+        let offenders: Vec<String> = files
+            .iter()
+            .filter(|file| !file.starts_with(&ledger))
+            .filter_map(|file| {
+                let found = writes(&std::fs::read_to_string(file).expect("read a source file"));
+                (!found.is_empty()).then(|| format!("{}: {found:?}", file.display()))
+            })
+            .collect();
+        assert!(
+            offenders.is_empty(),
+            "sales or orders written outside the ledger: {offenders:#?}"
+        );
+    }
+
+    #[test]
+    fn a_write_is_seen_however_it_is_laid_out() {
+        assert_eq!(
+            writes("r#\"UPDATE  orders\n  SET status = $2\"#"),
+            ["update orders "]
+        );
+        assert_eq!(writes("INSERT INTO sales (id)"), ["insert into sales "]);
+        assert!(writes("SELECT id FROM orders; UPDATE tickets SET seq = 1").is_empty());
+    }
 }

@@ -1,15 +1,15 @@
-//! A reservation plan: what one transaction decides for every sale in a batch, gathered
-//! in memory and written with one bulk statement per table (tickets, orders, sales),
-//! however many sales and tickets the batch holds.
+//! Reserving units: the sale rows locked for a batch, the plan of what one transaction
+//! decides for every sale in it (grants first fit while units last, never more than
+//! `available`), and its writing with one bulk statement per table (tickets, orders,
+//! sales), however many sales and tickets the batch holds. Also the wait-list's end.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use flashgate_common::domain::{SaleId, SaleTerms, TicketStatus};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::Result;
+use crate::domain::{SaleId, SaleTerms, TicketStatus};
 
 /// A sale row, locked for the rest of the transaction.
 #[derive(Debug, Clone)]
@@ -30,7 +30,7 @@ pub struct SaleRow {
 pub async fn lock_sales(
     tx: &mut PgConnection,
     ids: &[String],
-) -> Result<BTreeMap<SaleId, SaleRow>> {
+) -> sqlx::Result<BTreeMap<SaleId, SaleRow>> {
     let rows = sqlx::query!(
         r#"SELECT id, stock, reserved, sold, decided, waitlisted, version, price, currency, hold_seconds, waitlist
            FROM sales WHERE id = ANY($1) ORDER BY id FOR UPDATE"#,
@@ -38,10 +38,9 @@ pub async fn lock_sales(
     )
     .fetch_all(&mut *tx)
     .await?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|r| {
-            let terms = flashgate_common::sale_terms!(r);
+    rows.into_iter()
+        .map(|r| {
+            let terms = crate::sale_terms!(r);
             let row = SaleRow {
                 available: terms.available(),
                 price: r.price,
@@ -50,9 +49,15 @@ pub async fn lock_sales(
                 waitlist: r.waitlist,
                 terms,
             };
-            Some((SaleId::parse(r.id).ok()?, row))
+            Ok((sale_id(r.id)?, row))
         })
-        .collect())
+        .collect()
+}
+
+/// A sale id read back from the database; one that does not parse is an error, not a
+/// row left out.
+pub(crate) fn sale_id(value: String) -> sqlx::Result<SaleId> {
+    SaleId::parse(value).map_err(|e| sqlx::Error::Decode(Box::new(e)))
 }
 
 /// What an order is made from (a fresh ticket, or a wait-listed one being promoted).
@@ -72,14 +77,56 @@ pub struct Candidate {
     pub issued_at: DateTime<Utc>,
 }
 
-/// Rows to write, column by column (the shape `UNNEST` wants).
+/// A fresh ticket and the decision it got.
+#[derive(Debug, Clone)]
+struct Decided {
+    sale: SaleId,
+    ticket: Candidate,
+    decision: TicketStatus,
+}
+
+/// An order made for a granted candidate.
+#[derive(Debug, Clone)]
+struct NewOrder {
+    sale: SaleId,
+    ticket: Candidate,
+    id: Uuid,
+    amount: i64,
+    currency: String,
+    hold_seconds: i32,
+}
+
+/// What a plan changes in one sale's row.
+#[derive(Debug, Clone, Copy, Default)]
+struct SaleDelta {
+    /// Units reserved.
+    reserved: i32,
+    /// Fresh tickets decided.
+    decided: i64,
+    /// Change in wait-listed tickets.
+    waitlisted: i32,
+}
+
+impl From<&crate::amqp::messages::IssuedTicket> for Candidate {
+    fn from(ticket: &crate::amqp::messages::IssuedTicket) -> Self {
+        Self {
+            ticket_id: ticket.ticket_id,
+            customer_id: ticket.customer_id.to_string(),
+            quantity: ticket.quantity.get(),
+            payment_method: ticket.payment_method.as_ref().map(ToString::to_string),
+            seq: ticket.seq,
+            issued_at: ticket.issued_at,
+        }
+    }
+}
+
+/// What one transaction decides, gathered before it is written.
 #[derive(Debug, Default)]
 pub struct Plan {
-    tickets: Vec<(SaleId, Candidate, TicketStatus)>,
-    orders: Vec<(SaleId, Candidate, Uuid, i64, String, i32)>,
+    tickets: Vec<Decided>,
+    orders: Vec<NewOrder>,
     promoted: Vec<Uuid>,
-    /// Per sale: units reserved, tickets decided, change in wait-listed tickets.
-    deltas: BTreeMap<SaleId, (i32, i64, i32)>,
+    deltas: BTreeMap<SaleId, SaleDelta>,
 }
 
 impl Plan {
@@ -100,16 +147,15 @@ impl Plan {
             }
             sale.available -= wanted;
             let order = Uuid::now_v7();
-            let amount = wanted * sale.price;
-            self.orders.push((
-                id.clone(),
-                candidate.clone(),
-                order,
-                amount,
-                sale.currency.clone(),
-                sale.hold_seconds,
-            ));
-            self.deltas.entry(id.clone()).or_default().0 += candidate.quantity;
+            self.orders.push(NewOrder {
+                sale: id.clone(),
+                ticket: candidate.clone(),
+                id: order,
+                amount: wanted * sale.price,
+                currency: sale.currency.clone(),
+                hold_seconds: sale.hold_seconds,
+            });
+            self.deltas.entry(id.clone()).or_default().reserved += candidate.quantity;
             granted.push(Some(order));
         }
         granted
@@ -118,16 +164,19 @@ impl Plan {
     /// Records fresh tickets with their decision; they count as served.
     pub fn decide(&mut self, id: &SaleId, candidates: &[Candidate], decisions: &[TicketStatus]) {
         for (candidate, decision) in candidates.iter().zip(decisions) {
-            self.tickets
-                .push((id.clone(), candidate.clone(), *decision));
+            self.tickets.push(Decided {
+                sale: id.clone(),
+                ticket: candidate.clone(),
+                decision: *decision,
+            });
         }
         let waiting = decisions
             .iter()
             .filter(|d| **d == TicketStatus::Waitlisted)
             .count() as i32;
         let delta = self.deltas.entry(id.clone()).or_default();
-        delta.1 += candidates.len() as i64;
-        delta.2 += waiting;
+        delta.decided += candidates.len() as i64;
+        delta.waitlisted += waiting;
     }
 
     /// Records wait-listed tickets of `id` that were just granted a unit.
@@ -135,11 +184,11 @@ impl Plan {
         let before = self.promoted.len();
         self.promoted.extend(tickets);
         let promoted = (self.promoted.len() - before) as i32;
-        self.deltas.entry(id.clone()).or_default().2 -= promoted;
+        self.deltas.entry(id.clone()).or_default().waitlisted -= promoted;
     }
 
     /// Writes everything; returns each touched sale's new terms.
-    pub async fn write(self, tx: &mut PgConnection) -> Result<BTreeMap<SaleId, SaleTerms>> {
+    pub async fn write(self, tx: &mut PgConnection) -> sqlx::Result<BTreeMap<SaleId, SaleTerms>> {
         self.insert_tickets(tx).await?;
         if !self.promoted.is_empty() {
             sqlx::query!(
@@ -152,6 +201,33 @@ impl Plan {
         self.insert_orders(tx).await?;
         self.update_sales(tx).await
     }
+}
+
+/// Ends a sale's wait-list when no unit is available and none is held (nothing can come
+/// back): its wait-listed tickets are decided `sold_out`. Returns the tickets closed and
+/// the sale's new terms (`None` when units are still held and the wait-list stays).
+pub async fn close_waitlist(
+    tx: &mut PgConnection,
+    id: &SaleId,
+    sale: &SaleRow,
+) -> sqlx::Result<(Vec<Uuid>, Option<SaleTerms>)> {
+    if sale.terms.reserved > 0 {
+        return Ok((Vec::new(), None));
+    }
+    let closed = sqlx::query_scalar!(
+        "UPDATE tickets SET decision = 'sold_out', decided_at = now() WHERE sale_id = $1 AND decision = 'waitlisted' RETURNING id",
+        id.as_str()
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let terms = sqlx::query!(
+        r#"UPDATE sales SET waitlisted = 0, version = version + 1, updated_at = now() WHERE id = $1
+           RETURNING version, stock, reserved, sold, decided, waitlisted"#,
+        id.as_str()
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    Ok((closed, Some(crate::sale_terms!(terms))))
 }
 
 mod write;
@@ -197,8 +273,8 @@ mod tests {
         let shape: Vec<bool> = granted.iter().map(Option::is_some).collect();
         assert_eq!(shape, [true, false, true, false]);
         assert_eq!(row.available, 1);
-        assert_eq!(plan.deltas[&id].0, 3);
-        let amounts: Vec<i64> = plan.orders.iter().map(|o| o.3).collect();
+        assert_eq!(plan.deltas[&id].reserved, 3);
+        let amounts: Vec<i64> = plan.orders.iter().map(|o| o.amount).collect();
         assert_eq!(amounts, [3_000, 1_500]);
     }
 

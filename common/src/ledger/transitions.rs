@@ -1,4 +1,4 @@
-//! The order transitions: release, settle, refund.
+//! The order transitions: release, mark paid, refund.
 
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -57,7 +57,7 @@ pub async fn release(
 
 /// Applies a successful payment of `payment_intent_id` to an order: held units become
 /// sold; after a release a free unit is taken back, or the order is marked for a refund.
-pub async fn settle(
+pub async fn mark_paid(
     tx: &mut PgConnection,
     order_id: Uuid,
     payment_intent_id: &str,
@@ -106,7 +106,7 @@ pub async fn settle(
 }
 
 /// Binds a PaymentIntent to an order that has none yet (a webhook may come first).
-pub(super) async fn attach_intent(
+pub async fn attach_intent(
     tx: &mut PgConnection,
     order_id: Uuid,
     intent: &str,

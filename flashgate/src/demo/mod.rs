@@ -129,7 +129,7 @@ async fn drive(running: &Running, args: &DemoArgs, token: &str) -> anyhow::Resul
     let deadline = started + Duration::from_secs(args.timeout_secs);
     let outcomes = run_shoppers(running, &sale, args, deadline).await?;
     let issued = outcomes.iter().filter(|o| o.to_ticket.is_some()).count() as i64;
-    let verdict = settle(running, &sale, issued, deadline).await?;
+    let verdict = await_verdict(running, &sale, issued, deadline).await?;
     Ok(Summary {
         sale,
         outcomes,
@@ -236,7 +236,7 @@ fn payer(i: usize, args: &DemoArgs) -> Payer {
 }
 
 /// Waits until nothing is in flight, then returns the final verdict.
-async fn settle(
+async fn await_verdict(
     running: &Running,
     sale: &str,
     issued: i64,

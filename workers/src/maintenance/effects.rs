@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use flashgate_common::ledger::payment::Effect;
 use flashgate_common::ledger::{self, IntentOutcome, Release};
 use flashgate_common::stripe::{Failure, with_retries};
 use stripe::StripeRequest;
@@ -26,13 +27,6 @@ const SEARCH_LAG: Duration = Duration::from_secs(60);
 /// Retry budget of one side-effect call inside a sweep.
 const EFFECT_BUDGET: Duration = Duration::from_secs(10);
 
-struct Due {
-    id: Uuid,
-    refund: bool,
-    payment_intent_id: Option<String>,
-    pi_requested_at: Option<DateTime<Utc>>,
-}
-
 /// Side-effect calls in flight at once per sweep. Expired holds keep their units until
 /// Stripe answers their cancel, so a wave of holds expiring together (a sale's browser
 /// payers) would come back one Stripe round trip at a time if these ran in sequence.
@@ -41,7 +35,7 @@ const EFFECTS_AT_ONCE: usize = 16;
 /// Runs up to `limit` due side effects; returns how many completed.
 pub async fn run_due(ctx: &Context, limit: i64) -> Result<usize> {
     use futures_util::StreamExt;
-    let due = lease(ctx, limit).await?;
+    let due = ledger::payment::lease_effects(&ctx.pool, limit).await?;
     let outcomes = futures_util::stream::iter(due)
         .map(|order| async move {
             let outcome = if order.refund {
@@ -63,30 +57,7 @@ pub async fn run_due(ctx: &Context, limit: i64) -> Result<usize> {
         .count())
 }
 
-async fn lease(ctx: &Context, limit: i64) -> Result<Vec<Due>> {
-    let rows = sqlx::query!(
-        r#"UPDATE orders SET effect_leased_at = now()
-           WHERE id IN (SELECT id FROM orders
-                        WHERE (cancel_pending OR status = 'refund_pending')
-                          AND (effect_leased_at IS NULL OR effect_leased_at < now() - interval '60 seconds')
-                        ORDER BY updated_at LIMIT $1 FOR UPDATE SKIP LOCKED)
-           RETURNING id, status, payment_intent_id, pi_requested_at"#,
-        limit
-    )
-    .fetch_all(&ctx.pool)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| Due {
-            id: r.id,
-            refund: r.status == "refund_pending",
-            payment_intent_id: r.payment_intent_id,
-            pi_requested_at: r.pi_requested_at,
-        })
-        .collect())
-}
-
-async fn refund(ctx: &Context, order: &Due) -> Result<bool> {
+async fn refund(ctx: &Context, order: &Effect) -> Result<bool> {
     let Some(intent) = &order.payment_intent_id else {
         return Ok(false);
     };
@@ -123,7 +94,7 @@ async fn refund(ctx: &Context, order: &Due) -> Result<bool> {
 /// Cancels the order's PaymentIntent (if one exists) and applies what Stripe answered:
 /// canceled releases a held order as expired, succeeded sells it (or takes a unit back,
 /// or asks for a refund). An order no PaymentIntent exists for is released as it stands.
-async fn cancel(ctx: &Context, order: &Due) -> Result<bool> {
+async fn cancel(ctx: &Context, order: &Effect) -> Result<bool> {
     let intent = match (&order.payment_intent_id, order.pi_requested_at) {
         (Some(intent), _) => Some(intent.clone()),
         // A create was sent but its answer never stored: find what it made.
@@ -151,12 +122,7 @@ async fn cancel(ctx: &Context, order: &Due) -> Result<bool> {
         }
     };
     if resolved {
-        sqlx::query!(
-            "UPDATE orders SET cancel_pending = false, effect_leased_at = NULL WHERE id = $1",
-            order.id
-        )
-        .execute(&ctx.pool)
-        .await?;
+        ledger::payment::cancel_done(&ctx.pool, order.id).await?;
     }
     Ok(resolved)
 }

@@ -72,7 +72,7 @@ pub async fn sweep(ctx: &Context) {
             }
         }
     }
-    if let Err(e) = crate::reserve::waitlist::settle(ctx).await {
+    if let Err(e) = crate::reserve::waitlist::serve(ctx).await {
         tracing::warn!(error = ?e, "wait-list not settled");
     }
     if let Err(e) = ask_again(ctx, 500).await {

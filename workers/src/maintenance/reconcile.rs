@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use flashgate_common::ledger::Applied;
+use flashgate_common::ledger::{self, Applied};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -54,12 +54,7 @@ pub async fn reconcile(ctx: &Context, older_than: Duration, limit: i64) -> Resul
             }
         }
         // Whatever happened, the next run looks at the others first.
-        sqlx::query!(
-            "UPDATE orders SET updated_at = now() WHERE id = $1 AND NOT intent_final",
-            order.id
-        )
-        .execute(&ctx.pool)
-        .await?;
+        ledger::payment::reconciled(&ctx.pool, order.id).await?;
     }
     Ok(report)
 }

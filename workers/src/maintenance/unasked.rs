@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use flashgate_common::amqp::messages::PaymentMessage;
+use flashgate_common::ledger;
 use uuid::Uuid;
 
 use crate::Result;
@@ -19,19 +20,7 @@ const ASK_AGAIN_AFTER: Duration = Duration::from_secs(60);
 /// Publishes one payment task for up to `limit` orders nobody asked to pay; returns how many.
 pub async fn ask_again(ctx: &Context, limit: i64) -> Result<usize> {
     let mut tx = ctx.pool.begin().await?;
-    let orders = sqlx::query_scalar!(
-        r#"UPDATE orders SET updated_at = now()
-           WHERE id IN (SELECT id FROM orders
-                        WHERE status = 'reserved' AND pi_requested_at IS NULL
-                          AND updated_at < now() - make_interval(secs => $1)
-                          AND hold_expires_at > now()
-                        ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED)
-           RETURNING id"#,
-        ASK_AGAIN_AFTER.as_secs_f64(),
-        limit
-    )
-    .fetch_all(&mut *tx)
-    .await?;
+    let orders = ledger::payment::unasked(&mut tx, ASK_AGAIN_AFTER.as_secs_f64(), limit).await?;
     if orders.is_empty() {
         return Ok(0);
     }

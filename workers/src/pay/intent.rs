@@ -14,7 +14,8 @@ use std::collections::HashMap;
 use std::str::FromStr;
 
 use chrono::{DateTime, Duration, Utc};
-use flashgate_common::domain::{OrderStatus, SaleId};
+use flashgate_common::domain::OrderStatus;
+use flashgate_common::ledger::payment::PaymentClaim;
 use flashgate_common::ledger::{self, Change, IntentOutcome, Release};
 use flashgate_common::live::tickets::StatusUpdate;
 use flashgate_common::stripe::{Failure, with_retries};
@@ -32,16 +33,6 @@ fn key_may_be_forgotten(requested_at: DateTime<Utc>) -> bool {
     Utc::now() - requested_at > Duration::hours(23)
 }
 
-struct Claimed {
-    amount: i64,
-    currency: String,
-    sale_id: String,
-    ticket_id: Uuid,
-    customer_id: String,
-    payment_method: Option<String>,
-    requested_at: DateTime<Utc>,
-}
-
 /// What happened to one order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Paid {
@@ -57,7 +48,7 @@ pub enum Paid {
 
 /// Runs the chain for `order_id`.
 pub async fn pay(ctx: &Context, order_id: Uuid) -> Result<Paid> {
-    let Some(claimed) = claim(ctx, order_id).await? else {
+    let Some(claimed) = ledger::payment::claim_payment(&ctx.pool, order_id).await? else {
         return Ok(Paid::Skipped);
     };
     let existing = if key_may_be_forgotten(claimed.requested_at) {
@@ -91,31 +82,10 @@ pub async fn pay(ctx: &Context, order_id: Uuid) -> Result<Paid> {
     }
 }
 
-async fn claim(ctx: &Context, order_id: Uuid) -> Result<Option<Claimed>> {
-    let row = sqlx::query!(
-        r#"UPDATE orders SET pi_requested_at = COALESCE(pi_requested_at, now()), updated_at = now()
-           WHERE id = $1 AND status = 'reserved' AND hold_expires_at > now()
-           RETURNING amount, currency, sale_id, ticket_id, customer_id, payment_method,
-                     pi_requested_at AS "requested_at!""#,
-        order_id
-    )
-    .fetch_optional(&ctx.pool)
-    .await?;
-    Ok(row.map(|r| Claimed {
-        amount: r.amount,
-        currency: r.currency,
-        sale_id: r.sale_id,
-        ticket_id: r.ticket_id,
-        customer_id: r.customer_id,
-        payment_method: r.payment_method,
-        requested_at: r.requested_at,
-    }))
-}
-
 async fn create(
     ctx: &Context,
     order_id: Uuid,
-    claimed: &Claimed,
+    claimed: &PaymentClaim,
 ) -> std::result::Result<PaymentIntent, Failure> {
     let currency =
         stripe_types::Currency::from_str(&claimed.currency).map_err(|_| Failure::Permanent {
@@ -125,7 +95,7 @@ async fn create(
     let metadata = HashMap::from([
         ("flashgate_order".to_owned(), order_id.to_string()),
         ("flashgate_ticket".to_owned(), claimed.ticket_id.to_string()),
-        ("flashgate_sale".to_owned(), claimed.sale_id.clone()),
+        ("flashgate_sale".to_owned(), claimed.sale_id.to_string()),
         ("flashgate_customer".to_owned(), claimed.customer_id.clone()),
     ]);
     let mut request = CreatePaymentIntent::new(claimed.amount, currency)
@@ -160,28 +130,21 @@ async fn find_existing(ctx: &Context, order_id: Uuid) -> Result<Option<PaymentIn
 async fn store(
     ctx: &Context,
     order_id: Uuid,
-    claimed: &Claimed,
+    claimed: &PaymentClaim,
     intent: &PaymentIntent,
 ) -> Result<()> {
-    let stored = sqlx::query!(
-        r#"UPDATE orders SET payment_intent_id = COALESCE(payment_intent_id, $2),
-               client_secret = COALESCE(client_secret, $3),
-               status = CASE WHEN status = 'reserved' THEN 'payment_pending' ELSE status END,
-               updated_at = now()
-           WHERE id = $1
-           RETURNING status"#,
+    let status = ledger::payment::start_payment(
+        &ctx.pool,
         order_id,
         intent.id.as_str(),
-        intent.client_secret.as_deref()
+        intent.client_secret.as_deref(),
     )
-    .fetch_one(&ctx.pool)
     .await?;
-    if OrderStatus::parse(&stored.status) != Some(OrderStatus::PaymentPending) {
+    if status != Some(OrderStatus::PaymentPending) {
         return Ok(());
     }
-    let sale = SaleId::parse(claimed.sale_id.clone()).map_err(|e| Error::Poison(e.to_string()))?;
     let update = StatusUpdate {
-        sale,
+        sale: claimed.sale_id.clone(),
         ticket: claimed.ticket_id,
         status: flashgate_common::domain::TicketStatus::PaymentPending,
         order_id: Some(order_id),
@@ -200,13 +163,7 @@ async fn store(
 async fn decline(ctx: &Context, order_id: Uuid, code: &str, intent: Option<String>) -> Result<()> {
     let mut tx = ctx.pool.begin().await?;
     if let Some(intent) = &intent {
-        sqlx::query!(
-            "UPDATE orders SET payment_intent_id = COALESCE(payment_intent_id, $2) WHERE id = $1",
-            order_id,
-            intent
-        )
-        .execute(&mut *tx)
-        .await?;
+        ledger::attach_intent(&mut tx, order_id, intent).await?;
     }
     let change: Option<Change> = ledger::release(
         &mut tx,

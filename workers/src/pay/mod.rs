@@ -65,7 +65,7 @@ async fn serve(
             next = consumer.next() => next,
         };
         let Some(delivery) = next else { break };
-        in_hand.spawn(settle(
+        in_hand.spawn(handle(
             ctx.clone(),
             permits.clone(),
             delivery?,
@@ -82,9 +82,9 @@ async fn serve(
     Ok(())
 }
 
-/// Handles one message and settles its delivery. An `Err` means the ack itself failed
+/// Handles one message and answers its delivery. An `Err` means the ack itself failed
 /// (the channel is gone), which ends the session.
-async fn settle(
+async fn handle(
     ctx: Arc<Context>,
     permits: Arc<Semaphore>,
     delivery: Delivery,
@@ -95,7 +95,7 @@ async fn settle(
         Err(e) => {
             tracing::error!(error = %e, "undecodable payment message: dead-lettering it");
             metrics::counter!("worker_poison_messages_total", "queue" => "payments").increment(1);
-            return session::settle(&delivery, Action::DeadLetter).await;
+            return session::answer(&delivery, Action::DeadLetter).await;
         }
     };
     let action = match pay_patiently(&ctx, &permits, &orders, &shutdown).await {
@@ -110,7 +110,7 @@ async fn settle(
             Action::DeadLetter
         }
     };
-    session::settle(&delivery, action).await
+    session::answer(&delivery, action).await
 }
 
 /// Pays every order, waiting out transient failures (PostgreSQL or Stripe down) in place

@@ -8,10 +8,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use flashgate_common::amqp::messages::IssuedTicket;
 use flashgate_common::domain::{OrderStatus, SaleId, SaleTerms, TicketStatus};
+use flashgate_common::ledger::reserve::{self, Candidate, Plan, SaleRow};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use super::plan::{self, Candidate, Plan, SaleRow};
 use crate::Result;
 
 /// Where one ticket stands after the batch.
@@ -70,26 +70,13 @@ pub struct Batch {
     pub unknown: Vec<Uuid>,
 }
 
-impl From<&IssuedTicket> for Candidate {
-    fn from(ticket: &IssuedTicket) -> Self {
-        Self {
-            ticket_id: ticket.ticket_id,
-            customer_id: ticket.customer_id.to_string(),
-            quantity: ticket.quantity.get(),
-            payment_method: ticket.payment_method.as_ref().map(ToString::to_string),
-            seq: ticket.seq,
-            issued_at: ticket.issued_at,
-        }
-    }
-}
-
 /// Decides `tickets` and commits.
 pub async fn decide(pool: &PgPool, tickets: &[IssuedTicket]) -> Result<Batch> {
     let mut tx = pool.begin().await?;
     let mut sale_ids: Vec<String> = tickets.iter().map(|t| t.sale_id.to_string()).collect();
     sale_ids.sort();
     sale_ids.dedup();
-    let mut sales = plan::lock_sales(&mut tx, &sale_ids).await?;
+    let mut sales = reserve::lock_sales(&mut tx, &sale_ids).await?;
     let locked: BTreeMap<SaleId, SaleTerms> =
         sales.iter().map(|(id, s)| (id.clone(), s.terms)).collect();
     let ids: Vec<Uuid> = tickets.iter().map(|t| t.ticket_id).collect();

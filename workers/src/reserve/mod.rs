@@ -8,8 +8,7 @@
 mod batch;
 pub mod decide;
 mod emit;
-mod plan;
-mod settle;
+mod handoff;
 pub mod waitlist;
 
 use std::collections::HashMap;
@@ -27,8 +26,8 @@ use uuid::Uuid;
 use crate::context::Context;
 use crate::{Error, Result, session};
 use decide::Batch;
+use handoff::Handoff;
 use session::Action;
-use settle::Settlement;
 
 /// Batches decided but not yet published and settled (the pipeline's depth).
 const IN_FLIGHT_BATCHES: usize = 2;
@@ -57,7 +56,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
     futures_util::future::join_all(consumers).await;
 }
 
-/// Two stages: this task decides batch after batch; the emitter publishes and settles
+/// Two stages: this task decides batch after batch; the emitter publishes and answers
 /// them in order behind it.
 async fn serve(
     ctx: Arc<Context>,
@@ -66,7 +65,7 @@ async fn serve(
     shutdown: CancellationToken,
 ) -> Result<()> {
     let (stage, batches) = mpsc::channel(IN_FLIGHT_BATCHES);
-    let emitter = tokio::spawn(settle::emitter(ctx.clone(), batches, shutdown.clone()));
+    let emitter = tokio::spawn(handoff::emitter(ctx.clone(), batches, shutdown.clone()));
     let decided = decide_loop(&ctx, &mut consumer, &stage, &shutdown).await;
     drop(stage);
     let settled = emitter
@@ -83,13 +82,13 @@ async fn serve(
 async fn decide_loop(
     ctx: &Context,
     consumer: &mut Consumer,
-    stage: &mpsc::Sender<Settlement>,
+    stage: &mpsc::Sender<Handoff>,
     shutdown: &CancellationToken,
 ) -> Result<()> {
     let (size, wait) = (ctx.config.worker.batch_size, ctx.config.worker.batch_wait());
     while let Some(deliveries) = batch::collect(consumer, size, wait, shutdown).await? {
-        let settlement = decide_deliveries(ctx, deliveries, shutdown).await;
-        if stage.send(settlement).await.is_err() {
+        let handoff = decide_deliveries(ctx, deliveries, shutdown).await;
+        if stage.send(handoff).await.is_err() {
             return Err(Error::Poison("the emitter stopped".into()));
         }
     }
@@ -101,7 +100,7 @@ async fn decide_deliveries(
     ctx: &Context,
     deliveries: Vec<Delivery>,
     shutdown: &CancellationToken,
-) -> Settlement {
+) -> Handoff {
     let started = Instant::now();
     let mut actions = vec![Action::Ack; deliveries.len()];
     let mut tickets: Vec<IssuedTicket> = Vec::with_capacity(deliveries.len());
@@ -155,7 +154,7 @@ async fn decide_deliveries(
     };
     metrics::histogram!("reserve_batch_seconds").record(started.elapsed().as_secs_f64());
     metrics::histogram!("reserve_batch_size").record(tickets.len() as f64);
-    Settlement {
+    Handoff {
         batch,
         strays,
         deliveries: deliveries.into_iter().zip(actions).collect(),

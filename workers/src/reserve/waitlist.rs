@@ -4,13 +4,13 @@
 //! the wait-list is closed: its tickets end sold out.
 
 use flashgate_common::domain::{SaleId, SaleTerms, TicketStatus};
+use flashgate_common::ledger::reserve::{self, Candidate, Plan, SaleRow};
 use flashgate_common::live::tickets::StatusUpdate;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::decide::{Batch, Decided, TicketOutcome};
 use super::emit;
-use super::plan::{self, Candidate, Plan, SaleRow};
 use crate::context::Context;
 use crate::{Error, Result};
 
@@ -27,7 +27,7 @@ const PROMOTE_BATCH: i64 = 500;
 /// wait-list, sales that are not due included: 29 ms for a wait-list of 190,000 when
 /// planned that way, and its choice rests on statistics that can be stale (or, with
 /// autovacuum off, never taken). A scalar subquery is never turned into a join.
-pub async fn settle(ctx: &Context) -> Result<usize> {
+pub async fn serve(ctx: &Context) -> Result<usize> {
     let due = sqlx::query_scalar!(
         r#"SELECT s.id FROM sales s
            WHERE (s.stock - s.reserved - s.sold > 0 OR s.reserved = 0)
@@ -40,19 +40,19 @@ pub async fn settle(ctx: &Context) -> Result<usize> {
     let mut moved = 0;
     for sale in due {
         let sale = SaleId::parse(sale).map_err(|e| Error::Poison(e.to_string()))?;
-        moved += settle_sale(ctx, &sale).await?;
+        moved += serve_sale(ctx, &sale).await?;
     }
     Ok(moved)
 }
 
-async fn settle_sale(ctx: &Context, id: &SaleId) -> Result<usize> {
+async fn serve_sale(ctx: &Context, id: &SaleId) -> Result<usize> {
     let mut tx = ctx.pool.begin().await?;
-    let mut sales = plan::lock_sales(&mut tx, &[id.to_string()]).await?;
+    let mut sales = reserve::lock_sales(&mut tx, &[id.to_string()]).await?;
     let Some(sale) = sales.get_mut(id) else {
         return Ok(0);
     };
     if sale.available <= 0 {
-        let (closed, terms) = close(&mut tx, id, sale).await?;
+        let (closed, terms) = reserve::close_waitlist(&mut tx, id, sale).await?;
         tx.commit().await?;
         publish_closed(ctx, id, &closed, terms).await;
         return Ok(closed.len());
@@ -130,32 +130,6 @@ async fn waiting(tx: &mut PgConnection, id: &SaleId) -> Result<Vec<Candidate>> {
             issued_at: r.issued_at,
         })
         .collect())
-}
-
-/// Ends the wait-list when no unit is available and none is held; returns the tickets
-/// closed and the sale's new terms.
-async fn close(
-    tx: &mut PgConnection,
-    id: &SaleId,
-    sale: &SaleRow,
-) -> Result<(Vec<Uuid>, Option<SaleTerms>)> {
-    if sale.terms.reserved > 0 {
-        return Ok((Vec::new(), None));
-    }
-    let closed = sqlx::query_scalar!(
-        "UPDATE tickets SET decision = 'sold_out', decided_at = now() WHERE sale_id = $1 AND decision = 'waitlisted' RETURNING id",
-        id.as_str()
-    )
-    .fetch_all(&mut *tx)
-    .await?;
-    let terms = sqlx::query!(
-        r#"UPDATE sales SET waitlisted = 0, version = version + 1, updated_at = now() WHERE id = $1
-           RETURNING version, stock, reserved, sold, decided, waitlisted"#,
-        id.as_str()
-    )
-    .fetch_one(&mut *tx)
-    .await?;
-    Ok((closed, Some(flashgate_common::sale_terms!(terms))))
 }
 
 async fn publish_closed(ctx: &Context, sale: &SaleId, closed: &[Uuid], terms: Option<SaleTerms>) {

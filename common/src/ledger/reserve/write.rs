@@ -3,38 +3,32 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use flashgate_common::domain::{SaleId, SaleTerms};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::Plan;
-use crate::Result;
+use super::{Plan, sale_id};
+use crate::domain::{SaleId, SaleTerms};
 
 impl Plan {
-    pub(super) async fn insert_tickets(&self, tx: &mut PgConnection) -> Result<()> {
+    pub(super) async fn insert_tickets(&self, tx: &mut PgConnection) -> sqlx::Result<()> {
         if self.tickets.is_empty() {
             return Ok(());
         }
-        let ids: Vec<Uuid> = self.tickets.iter().map(|(_, c, _)| c.ticket_id).collect();
-        let sales: Vec<String> = self.tickets.iter().map(|(s, _, _)| s.to_string()).collect();
-        let customers: Vec<String> = self
-            .tickets
+        let rows = &self.tickets;
+        let ids: Vec<Uuid> = rows.iter().map(|r| r.ticket.ticket_id).collect();
+        let sales: Vec<String> = rows.iter().map(|r| r.sale.to_string()).collect();
+        let customers: Vec<String> = rows.iter().map(|r| r.ticket.customer_id.clone()).collect();
+        let seqs: Vec<i64> = rows.iter().map(|r| r.ticket.seq).collect();
+        let quantities: Vec<i32> = rows.iter().map(|r| r.ticket.quantity).collect();
+        let methods: Vec<Option<String>> = rows
             .iter()
-            .map(|(_, c, _)| c.customer_id.clone())
+            .map(|r| r.ticket.payment_method.clone())
             .collect();
-        let seqs: Vec<i64> = self.tickets.iter().map(|(_, c, _)| c.seq).collect();
-        let quantities: Vec<i32> = self.tickets.iter().map(|(_, c, _)| c.quantity).collect();
-        let methods: Vec<Option<String>> = self
-            .tickets
+        let decisions: Vec<String> = rows
             .iter()
-            .map(|(_, c, _)| c.payment_method.clone())
+            .map(|r| r.decision.as_str().to_owned())
             .collect();
-        let decisions: Vec<String> = self
-            .tickets
-            .iter()
-            .map(|(_, _, d)| d.as_str().to_owned())
-            .collect();
-        let issued: Vec<DateTime<Utc>> = self.tickets.iter().map(|(_, c, _)| c.issued_at).collect();
+        let issued: Vec<DateTime<Utc>> = rows.iter().map(|r| r.ticket.issued_at).collect();
         sqlx::query!(
             r#"INSERT INTO tickets (id, sale_id, customer_id, seq, quantity, payment_method, decision, issued_at)
                SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::bigint[], $5::int[], $6::text[],
@@ -53,21 +47,23 @@ impl Plan {
         Ok(())
     }
 
-    pub(super) async fn insert_orders(&self, tx: &mut PgConnection) -> Result<()> {
+    pub(super) async fn insert_orders(&self, tx: &mut PgConnection) -> sqlx::Result<()> {
         if self.orders.is_empty() {
             return Ok(());
         }
         let rows = &self.orders;
-        let ids: Vec<Uuid> = rows.iter().map(|r| r.2).collect();
-        let tickets: Vec<Uuid> = rows.iter().map(|r| r.1.ticket_id).collect();
-        let sales: Vec<String> = rows.iter().map(|r| r.0.to_string()).collect();
-        let customers: Vec<String> = rows.iter().map(|r| r.1.customer_id.clone()).collect();
-        let quantities: Vec<i32> = rows.iter().map(|r| r.1.quantity).collect();
-        let amounts: Vec<i64> = rows.iter().map(|r| r.3).collect();
-        let currencies: Vec<String> = rows.iter().map(|r| r.4.clone()).collect();
-        let methods: Vec<Option<String>> =
-            rows.iter().map(|r| r.1.payment_method.clone()).collect();
-        let holds: Vec<i32> = rows.iter().map(|r| r.5).collect();
+        let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+        let tickets: Vec<Uuid> = rows.iter().map(|r| r.ticket.ticket_id).collect();
+        let sales: Vec<String> = rows.iter().map(|r| r.sale.to_string()).collect();
+        let customers: Vec<String> = rows.iter().map(|r| r.ticket.customer_id.clone()).collect();
+        let quantities: Vec<i32> = rows.iter().map(|r| r.ticket.quantity).collect();
+        let amounts: Vec<i64> = rows.iter().map(|r| r.amount).collect();
+        let currencies: Vec<String> = rows.iter().map(|r| r.currency.clone()).collect();
+        let methods: Vec<Option<String>> = rows
+            .iter()
+            .map(|r| r.ticket.payment_method.clone())
+            .collect();
+        let holds: Vec<i32> = rows.iter().map(|r| r.hold_seconds).collect();
         sqlx::query!(
             r#"INSERT INTO orders (id, ticket_id, sale_id, customer_id, quantity, amount, currency, payment_method,
                                    status, hold_expires_at)
@@ -89,8 +85,8 @@ impl Plan {
         .execute(&mut *tx)
         .await?;
         let mut per_sale: BTreeMap<&SaleId, u64> = BTreeMap::new();
-        for (sale, ..) in rows {
-            *per_sale.entry(sale).or_default() += 1;
+        for order in rows {
+            *per_sale.entry(&order.sale).or_default() += 1;
         }
         for (sale, n) in per_sale {
             metrics::counter!("reservations_total", "sale" => sale.to_string()).increment(n);
@@ -101,11 +97,11 @@ impl Plan {
     pub(super) async fn update_sales(
         &self,
         tx: &mut PgConnection,
-    ) -> Result<BTreeMap<SaleId, SaleTerms>> {
+    ) -> sqlx::Result<BTreeMap<SaleId, SaleTerms>> {
         let sales: Vec<String> = self.deltas.keys().map(SaleId::to_string).collect();
-        let units: Vec<i32> = self.deltas.values().map(|d| d.0).collect();
-        let decided: Vec<i64> = self.deltas.values().map(|d| d.1).collect();
-        let waiting: Vec<i32> = self.deltas.values().map(|d| d.2).collect();
+        let units: Vec<i32> = self.deltas.values().map(|d| d.reserved).collect();
+        let decided: Vec<i64> = self.deltas.values().map(|d| d.decided).collect();
+        let waiting: Vec<i32> = self.deltas.values().map(|d| d.waitlisted).collect();
         let rows = sqlx::query!(
             r#"UPDATE sales SET reserved = sales.reserved + u.units, decided = sales.decided + u.served,
                    waitlisted = sales.waitlisted + u.waiting, version = sales.version + 1, updated_at = now()
@@ -120,12 +116,11 @@ impl Plan {
         )
         .fetch_all(&mut *tx)
         .await?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|r| {
-                let terms = flashgate_common::sale_terms!(r);
-                Some((SaleId::parse(r.id).ok()?, terms))
+        rows.into_iter()
+            .map(|r| {
+                let terms = crate::sale_terms!(r);
+                Ok((sale_id(r.id)?, terms))
             })
-            .collect())
+            .collect()
     }
 }

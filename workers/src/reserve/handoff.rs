@@ -1,7 +1,7 @@
 //! The second stage of the reservation pipeline: publish each decided batch (statuses,
-//! payment task) and settle its deliveries, strictly in the order the batches were
-//! decided, while the first stage already decides the next batch. Because settlement is
-//! in order, one `multiple` ack settles a whole clean batch.
+//! payment task) and answer its deliveries, strictly in the order the batches were
+//! decided, while the first stage already decides the next batch. Because the answers
+//! go in order, one `multiple` ack answers a whole clean batch.
 
 use lapin::message::Delivery;
 use lapin::options::BasicAckOptions;
@@ -23,7 +23,7 @@ use crate::session::{self, Action};
 const EMIT_ATTEMPTS: u32 = 5;
 
 /// A batch as the first stage hands it over.
-pub struct Settlement {
+pub struct Handoff {
     /// What was decided and committed (none if the decision failed).
     pub batch: Option<Batch>,
     /// Tickets that can never be decided but came in a message with others: each is
@@ -33,26 +33,26 @@ pub struct Settlement {
     pub deliveries: Vec<(Delivery, Action)>,
 }
 
-/// Publishes and settles batches in order until the first stage hangs up.
+/// Publishes and answers batches in order until the first stage hangs up.
 pub async fn emitter(
     ctx: Arc<Context>,
-    mut batches: Receiver<Settlement>,
+    mut batches: Receiver<Handoff>,
     shutdown: CancellationToken,
 ) -> Result<()> {
-    while let Some(mut settlement) = batches.recv().await {
-        let emitted = match &settlement.batch {
+    while let Some(mut handoff) = batches.recv().await {
+        let emitted = match &handoff.batch {
             Some(batch) => emit_with_retry(&ctx, batch, &shutdown).await,
             None => true,
         };
-        if !emitted || !bury_strays(&ctx, &settlement.strays).await {
+        if !emitted || !bury_strays(&ctx, &handoff.strays).await {
             // Decided but not announced: a redelivery finds the decisions and re-emits.
-            for (_, action) in &mut settlement.deliveries {
+            for (_, action) in &mut handoff.deliveries {
                 if *action == Action::Ack {
                     *action = Action::Requeue;
                 }
             }
         }
-        acknowledge(settlement.deliveries).await?;
+        acknowledge(handoff.deliveries).await?;
     }
     Ok(())
 }
@@ -91,7 +91,7 @@ async fn emit_with_retry(ctx: &Context, batch: &Batch, shutdown: &CancellationTo
     false
 }
 
-/// Acks a clean batch with one frame; otherwise settles each delivery by its action.
+/// Acks a clean batch with one frame; otherwise answers each delivery by its action.
 async fn acknowledge(deliveries: Vec<(Delivery, Action)>) -> Result<()> {
     if deliveries.iter().all(|(_, action)| *action == Action::Ack) {
         if let Some((last, _)) = deliveries.iter().max_by_key(|(d, _)| d.delivery_tag) {
@@ -100,7 +100,7 @@ async fn acknowledge(deliveries: Vec<(Delivery, Action)>) -> Result<()> {
         return Ok(());
     }
     for (delivery, action) in deliveries {
-        session::settle(&delivery, action).await?;
+        session::answer(&delivery, action).await?;
     }
     Ok(())
 }

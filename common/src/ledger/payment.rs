@@ -1,0 +1,165 @@
+//! The payment side of an order: claiming it for payment (from then on a PaymentIntent
+//! may exist at Stripe), storing its PaymentIntent (`reserved` → `payment_pending`),
+//! finding orders whose payment task was lost, and leasing the Stripe side effects an
+//! order still owes (a cancel, a refund). How a payment ends is `apply_intent`'s.
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use super::reserve::sale_id;
+use crate::domain::{OrderStatus, SaleId};
+
+/// An order claimed for payment: what its PaymentIntent is made from.
+#[derive(Debug, Clone)]
+pub struct PaymentClaim {
+    /// Amount in minor units.
+    pub amount: i64,
+    /// Currency.
+    pub currency: String,
+    /// Its sale.
+    pub sale_id: SaleId,
+    /// Its ticket.
+    pub ticket_id: Uuid,
+    /// Its customer.
+    pub customer_id: String,
+    /// A saved payment method to confirm with at once, if the ticket carried one.
+    pub payment_method: Option<String>,
+    /// When a PaymentIntent was first asked for (the idempotency key's age).
+    pub requested_at: DateTime<Utc>,
+}
+
+/// Claims a `reserved` order whose hold is alive for payment, recording (once) that a
+/// PaymentIntent may exist from now on. `None` when the order is past this step or its
+/// hold ran out.
+pub async fn claim_payment(db: &PgPool, order_id: Uuid) -> sqlx::Result<Option<PaymentClaim>> {
+    let row = sqlx::query!(
+        r#"UPDATE orders SET pi_requested_at = COALESCE(pi_requested_at, now()), updated_at = now()
+           WHERE id = $1 AND status = 'reserved' AND hold_expires_at > now()
+           RETURNING amount, currency, sale_id, ticket_id, customer_id, payment_method,
+                     pi_requested_at AS "requested_at!""#,
+        order_id
+    )
+    .fetch_optional(db)
+    .await?;
+    row.map(|r| {
+        Ok(PaymentClaim {
+            amount: r.amount,
+            currency: r.currency,
+            sale_id: sale_id(r.sale_id)?,
+            ticket_id: r.ticket_id,
+            customer_id: r.customer_id,
+            payment_method: r.payment_method,
+            requested_at: r.requested_at,
+        })
+    })
+    .transpose()
+}
+
+/// Stores an order's PaymentIntent and moves a `reserved` order to `payment_pending`;
+/// returns the order's status afterwards (a webhook may have moved it further already).
+pub async fn start_payment(
+    db: &PgPool,
+    order_id: Uuid,
+    payment_intent_id: &str,
+    client_secret: Option<&str>,
+) -> sqlx::Result<Option<OrderStatus>> {
+    let stored = sqlx::query!(
+        r#"UPDATE orders SET payment_intent_id = COALESCE(payment_intent_id, $2),
+               client_secret = COALESCE(client_secret, $3),
+               status = CASE WHEN status = 'reserved' THEN 'payment_pending' ELSE status END,
+               updated_at = now()
+           WHERE id = $1
+           RETURNING status"#,
+        order_id,
+        payment_intent_id,
+        client_secret
+    )
+    .fetch_one(db)
+    .await?;
+    Ok(OrderStatus::parse(&stored.status))
+}
+
+/// Orders still `reserved`, no PaymentIntent asked for, unchanged for `after_secs` and
+/// with their hold alive: up to `limit` of them, touched so the next sweep skips them
+/// (their payment task is published again by the caller before it commits).
+pub async fn unasked(
+    tx: &mut PgConnection,
+    after_secs: f64,
+    limit: i64,
+) -> sqlx::Result<Vec<Uuid>> {
+    sqlx::query_scalar!(
+        r#"UPDATE orders SET updated_at = now()
+           WHERE id IN (SELECT id FROM orders
+                        WHERE status = 'reserved' AND pi_requested_at IS NULL
+                          AND updated_at < now() - make_interval(secs => $1)
+                          AND hold_expires_at > now()
+                        ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+           RETURNING id"#,
+        after_secs,
+        limit
+    )
+    .fetch_all(&mut *tx)
+    .await
+}
+
+/// A Stripe side effect an order owes.
+#[derive(Debug, Clone)]
+pub struct Effect {
+    /// The order.
+    pub id: Uuid,
+    /// A refund (`refund_pending`); otherwise a cancel of its PaymentIntent.
+    pub refund: bool,
+    /// Its PaymentIntent, if stored.
+    pub payment_intent_id: Option<String>,
+    /// When a PaymentIntent was first asked for, if ever.
+    pub pi_requested_at: Option<DateTime<Utc>>,
+}
+
+/// Leases up to `limit` due side effects for 60 s (another sweeper takes them over if
+/// this one dies before it is done).
+pub async fn lease_effects(db: &PgPool, limit: i64) -> sqlx::Result<Vec<Effect>> {
+    let rows = sqlx::query!(
+        r#"UPDATE orders SET effect_leased_at = now()
+           WHERE id IN (SELECT id FROM orders
+                        WHERE (cancel_pending OR status = 'refund_pending')
+                          AND (effect_leased_at IS NULL OR effect_leased_at < now() - interval '60 seconds')
+                        ORDER BY updated_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+           RETURNING id, status, payment_intent_id, pi_requested_at"#,
+        limit
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| Effect {
+            id: r.id,
+            refund: r.status == "refund_pending",
+            payment_intent_id: r.payment_intent_id,
+            pi_requested_at: r.pi_requested_at,
+        })
+        .collect())
+}
+
+/// Records that an order's cancel is done (its PaymentIntent's end was applied).
+pub async fn cancel_done(db: &PgPool, order_id: Uuid) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE orders SET cancel_pending = false, effect_leased_at = NULL WHERE id = $1",
+        order_id
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Sends an order reconciliation just looked at to the back of its line (the next run
+/// looks at the others first), unless Stripe has had its last word on it.
+pub async fn reconciled(db: &PgPool, order_id: Uuid) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE orders SET updated_at = now() WHERE id = $1 AND NOT intent_final",
+        order_id
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
