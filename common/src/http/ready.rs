@@ -38,16 +38,23 @@ pub fn redis(redis: Redis) -> ReadinessCheck {
     )
 }
 
-/// A RabbitMQ connection can be had.
+/// The broker answers: a channel is opened (and closed) on a pooled connection. Having a
+/// connection is not enough: one cut off by a partition stays open until its heartbeat
+/// fails, and a door would keep taking shoppers it cannot publish for meanwhile.
 pub fn amqp(amqp: Amqp) -> ReadinessCheck {
     (
         "rabbitmq",
         Arc::new(move || {
             let amqp = amqp.clone();
             async move {
-                amqp.connection()
+                let connection = amqp.connection().await.map_err(|e| e.to_string())?;
+                let channel = connection
+                    .create_channel()
                     .await
-                    .map(|_| ())
+                    .map_err(|e| e.to_string())?;
+                channel
+                    .close(200, "readiness checked".into())
+                    .await
                     .map_err(|e| e.to_string())
             }
             .boxed()

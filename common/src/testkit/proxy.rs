@@ -1,7 +1,9 @@
 //! A TCP proxy in front of a real service, for failure tests: it passes traffic, refuses
 //! connections (the service is down), black-holes them (the service hangs), or swallows
 //! the answer of the next connections after forwarding their request (the effect happened,
-//! the answer was lost). Switching to refuse or black-hole also cuts open connections.
+//! the answer was lost), or hangs (a network dropping packets: nothing moves, nothing is
+//! closed, and everything moves on when it passes again). Switching to refuse or
+//! black-hole also cuts open connections.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -22,6 +24,9 @@ pub enum ProxyMode {
     Blackhole,
     /// Forward the next N connections' requests but drop their answers.
     DropAnswers(u32),
+    /// Hold every byte of open and new connections, closing nothing, until the mode
+    /// changes.
+    Hang,
 }
 
 /// The running proxy; stops when dropped.
@@ -29,6 +34,7 @@ pub struct FaultProxy {
     addr: SocketAddr,
     mode: Arc<Mutex<ProxyMode>>,
     cut: watch::Sender<u64>,
+    hung: watch::Sender<bool>,
     accept: JoinHandle<()>,
 }
 
@@ -39,11 +45,19 @@ impl FaultProxy {
         let addr = listener.local_addr().expect("proxy address");
         let mode = Arc::new(Mutex::new(ProxyMode::Pass));
         let (cut, _) = watch::channel(0);
-        let accept = tokio::spawn(accept_loop(listener, upstream, mode.clone(), cut.clone()));
+        let (hung, _) = watch::channel(false);
+        let accept = tokio::spawn(accept_loop(
+            listener,
+            upstream,
+            mode.clone(),
+            cut.clone(),
+            hung.clone(),
+        ));
         Self {
             addr,
             mode,
             cut,
+            hung,
             accept,
         }
     }
@@ -56,6 +70,7 @@ impl FaultProxy {
     /// Switches the mode; refusing or black-holing also cuts open connections.
     pub fn set(&self, mode: ProxyMode) {
         *self.mode.lock().expect("proxy mode") = mode;
+        self.hung.send_replace(mode == ProxyMode::Hang);
         if matches!(mode, ProxyMode::Refuse | ProxyMode::Blackhole) {
             self.cut.send_modify(|epoch| *epoch += 1);
         }
@@ -74,6 +89,7 @@ async fn accept_loop(
     upstream: SocketAddr,
     mode: Arc<Mutex<ProxyMode>>,
     cut: watch::Sender<u64>,
+    hung: watch::Sender<bool>,
 ) {
     while let Ok((client, _)) = listener.accept().await {
         let current = {
@@ -89,7 +105,7 @@ async fn accept_loop(
             current
         };
         let cut = cut.subscribe();
-        tokio::spawn(handle(client, upstream, current, cut));
+        tokio::spawn(handle(client, upstream, current, cut, hung.subscribe()));
     }
 }
 
@@ -98,6 +114,7 @@ async fn handle(
     upstream: SocketAddr,
     mode: ProxyMode,
     mut cut: watch::Receiver<u64>,
+    hung: watch::Receiver<bool>,
 ) {
     let work = async {
         match mode {
@@ -106,9 +123,18 @@ async fn handle(
                 let mut sink = [0u8; 4096];
                 while client.read(&mut sink).await.is_ok_and(|n| n > 0) {}
             }
-            ProxyMode::Pass => {
-                if let Ok(mut server) = TcpStream::connect(upstream).await {
-                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+            ProxyMode::Pass | ProxyMode::Hang => {
+                let mut gate = hung.clone();
+                if gate.wait_for(|hung| !hung).await.is_err() {
+                    return;
+                }
+                if let Ok(server) = TcpStream::connect(upstream).await {
+                    let (client_read, client_write) = client.split();
+                    let (server_read, server_write) = server.into_split();
+                    tokio::join!(
+                        pump(client_read, server_write, hung.clone()),
+                        pump(server_read, client_write, hung.clone()),
+                    );
                 }
             }
             ProxyMode::DropAnswers(_) => drop_answer(&mut client, upstream).await,
@@ -118,6 +144,24 @@ async fn handle(
         () = work => {}
         _ = cut.changed() => {}
     }
+}
+
+/// Copies one direction, holding what it read while the proxy hangs.
+async fn pump(
+    mut from: impl AsyncReadExt + Unpin,
+    mut to: impl AsyncWriteExt + Unpin,
+    mut hung: watch::Receiver<bool>,
+) {
+    let mut buf = [0u8; 8192];
+    while let Ok(n) = from.read(&mut buf).await {
+        if n == 0 || hung.wait_for(|hung| !hung).await.is_err() {
+            break;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown().await;
 }
 
 /// Forwards the client's bytes; when the server starts answering, closes both sides.

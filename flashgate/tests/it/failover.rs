@@ -48,6 +48,43 @@ async fn the_workers_move_to_another_broker_node_when_theirs_goes_away() {
     stack.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_door_whose_broker_hangs_turns_unready_until_it_answers_again() {
+    // A partition, not a refusal: the connection stays open and nothing comes back, so
+    // only asking the broker something tells the door it cannot publish. A balancer then
+    // sends shoppers to the other doors (found by the chaos suite's partitions).
+    let proxy = FaultProxy::start("127.0.0.1:5672".parse().unwrap()).await;
+    let url = format!("amqp://guest:guest@{}/%2f", proxy.addr());
+    let stack = Stack::start_with(|c| c.amqp.url = url.into()).await;
+    stack.create_sale("hang", 10).await;
+    let ready = || async {
+        let url = format!("http://{}/readyz", stack.addrs.admission);
+        stack
+            .http
+            .get(url)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+    };
+    assert!(ready().await, "the door starts ready");
+
+    proxy.set(ProxyMode::Hang);
+    wait_until(30, "the door reports its broker hung", || async {
+        !ready().await
+    })
+    .await;
+    proxy.set(ProxyMode::Pass);
+    wait_until(60, "the door is ready again", ready).await;
+    stack
+        .token("hang", "after-the-hang", Some("pm_card_visa"))
+        .await;
+    wait_until(60, "the ticket taken after the hang is decided", || async {
+        stack.decided("hang").await == 1
+    })
+    .await;
+    stack.stop().await;
+}
+
 /// A `redis-server` (or Sentinel) of the test's own, killed when dropped.
 struct Server(Child);
 
