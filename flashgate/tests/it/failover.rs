@@ -52,7 +52,7 @@ async fn the_workers_move_to_another_broker_node_when_theirs_goes_away() {
 async fn a_door_whose_broker_hangs_turns_unready_until_it_answers_again() {
     // A partition, not a refusal: the connection stays open and nothing comes back, so
     // only asking the broker something tells the door it cannot publish. A balancer then
-    // sends shoppers to the other doors (found by the chaos suite's partitions).
+    // sends shoppers to the other doors (the chaos suite cuts a door from its brokers so).
     let proxy = FaultProxy::start("127.0.0.1:5672".parse().unwrap()).await;
     let url = format!("amqp://guest:guest@{}/%2f", proxy.addr());
     let stack = Stack::start_with(|c| c.amqp.url = url.into()).await;
