@@ -207,9 +207,7 @@ class Nemesis:
         if kind == "hang-redis-primary":
             # Longer than the Sentinels' down-after: they promote the replica while the old
             # primary still holds its clients' connections, then it wakes up (split brain).
-            port = cluster.redis_primary() or cluster.REDIS["primary"]
-            role = next(n for n, p in cluster.REDIS.items() if p == port)
-            pid = cluster.read_pid(cluster.path("redis", role, "pid"))
+            role, _, pid = redis_primary()
             cluster.kill(pid, signal.SIGSTOP)
             fault = self.record(kind, role, now)
             return self.heal_later(fault, r.uniform(3, 8), lambda: cluster.kill(pid, signal.SIGCONT))
@@ -221,9 +219,8 @@ class Nemesis:
             fault = self.record(kind, link, now)
             return self.heal_later(fault, r.uniform(3, 10), lambda: cluster.partitions(f"heal {link}"))
         if kind == "kill-redis-primary":
-            port = cluster.redis_primary() or cluster.REDIS["primary"]
-            role = next(n for n, p in cluster.REDIS.items() if p == port)
-            cluster.kill(cluster.read_pid(cluster.path("redis", role, "pid")), signal.SIGKILL)
+            role, port, pid = redis_primary()
+            cluster.kill(pid, signal.SIGKILL)
             fault = self.record(kind, role, now)
             return self.heal_later(fault, r.uniform(6, 12), lambda: restart_redis(role, port))
         if kind == "redis-empty":
@@ -260,6 +257,13 @@ class Nemesis:
             if heal:
                 self.pending.append(asyncio.create_task(heal))
         await asyncio.gather(*self.pending)
+
+
+def redis_primary():
+    """The Redis node the Sentinels name primary now: its role, port and pid."""
+    port = cluster.redis_primary() or cluster.REDIS["primary"]
+    role = next(n for n, p in cluster.REDIS.items() if p == port)
+    return role, port, cluster.read_pid(cluster.path("redis", role, "pid"))
 
 
 def leader():

@@ -24,8 +24,7 @@ HOST = "127.0.0.1"
 
 
 class Link:
-    def __init__(self, name):
-        self.name = name
+    def __init__(self):
         self.open = asyncio.Event()
         self.open.set()
 
@@ -78,7 +77,7 @@ async def main(control_port, spec):
     links = {}
     servers = []
     for name, pairs in spec.items():
-        link = links[name] = Link(name)
+        link = links[name] = Link()
         for listen, upstream in pairs:
             async def serve(r, w, link=link, upstream=upstream):
                 await relay(link, upstream, r, w)

@@ -10,8 +10,7 @@ use std::collections::BTreeMap;
 
 use sqlx::PgConnection;
 
-use super::reserve::sale_id;
-use super::{Change, OrderRef, move_units, record_events};
+use super::{Change, OrderRef, move_units, record_events, sale_id};
 use crate::domain::{OrderStatus, SaleId, SaleTerms};
 
 /// What one expiry batch did.
@@ -28,8 +27,8 @@ pub async fn expire_due(tx: &mut PgConnection, limit: i64) -> sqlx::Result<Expir
     let (expired, to_cancel) = take_expired(tx, limit).await?;
     if expired.is_empty() {
         return Ok(Expiry {
-            released: Vec::new(),
             to_cancel,
+            ..Expiry::default()
         });
     }
     let terms = release(tx, &expired).await?;

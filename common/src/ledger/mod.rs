@@ -100,16 +100,29 @@ pub async fn lock_order(tx: &mut PgConnection, order_id: Uuid) -> sqlx::Result<O
     )
     .fetch_optional(&mut *tx)
     .await?;
-    Ok(row.and_then(|r| {
-        Some(OrderRef {
+    row.map(|r| {
+        Ok(OrderRef {
             id: r.id,
             ticket_id: r.ticket_id,
-            sale_id: SaleId::parse(r.sale_id).ok()?,
+            sale_id: sale_id(r.sale_id)?,
             quantity: r.quantity,
-            status: OrderStatus::parse(&r.status)?,
+            status: order_status(&r.status)?,
             payment_intent_id: r.payment_intent_id,
         })
-    }))
+    })
+    .transpose()
+}
+
+/// A sale id read back from the database; one that does not parse is an error, not a
+/// row left out.
+pub(crate) fn sale_id(value: String) -> sqlx::Result<SaleId> {
+    SaleId::parse(value).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+}
+
+/// An order status read back from the database (the column's check allows no other).
+fn order_status(value: &str) -> sqlx::Result<OrderStatus> {
+    OrderStatus::parse(value)
+        .ok_or_else(|| sqlx::Error::Decode(format!("unknown order status {value:?}").into()))
 }
 
 /// Moves units between the terms; `None` when that would leave `available` negative.

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use super::reserve::sale_id;
+use super::sale_id;
 use crate::domain::{OrderStatus, SaleId};
 
 /// An order claimed for payment: what its PaymentIntent is made from.

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use super::sale_id;
 use crate::domain::{SaleId, SaleTerms, TicketStatus};
 
 /// A sale row, locked for the rest of the transaction.
@@ -52,12 +53,6 @@ pub async fn lock_sales(
             Ok((sale_id(r.id)?, row))
         })
         .collect()
-}
-
-/// A sale id read back from the database; one that does not parse is an error, not a
-/// row left out.
-pub(crate) fn sale_id(value: String) -> sqlx::Result<SaleId> {
-    SaleId::parse(value).map_err(|e| sqlx::Error::Decode(Box::new(e)))
 }
 
 /// What an order is made from (a fresh ticket, or a wait-listed one being promoted).

@@ -6,7 +6,6 @@
 //! black-hole also cuts open connections.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -32,9 +31,8 @@ pub enum ProxyMode {
 /// The running proxy; stops when dropped.
 pub struct FaultProxy {
     addr: SocketAddr,
-    mode: Arc<Mutex<ProxyMode>>,
+    mode: watch::Sender<ProxyMode>,
     cut: watch::Sender<u64>,
-    hung: watch::Sender<bool>,
     accept: JoinHandle<()>,
 }
 
@@ -43,21 +41,13 @@ impl FaultProxy {
     pub async fn start(upstream: SocketAddr) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
         let addr = listener.local_addr().expect("proxy address");
-        let mode = Arc::new(Mutex::new(ProxyMode::Pass));
+        let (mode, _) = watch::channel(ProxyMode::Pass);
         let (cut, _) = watch::channel(0);
-        let (hung, _) = watch::channel(false);
-        let accept = tokio::spawn(accept_loop(
-            listener,
-            upstream,
-            mode.clone(),
-            cut.clone(),
-            hung.clone(),
-        ));
+        let accept = tokio::spawn(accept_loop(listener, upstream, mode.clone(), cut.clone()));
         Self {
             addr,
             mode,
             cut,
-            hung,
             accept,
         }
     }
@@ -69,8 +59,7 @@ impl FaultProxy {
 
     /// Switches the mode; refusing or black-holing also cuts open connections.
     pub fn set(&self, mode: ProxyMode) {
-        *self.mode.lock().expect("proxy mode") = mode;
-        self.hung.send_replace(mode == ProxyMode::Hang);
+        self.mode.send_replace(mode);
         if matches!(mode, ProxyMode::Refuse | ProxyMode::Blackhole) {
             self.cut.send_modify(|epoch| *epoch += 1);
         }
@@ -87,25 +76,20 @@ impl Drop for FaultProxy {
 async fn accept_loop(
     listener: TcpListener,
     upstream: SocketAddr,
-    mode: Arc<Mutex<ProxyMode>>,
+    mode: watch::Sender<ProxyMode>,
     cut: watch::Sender<u64>,
-    hung: watch::Sender<bool>,
 ) {
     while let Ok((client, _)) = listener.accept().await {
-        let current = {
-            let mut mode = mode.lock().expect("proxy mode");
-            let current = *mode;
-            if let ProxyMode::DropAnswers(n) = current {
-                *mode = if n > 1 {
-                    ProxyMode::DropAnswers(n - 1)
-                } else {
-                    ProxyMode::Pass
-                };
-            }
-            current
-        };
+        let current = *mode.borrow();
+        if let ProxyMode::DropAnswers(n) = current {
+            mode.send_replace(if n > 1 {
+                ProxyMode::DropAnswers(n - 1)
+            } else {
+                ProxyMode::Pass
+            });
+        }
         let cut = cut.subscribe();
-        tokio::spawn(handle(client, upstream, current, cut, hung.subscribe()));
+        tokio::spawn(handle(client, upstream, current, cut, mode.subscribe()));
     }
 }
 
@@ -114,7 +98,7 @@ async fn handle(
     upstream: SocketAddr,
     mode: ProxyMode,
     mut cut: watch::Receiver<u64>,
-    hung: watch::Receiver<bool>,
+    now: watch::Receiver<ProxyMode>,
 ) {
     let work = async {
         match mode {
@@ -124,16 +108,15 @@ async fn handle(
                 while client.read(&mut sink).await.is_ok_and(|n| n > 0) {}
             }
             ProxyMode::Pass | ProxyMode::Hang => {
-                let mut gate = hung.clone();
-                if gate.wait_for(|hung| !hung).await.is_err() {
+                if now.clone().wait_for(passes).await.is_err() {
                     return;
                 }
                 if let Ok(server) = TcpStream::connect(upstream).await {
                     let (client_read, client_write) = client.split();
                     let (server_read, server_write) = server.into_split();
                     tokio::join!(
-                        pump(client_read, server_write, hung.clone()),
-                        pump(server_read, client_write, hung.clone()),
+                        pump(client_read, server_write, now.clone()),
+                        pump(server_read, client_write, now.clone()),
                     );
                 }
             }
@@ -146,15 +129,20 @@ async fn handle(
     }
 }
 
+/// Whether an open connection moves under the proxy's mode (only a hang holds it).
+fn passes(mode: &ProxyMode) -> bool {
+    *mode != ProxyMode::Hang
+}
+
 /// Copies one direction, holding what it read while the proxy hangs.
 async fn pump(
     mut from: impl AsyncReadExt + Unpin,
     mut to: impl AsyncWriteExt + Unpin,
-    mut hung: watch::Receiver<bool>,
+    mut now: watch::Receiver<ProxyMode>,
 ) {
     let mut buf = [0u8; 8192];
     while let Ok(n) = from.read(&mut buf).await {
-        if n == 0 || hung.wait_for(|hung| !hung).await.is_err() {
+        if n == 0 || now.wait_for(passes).await.is_err() {
             break;
         }
         if to.write_all(&buf[..n]).await.is_err() {

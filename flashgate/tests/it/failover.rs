@@ -57,24 +57,16 @@ async fn a_door_whose_broker_hangs_turns_unready_until_it_answers_again() {
     let url = format!("amqp://guest:guest@{}/%2f", proxy.addr());
     let stack = Stack::start_with(|c| c.amqp.url = url.into()).await;
     stack.create_sale("hang", 10).await;
-    let ready = || async {
-        let url = format!("http://{}/readyz", stack.addrs.admission);
-        stack
-            .http
-            .get(url)
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-    };
-    assert!(ready().await, "the door starts ready");
+    let door = stack.addrs.admission;
+    assert!(stack.is_ready(door).await, "the door starts ready");
 
     proxy.set(ProxyMode::Hang);
     wait_until(30, "the door reports its broker hung", || async {
-        !ready().await
+        !stack.is_ready(door).await
     })
     .await;
     proxy.set(ProxyMode::Pass);
-    wait_until(60, "the door is ready again", ready).await;
+    wait_until(60, "the door is ready again", || stack.is_ready(door)).await;
     stack
         .token("hang", "after-the-hang", Some("pm_card_visa"))
         .await;

@@ -6,16 +6,6 @@ use secrecy::ExposeSecret;
 
 use crate::support::{Stack, wait_until};
 
-async fn ready(stack: &Stack) -> bool {
-    let url = format!("http://{}/readyz", stack.addrs.workers);
-    stack
-        .http
-        .get(url)
-        .send()
-        .await
-        .is_ok_and(|r| r.status().is_success())
-}
-
 async fn publish(stack: &Stack, sale: &str, seqs: std::ops::Range<i64>) {
     let batch: Vec<_> = seqs
         .map(|seq| (seq, format!("{sale}-{seq}"), Some("pm_card_visa")))
@@ -37,7 +27,7 @@ async fn consumers_resume_by_themselves_after_losing_the_broker() {
 
     proxy.set(ProxyMode::Refuse);
     wait_until(30, "the workers notice the broker is gone", || async {
-        !ready(&stack).await
+        !stack.is_ready(stack.addrs.workers).await
     })
     .await;
     publish(&stack, "blip", 4..7).await;
@@ -73,7 +63,7 @@ async fn a_database_outage_is_ridden_out_and_nothing_is_lost() {
 
     proxy.set(ProxyMode::Refuse);
     wait_until(30, "the workers notice the database is gone", || async {
-        !ready(&stack).await
+        !stack.is_ready(stack.addrs.workers).await
     })
     .await;
     proxy.set(ProxyMode::Pass);

@@ -111,6 +111,15 @@ impl Stack {
         }
     }
 
+    /// Whether the role listening on `addr` answers `/readyz` with a success.
+    pub async fn is_ready(&self, addr: std::net::SocketAddr) -> bool {
+        self.http
+            .get(format!("http://{addr}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+    }
+
     pub fn door(&self, path: &str) -> String {
         format!("http://{}{path}", self.addrs.admission)
     }

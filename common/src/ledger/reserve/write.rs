@@ -6,8 +6,9 @@ use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::{Plan, sale_id};
+use super::Plan;
 use crate::domain::{SaleId, SaleTerms};
+use crate::ledger::sale_id;
 
 impl Plan {
     pub(super) async fn insert_tickets(&self, tx: &mut PgConnection) -> sqlx::Result<()> {
