@@ -11,10 +11,18 @@ processes are added is what says a second machine would add its capacity.
 The replication cost: one door and one worker, the same measurement with the broker the
 cluster's three nodes (quorum queues with three members) and then the machine's standard
 single RabbitMQ node (quorum queues with one member, queues under their own prefix).
+
+Every measurement starts on an empty order book (the previous rows' tickets and orders
+deleted, their parked payment tasks purged): a worker's maintenance sweeps re-ask every
+order left `reserved` for a minute, so without the reset each row's CPU counted the
+backlog of every row before it, and rose in the order the rows ran. Each configuration is
+measured `REPEATS` times in rotation (1, 2, 3, 1, 2, 3, ...) and the table shows the
+median, with the spread beside it.
 """
 
 import json
 import os
+import statistics
 import subprocess
 import time
 import urllib.request
@@ -36,11 +44,24 @@ def admin(method, path, body=None):
         return json.loads(response.read() or b"null")
 
 
+def sql(statement):
+    return subprocess.run(["psql", "-h", HOST, "-U", "postgres", "-d", cluster.DATABASE, "-qtAc", statement],
+                          capture_output=True, text=True, timeout=120, check=True).stdout.strip()
+
+
 def decided(sale):
-    out = subprocess.run(["psql", "-h", HOST, "-U", "postgres", "-d", cluster.DATABASE, "-qtAc",
-                          f"SELECT decided FROM sales WHERE id = '{sale}'"],
-                         capture_output=True, text=True, timeout=30).stdout.strip()
-    return int(out or 0)
+    return int(sql(f"SELECT decided FROM sales WHERE id = '{sale}'") or 0)
+
+
+def empty_order_book(overrides):
+    """With every worker stopped: no order or payment task of an earlier row is left."""
+    sql("TRUNCATE order_events, stripe_events, orders, tickets")
+    prefix = overrides.get("FLASHGATE_AMQP__PREFIX", "")
+    queue = f"{prefix}checkout.payments"
+    if "FLASHGATE_AMQP__PREFIX" in overrides:  # the machine's single node
+        subprocess.run(["rabbitmqctl", "-q", "purge_queue", queue], capture_output=True, timeout=60)
+    else:
+        cluster.rabbitmqctl("fg1", "purge_queue", queue, check=False)
 
 
 def stop(role):
@@ -111,6 +132,9 @@ SINGLE_NODE = {**UNMETERED, "FLASHGATE_AMQP__URLS": "[]", "FLASHGATE_AMQP__URL":
                "FLASHGATE_AMQP__PREFIX": "scale-single."}
 
 
+REPEATS = 3
+
+
 def restart_all(binary_dir):
     for role in cluster.ROLES + ("door-3",):
         stop(role)
@@ -118,23 +142,37 @@ def restart_all(binary_dir):
         cluster.ensure_role(binary_dir, role)
 
 
+def median_row(rows):
+    """The median run of one configuration (by throughput), with the spread of both figures."""
+    ranked = sorted(rows, key=lambda r: r["per_sec"])
+    row = dict(ranked[len(ranked) // 2])
+    row["per_sec_range"] = (ranked[0]["per_sec"], ranked[-1]["per_sec"])
+    cpu = [r["cpu_ms_per_1000"] for r in rows]
+    row["cpu_ms_per_1000"] = statistics.median(cpu)
+    row["cpu_range"] = (min(cpu), max(cpu))
+    row["runs"] = len(rows)
+    return row
+
+
 def run(binary_dir, short):
-    secs = 3 if short else 10
+    secs = 3 if short else 6
+    repeats = 1 if short else REPEATS
     cluster.ROUTE_THROUGH_LINKS = False
     cluster.up(binary_dir)
-    door_rows, worker_rows = [], []
     brokers = []
     for name, overrides in (("3-node cluster", UNMETERED), ("single node", SINGLE_NODE)):
         cluster.OVERRIDES = overrides
         restart_all(binary_dir)
-        d, w = measure(binary_dir, 1, secs, f"repl-{len(brokers)}")
-        brokers.append((name, d, w))
+        runs = [measure(binary_dir, 1, secs, f"repl{len(brokers)}r{r}") for r in range(repeats)]
+        brokers.append((name, median_row([d for d, _ in runs]), median_row([w for _, w in runs])))
     cluster.OVERRIDES = UNMETERED
     restart_all(binary_dir)
-    for count in (1, 2, 3):
-        d, w = measure(binary_dir, count, secs, f"s{count}")
-        door_rows.append(d)
-        worker_rows.append(w)
+    runs = {count: [] for count in (1, 2, 3)}
+    for r in range(repeats):
+        for count in runs:
+            runs[count].append(measure(binary_dir, count, secs, f"s{count}r{r}"))
+    door_rows = [median_row([d for d, _ in runs[count]]) for count in runs]
+    worker_rows = [median_row([w for _, w in runs[count]]) for count in runs]
     cluster.OVERRIDES = {}
     restart_all(binary_dir)
     return door_rows, worker_rows, brokers
@@ -154,6 +192,7 @@ def measure(binary_dir, count, secs, tag):
                                               "burst": 1_000_000})
     for i in range(1, 4):
         stop(f"worker-{i}")
+    empty_order_book(cluster.OVERRIDES)
     for i in range(1, 4):
         if i <= count:
             start_door(binary_dir, i)
@@ -163,17 +202,26 @@ def measure(binary_dir, count, secs, tag):
     return d, drain(binary_dir, count, sale, decided(sale) + d["tickets"])
 
 
+def spread(row, key, unit=""):
+    low, high = row[key]
+    return f"{low:,}{unit}–{high:,}{unit}" if row["runs"] > 1 else "one run"
+
+
 def table(door_rows, worker_rows, brokers):
-    lines = ["| processes | tickets/s (doors) | door CPU ms / 1,000 tickets | reservations/s (workers) "
+    def cells(d, w):
+        return (f"{d['per_sec']:,} ({spread(d, 'per_sec_range')}) | {d['cpu_ms_per_1000']} "
+                f"({spread(d, 'cpu_range')}) | {w['per_sec']:,} ({spread(w, 'per_sec_range')}) | "
+                f"{w['cpu_ms_per_1000']} ({spread(w, 'cpu_range')}) |")
+    runs = door_rows[0]["runs"]
+    lines = [f"Median of {runs} run{'s' if runs > 1 else ''} per row (lowest–highest in brackets).", "",
+             "| processes | tickets/s (doors) | door CPU ms / 1,000 tickets | reservations/s (workers) "
              "| worker CPU ms / 1,000 reservations |", "|---|---|---|---|---|"]
     for d, w in zip(door_rows, worker_rows):
-        lines.append(f"| {d['processes']} | {d['per_sec']:,} | {d['cpu_ms_per_1000']} | {w['per_sec']:,} | "
-                     f"{w['cpu_ms_per_1000']} |")
+        lines.append(f"| {d['processes']} | {cells(d, w)}")
     lines += ["", "| broker (1 door, 1 worker) | tickets/s | door CPU ms / 1,000 | reservations/s "
               "| worker CPU ms / 1,000 |", "|---|---|---|---|---|"]
     for name, d, w in brokers:
-        lines.append(f"| {name} | {d['per_sec']:,} | {d['cpu_ms_per_1000']} | {w['per_sec']:,} | "
-                     f"{w['cpu_ms_per_1000']} |")
+        lines.append(f"| {name} | {cells(d, w)}")
     return "\n".join(lines)
 
 
