@@ -103,7 +103,7 @@ impl Limits {
 }
 
 /// `Retry-After` seconds for a limiter wait: rounded up, at least one.
-pub fn retry_after_secs(wait: Duration) -> u64 {
+pub(crate) fn retry_after_secs(wait: Duration) -> u64 {
     wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
 }
 

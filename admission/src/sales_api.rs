@@ -12,7 +12,7 @@ use crate::state::AppState;
 
 /// The public view of a sale.
 #[derive(Debug, Serialize)]
-pub struct SaleView {
+pub(crate) struct SaleView {
     sale_id: String,
     sku: String,
     status: &'static str,
@@ -24,7 +24,7 @@ pub struct SaleView {
 }
 
 /// The handler.
-pub async fn get_sale(
+pub(crate) async fn get_sale(
     State(state): State<AppState>,
     ApiPath(sale_id): ApiPath<String>,
 ) -> Result<Json<SaleView>> {

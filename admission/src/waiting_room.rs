@@ -51,7 +51,10 @@ fn wait_text(body: &TicketBody) -> String {
 }
 
 /// The handler.
-pub async fn page(State(state): State<AppState>, ApiPath(token): ApiPath<String>) -> Response {
+pub(crate) async fn page(
+    State(state): State<AppState>,
+    ApiPath(token): ApiPath<String>,
+) -> Response {
     let Ok(claims) = verify_token(&state, &token) else {
         let html = PAGE
             .replace("{{HEADLINE}}", "Unknown or expired ticket")

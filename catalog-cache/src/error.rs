@@ -18,4 +18,4 @@ pub enum FillError {
 }
 
 /// The result of a fill.
-pub type Fill<T> = Result<T, FillError>;
+pub(crate) type Fill<T> = Result<T, FillError>;

@@ -109,7 +109,7 @@ struct ProductView<'a> {
 }
 
 /// `GET /v1/products/{sku}`.
-pub async fn get_product(
+pub(crate) async fn get_product(
     State(catalog): State<Arc<Catalog>>,
     ApiPath(sku): ApiPath<String>,
     headers: HeaderMap,
@@ -146,7 +146,7 @@ pub async fn get_product(
 
 /// Query of `GET /v1/products`, read as text so every bad value gets its own problem.
 #[derive(Debug, Deserialize)]
-pub struct ListParams {
+pub(crate) struct ListParams {
     limit: Option<String>,
     cursor: Option<String>,
     category: Option<String>,
@@ -189,7 +189,7 @@ impl ListParams {
 }
 
 /// `GET /v1/products`.
-pub async fn list_products(
+pub(crate) async fn list_products(
     State(catalog): State<Arc<Catalog>>,
     ApiQuery(params): ApiQuery<ListParams>,
     headers: HeaderMap,
@@ -199,7 +199,7 @@ pub async fn list_products(
 }
 
 /// `PUT /admin/v1/products/{sku}`: writes to PostgreSQL, then invalidates everywhere.
-pub async fn put_product(
+pub(crate) async fn put_product(
     State(catalog): State<Arc<Catalog>>,
     ApiPath(sku): ApiPath<String>,
     ApiJson(input): ApiJson<ProductInput>,

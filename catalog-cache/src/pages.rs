@@ -52,12 +52,12 @@ pub struct Page {
 }
 
 /// The opaque cursor that resumes after `sku`.
-pub fn cursor_after(sku: &str) -> String {
+pub(crate) fn cursor_after(sku: &str) -> String {
     B64.encode(sku)
 }
 
 /// Decodes a cursor; `None` if it is not one of ours.
-pub fn decode_cursor(cursor: &str) -> Option<Sku> {
+pub(crate) fn decode_cursor(cursor: &str) -> Option<Sku> {
     let raw = B64.decode(cursor).ok()?;
     Sku::parse(String::from_utf8(raw).ok()?).ok()
 }

@@ -33,7 +33,7 @@ pub struct Product {
 }
 
 /// One product.
-pub async fn fetch(pool: &PgPool, sku: &Sku) -> sqlx::Result<Option<Product>> {
+pub(crate) async fn fetch(pool: &PgPool, sku: &Sku) -> sqlx::Result<Option<Product>> {
     sqlx::query_as!(
         Product,
         r#"SELECT p.sku, p.name, p.description, p.category, p.price, p.currency, p.attributes,
@@ -48,7 +48,7 @@ pub async fn fetch(pool: &PgPool, sku: &Sku) -> sqlx::Result<Option<Product>> {
 
 /// A page in sku order after `after`, optionally of one category; one extra row tells
 /// whether there is a next page.
-pub async fn page(
+pub(crate) async fn page(
     pool: &PgPool,
     category: Option<&Category>,
     after: Option<&str>,

@@ -18,6 +18,7 @@ pub mod shutdown;
 pub mod stripe;
 pub mod telemetry;
 pub mod ticket_token;
+pub mod trail;
 
 #[cfg(feature = "testkit")]
 pub mod testkit;

@@ -23,7 +23,8 @@ pub enum Received {
 }
 
 /// Applies `event`.
-pub async fn apply(pool: &PgPool, redis: &Redis, event: &Event) -> Result<Received> {
+#[tracing::instrument(name = "stripe_event", skip_all, fields(event = %event.id, kind = %event.kind, order))]
+pub(crate) async fn apply(pool: &PgPool, redis: &Redis, event: &Event) -> Result<Received> {
     let Some(parsed) = event.intent_outcome() else {
         return Ok(Received::Ignored);
     };
@@ -50,6 +51,7 @@ pub async fn apply(pool: &PgPool, redis: &Redis, event: &Event) -> Result<Receiv
     }
     let applied = ledger::apply_intent(&mut tx, order_id, &intent.id, &outcome).await?;
     let label = label(&applied, &outcome)?;
+    tracing::Span::current().record("order", tracing::field::display(order_id));
     sqlx::query!(
         "UPDATE stripe_events SET outcome = $2, order_id = $3 WHERE id = $1",
         event.id,
@@ -59,6 +61,9 @@ pub async fn apply(pool: &PgPool, redis: &Redis, event: &Event) -> Result<Receiv
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
+    if let Some(order) = applied.order() {
+        flashgate_common::trail::order("stripe event", order);
+    }
     metrics::counter!("webhook_events_applied_total", "type" => event.kind.clone(), "outcome" => label).increment(1);
     publish(redis, applied).await
 }

@@ -43,7 +43,7 @@ impl Context {
 
 /// The idempotency key of one Stripe side effect of an order. Derived, never random, so
 /// every retry of that effect, by any process, after any crash, sends the same key.
-pub fn idempotency_key(order: uuid::Uuid, effect: &str) -> ::stripe::IdempotencyKey {
+pub(crate) fn idempotency_key(order: uuid::Uuid, effect: &str) -> ::stripe::IdempotencyKey {
     ::stripe::IdempotencyKey::new(format!("flashgate-{effect}-{order}"))
         .expect("a short, non-empty key")
 }

@@ -12,7 +12,7 @@
 /// before it is requeued, which counts toward the queue's delivery limit: an outage of
 /// PostgreSQL or Stripe shorter than this dead-letters nothing. Well under RabbitMQ's
 /// consumer timeout (30 minutes by default), past which the broker closes the channel.
-pub const TRANSIENT_PATIENCE: std::time::Duration = std::time::Duration::from_secs(600);
+pub(crate) const TRANSIENT_PATIENCE: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Convenience alias.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -18,7 +18,7 @@ use crate::{Error, Result};
 const RETRIEVE_BUDGET: Duration = Duration::from_secs(10);
 
 /// What a PaymentIntent's state means for its order.
-pub fn outcome(intent: &PaymentIntent) -> IntentOutcome {
+pub(crate) fn outcome(intent: &PaymentIntent) -> IntentOutcome {
     let code = intent
         .last_payment_error
         .as_ref()
@@ -27,7 +27,7 @@ pub fn outcome(intent: &PaymentIntent) -> IntentOutcome {
 }
 
 /// Reads a PaymentIntent from Stripe now.
-pub async fn retrieve(ctx: &Context, intent: &str) -> Result<PaymentIntent> {
+pub(crate) async fn retrieve(ctx: &Context, intent: &str) -> Result<PaymentIntent> {
     let request = RetrievePaymentIntent::new(intent);
     with_retries(RETRIEVE_BUDGET, || request.send(&ctx.stripe))
         .await
@@ -36,8 +36,9 @@ pub async fn retrieve(ctx: &Context, intent: &str) -> Result<PaymentIntent> {
 
 /// Applies `outcome` of `intent` to `order` in one transaction, then publishes the change
 /// to Redis (a failed publish is logged: polls fall back to the database).
-pub async fn apply(
+pub(crate) async fn apply(
     ctx: &Context,
+    step: &'static str,
     order: Uuid,
     intent: &str,
     outcome: &IntentOutcome,
@@ -45,10 +46,11 @@ pub async fn apply(
     let mut tx = ctx.pool.begin().await?;
     let applied = ledger::apply_intent(&mut tx, order, intent, outcome).await?;
     tx.commit().await?;
-    if let Applied::Changed(change) | Applied::RefundNeeded(change) = &applied
-        && let Err(e) = ledger::publish_changes(&ctx.redis, std::slice::from_ref(change)).await
-    {
-        tracing::warn!(error = ?e, %order, "order change not published to redis");
+    if let Applied::Changed(change) | Applied::RefundNeeded(change) = &applied {
+        flashgate_common::trail::order(step, &change.order);
+        if let Err(e) = ledger::publish_changes(&ctx.redis, std::slice::from_ref(change)).await {
+            tracing::warn!(error = ?e, %order, "order change not published to redis");
+        }
     }
     Ok(applied)
 }

@@ -23,7 +23,7 @@ use crate::Result;
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
 /// Runs sessions of `work` on `queue` until `shutdown`.
-pub async fn consume<F, Fut>(
+pub(crate) async fn consume<F, Fut>(
     amqp: Amqp,
     queue: String,
     prefetch: u16,
@@ -84,7 +84,7 @@ async fn open(
 
 /// What to do with one delivery once it has been handled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
+pub(crate) enum Action {
     /// Done with: remove it.
     Ack,
     /// Not done this time (transient failure): deliver it again.
@@ -94,7 +94,7 @@ pub enum Action {
 }
 
 /// Answers one delivery to the broker by `action` (ack, requeue, or dead-letter).
-pub async fn answer(delivery: &Delivery, action: Action) -> Result<()> {
+pub(crate) async fn answer(delivery: &Delivery, action: Action) -> Result<()> {
     match action {
         Action::Ack => delivery.acker.ack(BasicAckOptions::default()).await?,
         Action::Requeue => {

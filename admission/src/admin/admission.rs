@@ -38,7 +38,7 @@ fn validate(change: &AdmissionChange) -> Result<()> {
 }
 
 /// The handler.
-pub async fn patch_admission(
+pub(super) async fn patch_admission(
     State(state): State<AppState>,
     ApiPath(sale_id): ApiPath<String>,
     headers: HeaderMap,

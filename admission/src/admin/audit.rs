@@ -4,7 +4,7 @@ use serde_json::Value;
 use sqlx::PgConnection;
 
 /// Records a change, inside the transaction that made it.
-pub async fn record(
+pub(super) async fn record(
     tx: &mut PgConnection,
     sale_id: &str,
     actor: &str,

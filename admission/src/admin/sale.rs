@@ -47,7 +47,7 @@ fn validate(input: &SaleInput) -> Result<Currency> {
 }
 
 /// The handler: 201 when created, 200 when updated.
-pub async fn put_sale(
+pub(super) async fn put_sale(
     State(state): State<AppState>,
     ApiPath(sale_id): ApiPath<String>,
     headers: HeaderMap,

@@ -86,7 +86,7 @@ async fn ticket_counts(pool: &PgPool, id: &SaleId) -> Result<BTreeMap<String, i6
 }
 
 /// The handler: adds this process's admitted/rejected rates to the database counts.
-pub async fn get_stats(
+pub(super) async fn get_stats(
     State(state): State<AppState>,
     ApiPath(sale_id): ApiPath<String>,
 ) -> Result<Json<SaleStats>> {

@@ -34,7 +34,7 @@ pub struct SaleSettings {
 }
 
 /// Loads the settings of `ids`.
-pub async fn load(pool: &PgPool, ids: &[String]) -> sqlx::Result<Vec<SaleSettings>> {
+pub(super) async fn load(pool: &PgPool, ids: &[String]) -> sqlx::Result<Vec<SaleSettings>> {
     let rows = sqlx::query!(
         r#"SELECT id, sku, price, currency, starts_at, hold_seconds, rate_per_second, burst,
                   paused, waitlist, waitlist_limit, version, stock, reserved, sold, decided, waitlisted
@@ -43,11 +43,10 @@ pub async fn load(pool: &PgPool, ids: &[String]) -> sqlx::Result<Vec<SaleSetting
     )
     .fetch_all(pool)
     .await?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|r| {
-            Some(SaleSettings {
-                id: SaleId::parse(r.id).ok()?,
+    rows.into_iter()
+        .map(|r| {
+            Ok(SaleSettings {
+                id: flashgate_common::ledger::sale_id(r.id)?,
                 sku: r.sku,
                 price: r.price,
                 currency: r.currency,
@@ -61,5 +60,5 @@ pub async fn load(pool: &PgPool, ids: &[String]) -> sqlx::Result<Vec<SaleSetting
                 terms: flashgate_common::sale_terms!(r),
             })
         })
-        .collect())
+        .collect()
 }

@@ -15,9 +15,9 @@ use flashgate_common::live::Redis;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-pub use counters::Outcome;
-pub use handle::{Admission, SaleHandle, SaleState};
-pub use load::SaleSettings;
+pub(crate) use counters::Outcome;
+pub(crate) use handle::{Admission, SaleHandle, SaleState};
+pub(crate) use load::SaleSettings;
 
 /// Unknown sale ids are remembered this long, so a flood of them does not reach PostgreSQL.
 const NEGATIVE_TTL: Duration = Duration::from_secs(1);

@@ -24,7 +24,6 @@ pub struct NotConfirmed;
 
 struct Waiting {
     ticket: IssuedTicket,
-    request_id: Option<String>,
     done: oneshot::Sender<Result<(), NotConfirmed>>,
 }
 
@@ -58,17 +57,9 @@ impl TicketBatcher {
     }
 
     /// Publishes `ticket` and waits for the broker's confirm of the message carrying it.
-    pub async fn publish(
-        &self,
-        ticket: IssuedTicket,
-        request_id: Option<String>,
-    ) -> Result<(), NotConfirmed> {
+    pub async fn publish(&self, ticket: IssuedTicket) -> Result<(), NotConfirmed> {
         let (done, confirmed) = oneshot::channel();
-        let waiting = Waiting {
-            ticket,
-            request_id,
-            done,
-        };
+        let waiting = Waiting { ticket, done };
         self.queue.send(waiting).map_err(|_| NotConfirmed)?;
         confirmed.await.unwrap_or(Err(NotConfirmed))
     }
@@ -98,9 +89,7 @@ async fn flush(outlet: &Outlet, batch: Vec<Waiting>) {
     let started = Instant::now();
     let size = batch.len();
     let (mut tickets, mut waiters) = (Vec::with_capacity(size), Vec::with_capacity(size));
-    let mut request_id = None;
     for waiting in batch {
-        request_id = request_id.or(waiting.request_id);
         tickets.push(waiting.ticket);
         waiters.push(waiting.done);
     }
@@ -108,13 +97,14 @@ async fn flush(outlet: &Outlet, batch: Vec<Waiting>) {
         .iter()
         .map(|t| (t.sale_id.clone(), t.customer_id.clone()))
         .collect();
-    let message_id = match tickets.as_slice() {
-        [one] => one.ticket_id,
-        _ => Uuid::now_v7(),
+    // A message of one ticket also carries its request id as the AMQP property; a batch's
+    // tickets each carry their own inside.
+    let (message_id, request_id) = match tickets.as_slice() {
+        [one] => (one.ticket_id, one.request_id.as_deref()),
+        _ => (Uuid::now_v7(), None),
     };
-    let request_id = request_id.filter(|_| size == 1);
     let properties = with_ticket_count(
-        message_properties(&message_id.to_string(), request_id.as_deref()),
+        message_properties(&message_id.to_string(), request_id),
         size,
     );
     let payload = serde_json::to_vec(&TicketMessage::of(tickets)).unwrap_or_default();

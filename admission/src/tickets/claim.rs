@@ -50,7 +50,7 @@ static CLAIM: LazyLock<Script> = LazyLock::new(|| {
 });
 
 /// The one ticket id a customer can ever have in a sale.
-pub fn ticket_id(sale: &SaleId, customer: &CustomerId) -> Uuid {
+pub(super) fn ticket_id(sale: &SaleId, customer: &CustomerId) -> Uuid {
     Uuid::new_v5(
         &TICKET_NAMESPACE,
         format!("{sale}\u{0}{customer}").as_bytes(),
@@ -59,7 +59,7 @@ pub fn ticket_id(sale: &SaleId, customer: &CustomerId) -> Uuid {
 
 /// A customer's ticket as stored: the token and its sequence number.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Held {
+pub(super) struct Held {
     /// The ticket token.
     pub token: String,
     /// Sequence number.
@@ -81,7 +81,7 @@ impl Held {
 
 /// The result of a claim.
 #[derive(Debug)]
-pub enum Claim {
+pub(super) enum Claim {
     /// A new claim (to be published).
     New(Held),
     /// The customer's existing ticket.
@@ -89,7 +89,7 @@ pub enum Claim {
 }
 
 /// Claims the customer's ticket, or returns the one they hold.
-pub async fn claim(
+pub(super) async fn claim(
     redis: &Redis,
     sale: &SaleId,
     customer: &CustomerId,
@@ -136,7 +136,7 @@ static CONFIRM: LazyLock<Script> = LazyLock::new(|| {
 /// Marks tickets confirmed by the broker and counts them into their sales' published
 /// counts, in one round trip (idempotent; tried up to `attempts` times, since a
 /// lingering mark only costs a needless re-publish later).
-pub async fn confirm_all(
+pub(super) async fn confirm_all(
     redis: &Redis,
     tickets: &[(SaleId, CustomerId)],
     attempts: usize,
@@ -166,7 +166,7 @@ pub async fn confirm_all(
 
 /// The ticket a customer holds, if any, and whether the sale's sequence counter exists
 /// (it is gone only if Redis lost the sale's data, or no ticket was ever claimed).
-pub async fn held_by(
+pub(super) async fn held_by(
     redis: &Redis,
     sale: &SaleId,
     customer: &CustomerId,
@@ -184,7 +184,7 @@ pub async fn held_by(
 }
 
 /// Puts a customer's decided ticket back after Redis lost it (never over a newer claim).
-pub async fn restore(
+pub(super) async fn restore(
     redis: &Redis,
     sale: &SaleId,
     customer: &CustomerId,

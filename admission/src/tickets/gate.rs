@@ -12,7 +12,7 @@ use crate::sales::{Admission, Outcome, SaleHandle, SaleState};
 use crate::state::AppState;
 
 /// Why an arrival was turned away, and how it is counted.
-pub struct Refusal {
+pub(super) struct Refusal {
     /// The answer.
     pub problem: Problem,
     /// The counter it goes to.
@@ -25,13 +25,17 @@ impl Refusal {
     }
 
     /// Whether a customer who already holds a ticket should get it back instead.
-    pub fn defers_to_held_ticket(&self) -> bool {
+    pub(super) fn defers_to_held_ticket(&self) -> bool {
         matches!(self.outcome, Outcome::SoldOut | Outcome::NotOpen)
     }
 }
 
 /// Lets the arrival through (`Ok(waitlisted)`) or says why not.
-pub fn check(state: &AppState, sale: &SaleHandle, customer: &CustomerId) -> Result<bool, Refusal> {
+pub(super) fn check(
+    state: &AppState,
+    sale: &SaleHandle,
+    customer: &CustomerId,
+) -> Result<bool, Refusal> {
     let waitlisted = check_stock(state, sale)?;
     let sale_id = sale.id();
     if let Err(wait) = state

@@ -14,7 +14,7 @@ const MAX_KEY_LEN: usize = 255;
 
 /// An answer to replay.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Stored {
+pub(super) struct Stored {
     /// Digest of the request that produced it.
     pub fingerprint: String,
     /// HTTP status.
@@ -24,7 +24,7 @@ pub struct Stored {
 }
 
 /// The request's key, if it sent one; 400 if it is not printable ASCII of 1..=255 chars.
-pub fn key_from(headers: &HeaderMap) -> Result<Option<String>, Problem> {
+pub(super) fn key_from(headers: &HeaderMap) -> Result<Option<String>, Problem> {
     let Some(value) = headers.get("idempotency-key") else {
         return Ok(None);
     };
@@ -39,7 +39,7 @@ pub fn key_from(headers: &HeaderMap) -> Result<Option<String>, Problem> {
 }
 
 /// A digest of what makes two requests "the same".
-pub fn fingerprint(parts: &[&str]) -> String {
+pub(super) fn fingerprint(parts: &[&str]) -> String {
     let mut hash = Sha256::new();
     for part in parts {
         hash.update(part.as_bytes());
@@ -49,7 +49,7 @@ pub fn fingerprint(parts: &[&str]) -> String {
 }
 
 /// The stored answer for `key`, refusing a different request under the same key.
-pub async fn lookup(
+pub(super) async fn lookup(
     redis: &Redis,
     sale: &SaleId,
     key: &str,
@@ -73,7 +73,12 @@ pub async fn lookup(
 }
 
 /// Stores the first answer for `key` (a concurrent first answer wins).
-pub async fn store(redis: &Redis, sale: &SaleId, key: &str, stored: &Stored) -> crate::Result<()> {
+pub(super) async fn store(
+    redis: &Redis,
+    sale: &SaleId,
+    key: &str,
+    stored: &Stored,
+) -> crate::Result<()> {
     let value = serde_json::to_string(stored).map_err(flashgate_common::Error::from)?;
     let _: Option<String> = redis::cmd("SET")
         .arg(redis.keys().idempotency(sale, key))
@@ -88,7 +93,7 @@ pub async fn store(redis: &Redis, sale: &SaleId, key: &str, stored: &Stored) -> 
 
 impl Stored {
     /// The stored status, as an HTTP status.
-    pub fn status_code(&self) -> StatusCode {
+    pub(super) fn status_code(&self) -> StatusCode {
         StatusCode::from_u16(self.status).unwrap_or(StatusCode::OK)
     }
 }

@@ -12,6 +12,7 @@ use flashgate_common::amqp::messages::IssuedTicket;
 use flashgate_common::domain::{CustomerId, PaymentMethodId, Quantity, SaleId, TicketStatus};
 use flashgate_common::http::{ApiJson, ApiPath, Problem};
 use flashgate_common::ticket_token::TicketClaims;
+use flashgate_common::trail;
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -24,7 +25,7 @@ use crate::state::AppState;
 
 /// The request body.
 #[derive(Debug, Deserialize)]
-pub struct TicketRequest {
+pub(crate) struct TicketRequest {
     customer_id: CustomerId,
     quantity: i64,
     #[serde(default)]
@@ -42,7 +43,7 @@ pub struct Issued {
 }
 
 /// What one coalesced issue produced.
-pub type IssueResult = std::result::Result<Issued, Problem>;
+pub(crate) type IssueResult = std::result::Result<Issued, Problem>;
 
 struct Arrival {
     sale_id: SaleId,
@@ -57,7 +58,7 @@ fn unknown_sale() -> Problem {
 }
 
 /// The handler.
-pub async fn issue(
+pub(crate) async fn issue(
     State(state): State<AppState>,
     ApiPath(sale_id): ApiPath<String>,
     headers: HeaderMap,
@@ -239,7 +240,7 @@ async fn publish(
 ) -> IssueResult {
     let confirmed = state
         .batcher
-        .publish(arrival.ticket(ticket, held.seq), arrival.request_id.clone())
+        .publish(arrival.ticket(ticket, held.seq))
         .await;
     if confirmed.is_err() {
         sale.counters.record(Outcome::BrokerUnavailable);
@@ -251,6 +252,12 @@ async fn publish(
     }
     sale.note_published();
     sale.counters.record(Outcome::Admitted);
+    trail::issued(
+        ticket,
+        &arrival.sale_id,
+        held.seq,
+        arrival.request_id.as_deref(),
+    );
     Ok(Issued {
         token: held.token,
         seq: held.seq,
@@ -271,6 +278,7 @@ impl Arrival {
             quantity: self.quantity,
             payment_method: self.payment_method.clone(),
             issued_at: Utc::now(),
+            request_id: self.request_id.clone(),
         }
     }
 }

@@ -12,13 +12,13 @@ use flashgate_common::domain::TicketStatus;
 use serde::Serialize;
 use uuid::Uuid;
 
-pub use batcher::{Outlet, TicketBatcher};
-pub use issue::{IssueResult, issue};
-pub use poll::{poll, ticket_state, verify_token};
+pub(crate) use batcher::{Outlet, TicketBatcher};
+pub(crate) use issue::{IssueResult, issue};
+pub(crate) use poll::{poll, ticket_state, verify_token};
 
 /// The JSON a shopper gets for a ticket (issue and poll share it).
 #[derive(Debug, Clone, Serialize)]
-pub struct TicketBody {
+pub(crate) struct TicketBody {
     /// The ticket token.
     pub ticket: String,
     /// Current status.
@@ -44,7 +44,7 @@ pub struct TicketBody {
 
 /// The PaymentIntent a shopper confirms with Stripe.js.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct PaymentBody {
+pub(crate) struct PaymentBody {
     /// PaymentIntent id.
     pub payment_intent: String,
     /// Its client secret.

@@ -18,13 +18,13 @@ use crate::state::AppState;
 
 /// A ticket's state, as a shopper (JSON or the waiting-room page) is shown it.
 #[derive(Debug, Clone)]
-pub struct TicketState {
+pub(crate) struct TicketState {
     /// Status, position, payment and polling advice.
     pub body: TicketBody,
 }
 
 /// Verifies a token; every kind of bad token is the same 404.
-pub fn verify_token(state: &AppState, token: &str) -> Result<TicketClaims> {
+pub(crate) fn verify_token(state: &AppState, token: &str) -> Result<TicketClaims> {
     state
         .signer
         .verify(token, Utc::now().timestamp())
@@ -32,7 +32,7 @@ pub fn verify_token(state: &AppState, token: &str) -> Result<TicketClaims> {
 }
 
 /// The handler.
-pub async fn poll(
+pub(crate) async fn poll(
     State(state): State<AppState>,
     ApiPath(token): ApiPath<String>,
 ) -> Result<Json<TicketBody>> {
@@ -41,7 +41,7 @@ pub async fn poll(
 }
 
 /// Reads a ticket's state.
-pub async fn ticket_state(
+pub(crate) async fn ticket_state(
     state: &AppState,
     claims: &TicketClaims,
     token: String,

@@ -15,7 +15,7 @@ use crate::sales::SaleHandle;
 use crate::state::AppState;
 
 /// The ticket `customer` holds in `sale`: Redis's, or after a loss PostgreSQL's.
-pub async fn held(
+pub(super) async fn held(
     state: &AppState,
     sale: &SaleHandle,
     customer: &CustomerId,

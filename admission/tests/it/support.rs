@@ -14,19 +14,19 @@ use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub const ADMIN: &str = "test-admin-token";
-pub const TICKET_SECRET: &str = "test-ticket-secret";
+pub(crate) const ADMIN: &str = "test-admin-token";
+pub(crate) const TICKET_SECRET: &str = "test-ticket-secret";
 
 /// Lifts the per-address limit: every test request comes from 127.0.0.1, and a crowd of
 /// customers from one address would otherwise be refused as one client.
-pub fn crowd_from_one_address(config: &mut Config) {
+pub(crate) fn crowd_from_one_address(config: &mut Config) {
     config.admission.per_address = flashgate_common::config::RateConfig {
         per_second: 100_000,
         burst: 100_000,
     };
 }
 
-pub struct Door {
+pub(crate) struct Door {
     pub base: String,
     pub http: reqwest::Client,
     /// The test's database, keys and queues; `None` for a second door sharing them.
@@ -37,11 +37,11 @@ pub struct Door {
 }
 
 impl Door {
-    pub async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         Self::start_with(|_| {}).await
     }
 
-    pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Self {
+    pub(crate) async fn start_with(tweak: impl FnOnce(&mut Config)) -> Self {
         let env = TestEnv::new().await;
         let mut config = env.config.clone();
         tweak(&mut config);
@@ -49,7 +49,7 @@ impl Door {
     }
 
     /// Another door process of the same deployment (same database, keys, queues).
-    pub async fn another(&self) -> Self {
+    pub(crate) async fn another(&self) -> Self {
         Self::launch(self.config.clone(), None).await
     }
 
@@ -88,12 +88,12 @@ impl Door {
         }
     }
 
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
     /// Creates a product (directly in PostgreSQL: no catalog here) and a sale of it.
-    pub async fn sale(&self, sale: &str, overrides: Value) -> reqwest::Response {
+    pub(crate) async fn sale(&self, sale: &str, overrides: Value) -> reqwest::Response {
         sqlx::query("INSERT INTO products (sku, name, price, currency) VALUES ($1, 'Sneaker', 1000, 'eur') ON CONFLICT DO NOTHING")
             .bind(format!("sku-{sale}"))
             .execute(&self.pool())
@@ -113,7 +113,7 @@ impl Door {
             .unwrap()
     }
 
-    pub async fn ticket(&self, sale: &str, customer: &str) -> reqwest::Response {
+    pub(crate) async fn ticket(&self, sale: &str, customer: &str) -> reqwest::Response {
         let body = json!({ "customer_id": customer, "quantity": 1 });
         self.http
             .post(self.url(&format!("/v1/sales/{sale}/tickets")))
@@ -123,7 +123,7 @@ impl Door {
             .unwrap()
     }
 
-    pub async fn admission(&self, sale: &str, change: Value) -> reqwest::Response {
+    pub(crate) async fn admission(&self, sale: &str, change: Value) -> reqwest::Response {
         let url = self.url(&format!("/admin/v1/sales/{sale}/admission"));
         self.http
             .patch(url)
@@ -141,7 +141,7 @@ impl Door {
     }
 
     /// The messages waiting in this test's tickets queue, decoded; they stay queued.
-    pub async fn queued_tickets(&self) -> Vec<TicketMessage> {
+    pub(crate) async fn queued_tickets(&self) -> Vec<TicketMessage> {
         let amqp = self.direct_amqp();
         let connection = amqp.connection().await.unwrap();
         let channel = connection.create_channel().await.unwrap();
@@ -159,7 +159,7 @@ impl Door {
     }
 
     /// Messages waiting in this test's tickets queue (nothing consumes them here).
-    pub async fn queued_messages(&self) -> u32 {
+    pub(crate) async fn queued_messages(&self) -> u32 {
         let amqp = self.direct_amqp();
         let connection = amqp.connection().await.unwrap();
         let channel = connection.create_channel().await.unwrap();
@@ -179,7 +179,7 @@ impl Door {
     }
 
     /// The test database.
-    pub fn pool(&self) -> sqlx::PgPool {
+    pub(crate) fn pool(&self) -> sqlx::PgPool {
         self.env
             .as_ref()
             .expect("the first door owns the environment")
@@ -187,7 +187,7 @@ impl Door {
             .clone()
     }
 
-    pub async fn stop(self) {
+    pub(crate) async fn stop(self) {
         self.shutdown.cancel();
         self.task.await.unwrap().expect("the door stops cleanly");
         if let Some(env) = self.env {

@@ -19,7 +19,7 @@ enum State {
 }
 
 /// The breaker.
-pub struct Breaker {
+pub(crate) struct Breaker {
     state: Mutex<State>,
     threshold: u32,
     open_for: Duration,
@@ -27,7 +27,7 @@ pub struct Breaker {
 
 impl Breaker {
     /// Opens after `threshold` consecutive failures, for `open_for`.
-    pub fn new(threshold: u32, open_for: Duration) -> Self {
+    pub(crate) fn new(threshold: u32, open_for: Duration) -> Self {
         metrics::gauge!("catalog_redis_breaker_state").set(0.0);
         Self {
             state: Mutex::new(State::Closed { failures: 0 }),
@@ -47,7 +47,7 @@ impl Breaker {
     }
 
     /// Whether Redis may be called now.
-    pub fn allow(&self) -> bool {
+    pub(crate) fn allow(&self) -> bool {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         match *state {
             State::Closed { .. } => true,
@@ -61,7 +61,7 @@ impl Breaker {
     }
 
     /// Records a successful call.
-    pub fn success(&self) {
+    pub(crate) fn success(&self) {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if *state != (State::Closed { failures: 0 }) {
             self.set(&mut state, State::Closed { failures: 0 });
@@ -69,7 +69,7 @@ impl Breaker {
     }
 
     /// Records a failed call.
-    pub fn failure(&self) {
+    pub(crate) fn failure(&self) {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let next = match *state {
             State::Closed { failures } if failures + 1 < self.threshold => State::Closed {
@@ -83,7 +83,7 @@ impl Breaker {
     }
 
     /// Whether the breaker is keeping calls away from Redis.
-    pub fn is_open(&self) -> bool {
+    pub(crate) fn is_open(&self) -> bool {
         matches!(
             *self.state.lock().unwrap_or_else(|e| e.into_inner()),
             State::Open { .. } | State::HalfOpen { .. }

@@ -26,7 +26,7 @@ const BREAKER_OPEN_FOR: Duration = Duration::from_secs(2);
 
 /// Redis behind a per-call deadline and a circuit breaker.
 #[derive(Clone)]
-pub struct Guarded {
+pub(crate) struct Guarded {
     redis: Redis,
     breaker: Arc<Breaker>,
     timeout: Duration,
@@ -45,23 +45,26 @@ impl Guarded {
     }
 
     /// The handle, for key names and calls that must not be skipped.
-    pub fn redis(&self) -> &Redis {
+    pub(crate) fn redis(&self) -> &Redis {
         &self.redis
     }
 
     /// The per-call deadline.
-    pub fn timeout(&self) -> Duration {
+    pub(crate) fn timeout(&self) -> Duration {
         self.timeout
     }
 
     /// Whether calls are currently skipped.
-    pub fn bypassed(&self) -> bool {
+    pub(crate) fn bypassed(&self) -> bool {
         self.breaker.is_open()
     }
 
     /// Runs `call` unless the breaker is open; its outcome (a timeout counts as a failure)
     /// feeds the breaker.
-    pub async fn call<T, E: Display>(&self, call: impl Future<Output = Result<T, E>>) -> Option<T> {
+    pub(crate) async fn call<T, E: Display>(
+        &self,
+        call: impl Future<Output = Result<T, E>>,
+    ) -> Option<T> {
         if !self.breaker.allow() {
             self.counters.redis_bypassed.add();
             return None;
@@ -81,7 +84,7 @@ impl Guarded {
     }
 
     /// The entry under `key`, if Redis answers and holds a readable one.
-    pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Option<Entry<T>> {
+    pub(crate) async fn get<T: DeserializeOwned>(&self, key: &str) -> Option<Entry<T>> {
         let mut conn = self.redis.conn();
         let read = async {
             redis::cmd("GET")

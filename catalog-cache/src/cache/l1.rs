@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 const SHARDS: usize = 16;
 
 /// A bounded TTL map.
-pub struct L1<V: Clone> {
+pub(crate) struct L1<V: Clone> {
     shards: Vec<Mutex<HashMap<String, (Instant, V)>>>,
     per_shard: usize,
     ttl: Duration,
@@ -18,7 +18,7 @@ pub struct L1<V: Clone> {
 
 impl<V: Clone> L1<V> {
     /// At most `capacity` entries living `ttl` each.
-    pub fn new(capacity: usize, ttl: Duration) -> Self {
+    pub(crate) fn new(capacity: usize, ttl: Duration) -> Self {
         Self {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             per_shard: capacity.div_ceil(SHARDS).max(1),
@@ -32,7 +32,7 @@ impl<V: Clone> L1<V> {
     }
 
     /// The live value under `key`.
-    pub fn get(&self, key: &str) -> Option<V> {
+    pub(crate) fn get(&self, key: &str) -> Option<V> {
         let shard = self.shard(key).lock().unwrap_or_else(|e| e.into_inner());
         shard
             .get(key)
@@ -41,7 +41,7 @@ impl<V: Clone> L1<V> {
     }
 
     /// Stores `value` under `key`, evicting expired entries or the oldest one if full.
-    pub fn insert(&self, key: String, value: V) {
+    pub(crate) fn insert(&self, key: String, value: V) {
         let mut shard = self.shard(&key).lock().unwrap_or_else(|e| e.into_inner());
         if shard.len() >= self.per_shard && !shard.contains_key(&key) {
             shard.retain(|_, (at, _)| at.elapsed() < self.ttl);
@@ -58,7 +58,7 @@ impl<V: Clone> L1<V> {
     }
 
     /// Drops `key`.
-    pub fn remove(&self, key: &str) {
+    pub(crate) fn remove(&self, key: &str) {
         self.shard(key)
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -66,7 +66,7 @@ impl<V: Clone> L1<V> {
     }
 
     /// Drops everything.
-    pub fn clear(&self) {
+    pub(crate) fn clear(&self) {
         for shard in &self.shards {
             shard.lock().unwrap_or_else(|e| e.into_inner()).clear();
         }
@@ -74,7 +74,7 @@ impl<V: Clone> L1<V> {
 
     /// Entries held (expired ones included until evicted).
     #[cfg(test)]
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.shards
             .iter()
             .map(|s| s.lock().map(|s| s.len()).unwrap_or(0))

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 /// A cached value with its XFetch bookkeeping.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Entry<T> {
+pub(crate) struct Entry<T> {
     /// The value (`None` caches "does not exist").
     pub value: T,
     /// Milliseconds the value took to compute (XFetch's delta).
@@ -21,7 +21,7 @@ pub struct Entry<T> {
 
 impl<T> Entry<T> {
     /// A fresh entry living `ttl` (jittered ±10%, so keys filled together do not expire together).
-    pub fn new(value: T, delta: Duration, ttl: Duration) -> Self {
+    pub(crate) fn new(value: T, delta: Duration, ttl: Duration) -> Self {
         let jitter = rand::random_range(0.9..1.1);
         let ttl_ms = (ttl.as_millis() as f64 * jitter) as i64;
         Self {
@@ -33,20 +33,20 @@ impl<T> Entry<T> {
 
     /// XFetch (Vattani et al.): refresh now with a probability that grows as expiry nears
     /// and with how costly the value is to compute.
-    pub fn should_refresh(&self, beta: f64) -> bool {
+    pub(crate) fn should_refresh(&self, beta: f64) -> bool {
         let now = Utc::now().timestamp_millis() as f64;
         let draw: f64 = rand::random_range(f64::EPSILON..1.0);
         now - (self.delta_ms.max(1) as f64) * beta * draw.ln() >= self.expires_at_ms as f64
     }
 
     /// Milliseconds left before expiry.
-    pub fn ttl_left_ms(&self) -> i64 {
+    pub(crate) fn ttl_left_ms(&self) -> i64 {
         self.expires_at_ms - Utc::now().timestamp_millis()
     }
 }
 
 /// Decodes an entry; a value that does not decode (an old format) is a miss.
-pub fn decode<T: DeserializeOwned>(raw: Option<String>) -> Option<Entry<T>> {
+pub(crate) fn decode<T: DeserializeOwned>(raw: Option<String>) -> Option<Entry<T>> {
     raw.and_then(|r| serde_json::from_str(&r).ok())
 }
 

@@ -42,14 +42,10 @@ async fn availability_follows_the_live_counters_within_about_a_second() {
     write_terms(&config, "live-sale", terms).await;
     let changed = Instant::now();
     let app_ref = &app;
-    wait_until(
-        "the new counters show",
-        Duration::from_secs(5),
-        || async move {
-            let product = app_ref.get_json("/v1/products/live-1").await;
-            product["availability"]["remaining"] == 5
-        },
-    )
+    wait_until(5, "the new counters show", || async move {
+        let product = app_ref.get_json("/v1/products/live-1").await;
+        product["availability"]["remaining"] == 5
+    })
     .await;
     let age = changed.elapsed();
     assert!(

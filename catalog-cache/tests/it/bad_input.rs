@@ -3,23 +3,11 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde_json::{Value, json};
+use serde_json::json;
+
+use flashgate_common::testkit::assert_problem;
 
 use crate::support::{ADMIN, App, create_product, setup};
-
-async fn assert_problem(response: reqwest::Response, status: u16, code: &str, case: &str) {
-    assert_eq!(response.status().as_u16(), status, "{case}");
-    let content_type = response.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    assert_eq!(content_type, "application/problem+json", "{case}");
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["code"], code, "{case}: {body}");
-    assert_eq!(body["status"], status, "{case}");
-    assert!(body["type"].as_str().unwrap().ends_with(code), "{case}");
-    assert!(!body["detail"].as_str().unwrap().is_empty(), "{case}");
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_listing_parameters_and_skus_get_problem_json_4xx() {

@@ -1,8 +1,6 @@
 //! A product write reaches every catalog process: with a minute-long L1, only the
 //! invalidation can explain another process serving the new value.
 
-use std::time::Duration;
-
 use crate::support::{App, create_product, product_body, setup, wait_until};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -28,16 +26,14 @@ async fn a_product_write_reaches_every_catalog_process() {
     assert_eq!(writer.listed_names().await, ["New name", "Bystander"]);
     let reader = &other;
     wait_until(
+        5,
         "the other process serves the new product",
-        Duration::from_secs(5),
         || async move { reader.name_of("inv-1").await == "New name" },
     )
     .await;
-    wait_until(
-        "the other process lists the new name",
-        Duration::from_secs(5),
-        || async move { reader.listed_names().await == ["New name", "Bystander"] },
-    )
+    wait_until(5, "the other process lists the new name", || async move {
+        reader.listed_names().await == ["New name", "Bystander"]
+    })
     .await;
     let stats = other.catalog.stats();
     assert!(stats.invalidations >= 1, "{stats:?}");

@@ -90,11 +90,9 @@ async fn made_up_cursors_cannot_grow_the_page_cache_without_bound() {
             .await
             .unwrap()
     };
-    crate::support::wait_until(
-        "the background writes land",
-        std::time::Duration::from_secs(10),
-        || async { count().await == 2000 },
-    )
+    crate::support::wait_until(10, "the background writes land", || async {
+        count().await == 2000
+    })
     .await;
     let ttl: i64 = redis::cmd("TTL")
         .arg(&pages)

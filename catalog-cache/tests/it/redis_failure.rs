@@ -79,29 +79,21 @@ async fn a_hung_or_dead_redis_degrades_to_postgres_and_recovers_by_itself() {
     write_terms(&config, "rf-sale", terms).await;
     let running = App::start(&config).await;
     let app = &running;
-    wait_until(
-        "the caches are warm",
-        Duration::from_secs(10),
-        || async move {
-            let before = app.catalog.stats().db_reads();
-            read_everything(app, "warming").await;
-            app.catalog.stats().db_reads() == before
-        },
-    )
+    wait_until(10, "the caches are warm", || async move {
+        let before = app.catalog.stats().db_reads();
+        read_everything(app, "warming").await;
+        app.catalog.stats().db_reads() == before
+    })
     .await;
     for mode in [ProxyMode::Blackhole, ProxyMode::Refuse] {
         let before = app.catalog.stats();
         proxy.set(mode);
         let phase = format!("{mode:?}");
         let phase = phase.as_str();
-        wait_until(
-            &format!("{phase}: the breaker opens"),
-            Duration::from_secs(10),
-            || async move {
-                read_everything(app, phase).await;
-                app.catalog.redis_bypassed()
-            },
-        )
+        wait_until(10, &format!("{phase}: the breaker opens"), || async move {
+            read_everything(app, phase).await;
+            app.catalog.redis_bypassed()
+        })
         .await;
         read_everything(app, phase).await;
         let during = app.catalog.stats();
@@ -118,8 +110,8 @@ async fn a_hung_or_dead_redis_degrades_to_postgres_and_recovers_by_itself() {
         proxy.set(ProxyMode::Pass);
         let hits = during.redis_hits;
         wait_until(
+            20,
             &format!("{phase}: Redis is used again"),
-            Duration::from_secs(20),
             || async move {
                 read_everything(app, "recovering").await;
                 !app.catalog.redis_bypassed() && app.catalog.stats().redis_hits > hits
@@ -144,14 +136,10 @@ async fn a_write_during_a_redis_outage_is_not_shadowed_by_old_entries_afterwards
     let reader = &reading;
     assert_eq!(reader.name_of("out-1").await, "Before the outage");
     let reads = reader.catalog.stats().db_product_reads;
-    wait_until(
-        "the reader is served from Redis",
-        Duration::from_secs(5),
-        || async move {
-            reader.name_of("out-1").await;
-            reader.catalog.stats().redis_hits > 0
-        },
-    )
+    wait_until(5, "the reader is served from Redis", || async move {
+        reader.name_of("out-1").await;
+        reader.catalog.stats().redis_hits > 0
+    })
     .await;
     proxy.set(ProxyMode::Refuse);
     let body = product_body("During the outage", "shoes");
@@ -163,23 +151,17 @@ async fn a_write_during_a_redis_outage_is_not_shadowed_by_old_entries_afterwards
         started.elapsed()
     );
     let catalog = writer.catalog.clone();
-    wait_until(
-        "the delete and the second delete failed",
-        Duration::from_secs(10),
-        || {
-            let failed = catalog.stats().undelivered_invalidations;
-            async move { failed >= 2 }
-        },
-    )
+    wait_until(10, "the delete and the second delete failed", || {
+        let failed = catalog.stats().undelivered_invalidations;
+        async move { failed >= 2 }
+    })
     .await;
     let stale = reader.name_of("out-1").await;
     assert_eq!(stale, "Before the outage", "Redis still holds it");
     proxy.set(ProxyMode::Pass);
-    wait_until(
-        "the delete reaches Redis",
-        Duration::from_secs(20),
-        || async move { reader.name_of("out-1").await == "During the outage" },
-    )
+    wait_until(20, "the delete reaches Redis", || async move {
+        reader.name_of("out-1").await == "During the outage"
+    })
     .await;
     // Nobody else read the new value, so the reader's refill came from PostgreSQL.
     assert!(reader.catalog.stats().db_product_reads > reads);
@@ -203,13 +185,13 @@ async fn the_invalidation_feed_resubscribes_after_redis_comes_back() {
     let writer = App::start(&direct).await;
     let catalog = follower.catalog.clone();
     proxy.set(ProxyMode::Blackhole);
-    wait_until("the feed is down", Duration::from_secs(10), || {
+    wait_until(10, "the feed is down", || {
         let live = catalog.invalidations_live();
         async move { !live }
     })
     .await;
     proxy.set(ProxyMode::Pass);
-    wait_until("the feed is back", Duration::from_secs(20), || {
+    wait_until(20, "the feed is back", || {
         let live = catalog.invalidations_live();
         async move { live }
     })
@@ -219,11 +201,9 @@ async fn the_invalidation_feed_resubscribes_after_redis_comes_back() {
     let body = product_body("New name", "shoes");
     assert_eq!(writer.put_product("feed-1", &body).await.status(), 200);
     let follower_ref = &follower;
-    wait_until(
-        "the follower drops its copy",
-        Duration::from_secs(5),
-        || async move { follower_ref.name_of("feed-1").await == "New name" },
-    )
+    wait_until(5, "the follower drops its copy", || async move {
+        follower_ref.name_of("feed-1").await == "New name"
+    })
     .await;
     follower.stop().await;
     writer.stop().await;

@@ -2,8 +2,6 @@
 //! cached as missing, and an expired hot entry is served stale while one reader
 //! refreshes it.
 
-use std::time::Duration;
-
 use chrono::Utc;
 use serde_json::Value;
 
@@ -30,14 +28,10 @@ async fn a_thousand_concurrent_requests_for_a_cold_product_cause_one_database_qu
         .map(|_| tokio::spawn(app.http.get(&url).send()))
         .collect();
     let catalog = app.catalog.clone();
-    wait_until(
-        "all 1000 requests missed L1",
-        Duration::from_secs(60),
-        || {
-            let misses = catalog.stats().l1_misses;
-            async move { misses == 1000 }
-        },
-    )
+    wait_until(60, "all 1000 requests missed L1", || {
+        let misses = catalog.stats().l1_misses;
+        async move { misses == 1000 }
+    })
     .await;
     lock.commit().await.unwrap();
     for request in requests {
@@ -67,21 +61,17 @@ async fn unknown_skus_are_cached_as_missing_until_the_product_is_created() {
         .unwrap()
         .conn();
     let key = format!("{}catalog:p:ghost-1", config.redis.prefix);
-    wait_until(
-        "the negative entry is in Redis",
-        Duration::from_secs(5),
-        || {
-            let (mut redis, key) = (redis.clone(), key.clone());
-            async move {
-                let found: Option<String> = redis::cmd("GET")
-                    .arg(&key)
-                    .query_async(&mut redis)
-                    .await
-                    .unwrap();
-                found.is_some()
-            }
-        },
-    )
+    wait_until(5, "the negative entry is in Redis", || {
+        let (mut redis, key) = (redis.clone(), key.clone());
+        async move {
+            let found: Option<String> = redis::cmd("GET")
+                .arg(&key)
+                .query_async(&mut redis)
+                .await
+                .unwrap();
+            found.is_some()
+        }
+    })
     .await;
     let second = App::start(&config).await;
     assert_eq!(second.get("/v1/products/ghost-1").await.status(), 404);
@@ -93,11 +83,9 @@ async fn unknown_skus_are_cached_as_missing_until_the_product_is_created() {
     assert_eq!(created.status(), 201);
     assert_eq!(first.name_of("ghost-1").await, "Now real");
     let second_ref = &second;
-    wait_until(
-        "the second process sees the product",
-        Duration::from_secs(5),
-        || async move { second_ref.get("/v1/products/ghost-1").await.status() == 200 },
-    )
+    wait_until(5, "the second process sees the product", || async move {
+        second_ref.get("/v1/products/ghost-1").await.status() == 200
+    })
     .await;
     first.stop().await;
     second.stop().await;
@@ -129,35 +117,27 @@ async fn an_expired_entry_is_served_stale_while_one_background_refresh_replaces_
         }
     };
     let entry = &entry;
-    wait_until(
-        "the entry is in Redis",
-        Duration::from_secs(5),
-        || async move { entry().await.is_some() },
-    )
+    wait_until(5, "the entry is in Redis", || async move {
+        entry().await.is_some()
+    })
     .await;
     sqlx::query("UPDATE products SET name = 'New name' WHERE sku = 'swr-1'")
         .execute(&env.pool)
         .await
         .unwrap();
-    wait_until(
-        "the entry's logical TTL is over",
-        Duration::from_secs(5),
-        || async move {
-            let expires = entry().await.unwrap()["expires_at_ms"].as_i64().unwrap();
-            Utc::now().timestamp_millis() > expires
-        },
-    )
+    wait_until(5, "the entry's logical TTL is over", || async move {
+        let expires = entry().await.unwrap()["expires_at_ms"].as_i64().unwrap();
+        Utc::now().timestamp_millis() > expires
+    })
     .await;
     assert_eq!(
         app.name_of("swr-1").await,
         "Old name",
         "served stale, at once"
     );
-    wait_until(
-        "the refresh replaced the entry",
-        Duration::from_secs(5),
-        || async move { entry().await.unwrap()["value"]["name"] == "New name" },
-    )
+    wait_until(5, "the refresh replaced the entry", || async move {
+        entry().await.unwrap()["value"]["name"] == "New name"
+    })
     .await;
     assert_eq!(app.name_of("swr-1").await, "New name");
     assert_eq!(app.catalog.stats().db_product_reads, 2);

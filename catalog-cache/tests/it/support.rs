@@ -3,10 +3,8 @@
 //! `Arc<Catalog>` so tests can read its counters and breaker. Waits are on observable
 //! conditions with deadlines, never sleeps.
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use flashgate_catalog::{Catalog, ProductInput};
 use flashgate_common::Config;
@@ -19,10 +17,10 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// The admin token the test config sets.
-pub const ADMIN: &str = "test-admin-token";
+pub(crate) const ADMIN: &str = "test-admin-token";
 
 /// A fresh environment and its config after `tweak`.
-pub async fn setup(tweak: impl FnOnce(&mut Config)) -> (TestEnv, Config) {
+pub(crate) async fn setup(tweak: impl FnOnce(&mut Config)) -> (TestEnv, Config) {
     let env = TestEnv::new().await;
     let mut config = env.config.clone();
     tweak(&mut config);
@@ -31,7 +29,7 @@ pub async fn setup(tweak: impl FnOnce(&mut Config)) -> (TestEnv, Config) {
 }
 
 /// One running catalog process.
-pub struct App {
+pub(crate) struct App {
     pub catalog: Arc<Catalog>,
     pub addr: SocketAddr,
     pub http: reqwest::Client,
@@ -41,7 +39,7 @@ pub struct App {
 
 impl App {
     /// Starts a catalog with `config` and waits until it follows invalidations.
-    pub async fn start(config: &Config) -> Self {
+    pub(crate) async fn start(config: &Config) -> Self {
         let catalog = Arc::new(Catalog::connect(config).await.unwrap());
         let listener = flashgate_common::http::bind(([127, 0, 0, 1], 0).into()).unwrap();
         let addr = listener.local_addr().unwrap();
@@ -58,41 +56,37 @@ impl App {
             serving,
         };
         let catalog = app.catalog.clone();
-        wait_until(
-            "the invalidation feed is live",
-            Duration::from_secs(10),
-            || {
-                let live = catalog.invalidations_live();
-                async move { live }
-            },
-        )
+        wait_until(10, "the invalidation feed is live", || {
+            let live = catalog.invalidations_live();
+            async move { live }
+        })
         .await;
         app
     }
 
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
 
-    pub async fn get(&self, path: &str) -> reqwest::Response {
+    pub(crate) async fn get(&self, path: &str) -> reqwest::Response {
         self.http.get(self.url(path)).send().await.unwrap()
     }
 
     /// The JSON body of a `GET path` that must answer 200.
-    pub async fn get_json(&self, path: &str) -> Value {
+    pub(crate) async fn get_json(&self, path: &str) -> Value {
         let response = self.get(path).await;
         assert_eq!(response.status(), 200, "GET {path}");
         response.json().await.unwrap()
     }
 
     /// The name of product `sku` as this catalog serves it.
-    pub async fn name_of(&self, sku: &str) -> String {
+    pub(crate) async fn name_of(&self, sku: &str) -> String {
         let product = self.get_json(&format!("/v1/products/{sku}")).await;
         product["name"].as_str().unwrap().to_owned()
     }
 
     /// The names on the first listing page.
-    pub async fn listed_names(&self) -> Vec<String> {
+    pub(crate) async fn listed_names(&self) -> Vec<String> {
         let page = self.get_json("/v1/products?limit=100").await;
         let products = page["products"].as_array().unwrap();
         let names = products
@@ -102,28 +96,28 @@ impl App {
     }
 
     /// `PUT /admin/v1/products/{sku}` with the admin token.
-    pub async fn put_product(&self, sku: &str, body: &Value) -> reqwest::Response {
+    pub(crate) async fn put_product(&self, sku: &str, body: &Value) -> reqwest::Response {
         let url = self.url(&format!("/admin/v1/products/{sku}"));
         let put = self.http.put(url).bearer_auth(ADMIN).json(body);
         put.send().await.unwrap()
     }
 
     /// Stops the catalog; it must stop cleanly.
-    pub async fn stop(self) {
+    pub(crate) async fn stop(self) {
         self.shutdown.cancel();
         self.serving.await.unwrap().unwrap();
     }
 }
 
 /// A product body named `name`.
-pub fn product_body(name: &str, category: &str) -> Value {
+pub(crate) fn product_body(name: &str, category: &str) -> Value {
     json!({ "name": name, "category": category, "price": 4999, "currency": "eur",
             "description": "for the test", "attributes": { "size": "42" },
             "images": ["https://img.example/1.jpg"] })
 }
 
 /// Writes a product straight to PostgreSQL, behind every cache's back.
-pub async fn create_product(pool: &PgPool, sku: &str, name: &str, category: &str) {
+pub(crate) async fn create_product(pool: &PgPool, sku: &str, name: &str, category: &str) {
     let input: ProductInput = serde_json::from_value(product_body(name, category)).unwrap();
     let sku = Sku::parse(sku).unwrap();
     flashgate_catalog::upsert_product(pool, &sku, &input, "eur")
@@ -132,7 +126,7 @@ pub async fn create_product(pool: &PgPool, sku: &str, name: &str, category: &str
 }
 
 /// Creates a sale of `sku` with `stock` units in PostgreSQL.
-pub async fn create_sale(pool: &PgPool, sale: &str, sku: &str, stock: i32) {
+pub(crate) async fn create_sale(pool: &PgPool, sale: &str, sku: &str, stock: i32) {
     sqlx::query(
         "INSERT INTO sales (id, sku, stock, price, currency, rate_per_second, burst)
          VALUES ($1, $2, $3, 4999, 'eur', 100, 100)",
@@ -146,21 +140,10 @@ pub async fn create_sale(pool: &PgPool, sale: &str, sku: &str, stock: i32) {
 }
 
 /// Publishes a sale's live counters to Redis, as the workers do.
-pub async fn write_terms(config: &Config, sale: &str, terms: SaleTerms) {
+pub(crate) async fn write_terms(config: &Config, sale: &str, terms: SaleTerms) {
     let redis = Redis::connect(&config.redis).unwrap();
     let sale = SaleId::parse(sale).unwrap();
     redis.write_terms(&sale, &terms).await.unwrap();
 }
 
-/// Calls `check` every 20 ms until it holds, failing the test after `within`.
-pub async fn wait_until<F, Fut>(what: &str, within: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + within;
-    while !check().await {
-        assert!(Instant::now() < deadline, "gave up waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+pub(crate) use flashgate_common::testkit::wait_until;

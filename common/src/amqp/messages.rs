@@ -60,6 +60,11 @@ pub struct IssuedTicket {
     pub payment_method: Option<PaymentMethodId>,
     /// When the door issued it.
     pub issued_at: DateTime<Utc>,
+    /// The `x-request-id` of the request that took it, so the worker's log lines about the
+    /// ticket carry it even when the ticket travelled in a batch with others. Absent in
+    /// messages from doors that predate it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 /// Messages on the payments queue.
@@ -114,6 +119,7 @@ mod tests {
             quantity: Quantity::parse(1, 10).unwrap(),
             payment_method: None,
             issued_at: Utc::now(),
+            request_id: Some(format!("req-{seq}")),
         }
     }
 
@@ -130,6 +136,20 @@ mod tests {
         assert_eq!(back, batch);
         let seqs: Vec<i64> = back.into_tickets().iter().map(|t| t.seq).collect();
         assert_eq!(seqs, [1, 2]);
+    }
+
+    #[test]
+    fn each_ticket_of_a_batch_keeps_its_own_request_id() {
+        let batch = TicketMessage::of(vec![ticket(1), ticket(2)]);
+        let json = serde_json::to_value(&batch).unwrap();
+        assert_eq!(json["tickets"][0]["request_id"], "req-1");
+        assert_eq!(json["tickets"][1]["request_id"], "req-2");
+        // A door that predates the field sends none; the ticket still parses.
+        let mut old = json["tickets"][0].clone();
+        old.as_object_mut().unwrap().remove("request_id");
+        old["type"] = "ticket.issued.v1".into();
+        let parsed: TicketMessage = serde_json::from_value(old).unwrap();
+        assert_eq!(parsed.into_tickets()[0].request_id, None);
     }
 
     #[test]

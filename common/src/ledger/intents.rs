@@ -52,6 +52,17 @@ pub enum Applied {
     UnknownOrder,
 }
 
+impl Applied {
+    /// The order as it stands after the event, if there is one.
+    pub fn order(&self) -> Option<&OrderRef> {
+        match self {
+            Self::Changed(change) | Self::RefundNeeded(change) => Some(&change.order),
+            Self::Unchanged(order) | Self::ForeignIntent(order) => Some(order),
+            Self::UnknownOrder => None,
+        }
+    }
+}
+
 /// Applies `outcome` of `payment_intent_id` to `order_id`, in the caller's transaction.
 /// A final outcome (succeeded, canceled) also records that Stripe has had its last word on
 /// this order, which takes it out of reconciliation.

@@ -115,7 +115,7 @@ pub async fn lock_order(tx: &mut PgConnection, order_id: Uuid) -> sqlx::Result<O
 
 /// A sale id read back from the database; one that does not parse is an error, not a
 /// row left out.
-pub(crate) fn sale_id(value: String) -> sqlx::Result<SaleId> {
+pub fn sale_id(value: String) -> sqlx::Result<SaleId> {
     SaleId::parse(value).map_err(|e| sqlx::Error::Decode(Box::new(e)))
 }
 

@@ -4,8 +4,10 @@
 //! proxy stands in front of a real service to make it disappear, hang or lose answers.
 
 mod proxy;
+mod wait;
 
 pub use proxy::{FaultProxy, ProxyMode};
+pub use wait::{assert_problem, poll_until, wait_until};
 
 use secrecy::SecretString;
 use sqlx::{AssertSqlSafe, Connection, Executor, PgConnection, PgPool};

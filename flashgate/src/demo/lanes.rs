@@ -11,13 +11,13 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 
 /// The set of clients.
 #[derive(Debug)]
-pub struct Lanes {
+pub(super) struct Lanes {
     permits: Semaphore,
     idle: Mutex<Vec<reqwest::Client>>,
 }
 
 /// One client, lent for one request; returned when dropped.
-pub struct Lane<'a> {
+pub(super) struct Lane<'a> {
     lanes: &'a Lanes,
     client: Option<reqwest::Client>,
     _permit: SemaphorePermit<'a>,
@@ -25,7 +25,7 @@ pub struct Lane<'a> {
 
 impl Lanes {
     /// `count` clients of one connection each.
-    pub fn new(count: usize) -> reqwest::Result<Self> {
+    pub(super) fn new(count: usize) -> reqwest::Result<Self> {
         let clients = (0..count.max(1))
             .map(|_| reqwest::Client::builder().pool_max_idle_per_host(1).build())
             .collect::<reqwest::Result<Vec<_>>>()?;
@@ -36,7 +36,7 @@ impl Lanes {
     }
 
     /// Waits for a free client.
-    pub async fn take(&self) -> Lane<'_> {
+    pub(super) async fn take(&self) -> Lane<'_> {
         let permit = self
             .permits
             .acquire()

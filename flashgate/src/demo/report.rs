@@ -50,7 +50,7 @@ fn throttled(summary: &Summary) -> u64 {
 }
 
 /// The summary as JSON (for `--json`).
-pub fn json(summary: &Summary, args: &DemoArgs) -> Value {
+pub(super) fn json(summary: &Summary, args: &DemoArgs) -> Value {
     let (tickets, finals) = (to_ticket(summary), to_final(summary));
     json!({
         "sale": summary.sale,
@@ -67,7 +67,7 @@ pub fn json(summary: &Summary, args: &DemoArgs) -> Value {
 }
 
 /// Prints the summary.
-pub fn print(summary: &Summary, args: &DemoArgs) {
+pub(super) fn print(summary: &Summary, args: &DemoArgs) {
     println!();
     println!(
         "flashgate demo: sale {} ({} units, {} shoppers at once)",

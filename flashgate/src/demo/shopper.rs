@@ -10,7 +10,7 @@ use serde_json::json;
 
 /// How a shopper pays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Payer {
+pub(super) enum Payer {
     /// Card charged by the worker (`pm_card_visa`).
     ServerCard,
     /// A card that is declined (`pm_card_chargeDeclined`).
@@ -51,7 +51,7 @@ struct Payment {
 
 /// The endpoints a shopper talks to.
 #[derive(Debug, Clone)]
-pub struct Shop {
+pub(super) struct Shop {
     /// Front door base URL.
     pub door: String,
     /// Stripe API base URL (for the browser confirmation).
@@ -66,7 +66,7 @@ pub struct Shop {
 }
 
 /// Runs one shopper to the end, or until `deadline`.
-pub async fn shop(shop: Shop, customer: String, payer: Payer, deadline: Instant) -> Outcome {
+pub(super) async fn shop(shop: Shop, customer: String, payer: Payer, deadline: Instant) -> Outcome {
     let started = Instant::now();
     let mut throttled = 0;
     let end = |status: &str, to_ticket, throttled, waitlisted| Outcome {

@@ -1,23 +1,10 @@
 //! Bad input at the door gets problem+json 4xx, never a 5xx.
 
-use reqwest::Response;
 use serde_json::{Value, json};
 
-use crate::support::Stack;
+use flashgate_common::testkit::assert_problem;
 
-async fn assert_problem(response: Response, status: u16, code: &str, case: &str) {
-    assert_eq!(response.status().as_u16(), status, "{case}");
-    let content_type = response.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    assert_eq!(content_type, "application/problem+json", "{case}");
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["code"], code, "{case}: {body}");
-    assert_eq!(body["status"], status, "{case}");
-    assert!(body["type"].as_str().unwrap().ends_with(code), "{case}");
-    assert!(!body["detail"].as_str().unwrap().is_empty(), "{case}");
-}
+use crate::support::Stack;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_ticket_requests_get_problem_json_4xx() {

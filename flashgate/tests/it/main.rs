@@ -8,7 +8,6 @@ mod door;
 mod failover;
 mod lost;
 mod outages;
-mod payments;
 mod reservations;
 mod support;
-mod webhooks;
+mod trail;

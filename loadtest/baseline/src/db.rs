@@ -5,7 +5,7 @@ use sqlx::{PgConnection, PgPool, Row};
 
 /// What a checkout came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Checkout {
+pub(crate) enum Checkout {
     /// The order was written; its id.
     Ordered(i64),
     /// This customer already ordered in this sale.
@@ -18,7 +18,7 @@ pub enum Checkout {
 
 /// A sale's terms and what its orders add up to (they must agree: no oversell).
 #[derive(Debug, Clone, Serialize)]
-pub struct SaleState {
+pub(crate) struct SaleState {
     /// Units for sale.
     pub stock: i32,
     /// Units sold, as the sale row says.
@@ -30,7 +30,7 @@ pub struct SaleState {
 }
 
 /// Creates the tables if they are missing.
-pub async fn create_schema(pool: &PgPool) -> sqlx::Result<()> {
+pub(crate) async fn create_schema(pool: &PgPool) -> sqlx::Result<()> {
     sqlx::raw_sql(
         "CREATE TABLE IF NOT EXISTS baseline_sales (
              id    TEXT PRIMARY KEY,
@@ -51,7 +51,7 @@ pub async fn create_schema(pool: &PgPool) -> sqlx::Result<()> {
 }
 
 /// Creates a sale, or resets it (its orders are deleted).
-pub async fn put_sale(pool: &PgPool, sale: &str, stock: i32) -> sqlx::Result<()> {
+pub(crate) async fn put_sale(pool: &PgPool, sale: &str, stock: i32) -> sqlx::Result<()> {
     let mut tx = pool.begin().await?;
     sqlx::query("DELETE FROM baseline_orders WHERE sale_id = $1")
         .bind(sale)
@@ -70,7 +70,7 @@ pub async fn put_sale(pool: &PgPool, sale: &str, stock: i32) -> sqlx::Result<()>
 
 /// The textbook checkout: lock the sale row, check, insert the order, count it, commit.
 /// A refusal rolls back explicitly, so the row lock is released before the answer.
-pub async fn checkout(
+pub(crate) async fn checkout(
     pool: &PgPool,
     sale: &str,
     customer: &str,
@@ -124,7 +124,7 @@ async fn reserve(
 }
 
 /// A sale's terms and its orders' totals, if the sale exists.
-pub async fn sale_state(pool: &PgPool, sale: &str) -> sqlx::Result<Option<SaleState>> {
+pub(crate) async fn sale_state(pool: &PgPool, sale: &str) -> sqlx::Result<Option<SaleState>> {
     let row = sqlx::query(
         "SELECT s.stock, s.sold, count(o.id), COALESCE(sum(o.quantity), 0)::BIGINT
          FROM baseline_sales s LEFT JOIN baseline_orders o ON o.sale_id = s.id

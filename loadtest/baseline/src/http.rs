@@ -17,7 +17,7 @@ use sqlx::PgPool;
 use crate::db::{self, Checkout};
 
 /// The routes.
-pub fn router(pool: PgPool) -> Router {
+pub(crate) fn router(pool: PgPool) -> Router {
     Router::new()
         .route("/checkout", post(checkout))
         .route("/sales/{id}", get(get_sale).put(put_sale))

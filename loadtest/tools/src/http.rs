@@ -21,7 +21,7 @@ use tokio::net::TcpStream;
 
 /// `http-bench` options.
 #[derive(Debug, Clone, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Server address, `host:port`.
     #[arg(long)]
     addr: String,
@@ -49,7 +49,7 @@ pub struct Args {
 type Sample = (u32, u32, u16);
 
 /// Runs the bench and returns its report.
-pub async fn run(args: Args) -> anyhow::Result<Value> {
+pub(crate) async fn run(args: Args) -> anyhow::Result<Value> {
     let paths = Arc::new(load_paths(&args)?);
     let counter = Arc::new(AtomicU64::new(0));
     // Every connection is open before the clock starts, so no scheduled request waits for

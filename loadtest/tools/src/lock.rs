@@ -14,7 +14,7 @@ use sqlx::{PgPool, Row};
 
 /// `lock-bench` options.
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// PostgreSQL URL.
     #[arg(
         long,
@@ -33,7 +33,7 @@ pub struct Args {
 }
 
 /// Runs the bench and returns its report.
-pub async fn run(args: Args) -> anyhow::Result<Value> {
+pub(crate) async fn run(args: Args) -> anyhow::Result<Value> {
     let pool = PgPoolOptions::new()
         .max_connections(args.clients)
         .min_connections(args.clients)

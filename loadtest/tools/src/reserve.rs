@@ -26,7 +26,7 @@ use crate::worker::Worker;
 
 /// `reserve-bench` options.
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Tickets to preload and drain.
     #[arg(long, default_value_t = 20_000)]
     tickets: usize,
@@ -54,7 +54,7 @@ pub struct Args {
 }
 
 /// Runs the bench and returns its report.
-pub async fn run(config: Config, args: Args) -> anyhow::Result<Value> {
+pub(crate) async fn run(config: Config, args: Args) -> anyhow::Result<Value> {
     anyhow::ensure!(
         args.tickets > 0 && args.sales > 0 && args.per_message > 0,
         "tickets, sales and per-message must be > 0"
@@ -138,6 +138,7 @@ fn ticket(sales: &[String], i: usize) -> anyhow::Result<IssuedTicket> {
         quantity: Quantity::parse(1, 1)?,
         payment_method: None,
         issued_at: chrono::Utc::now(),
+        request_id: None,
     })
 }
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 /// p50, p99 and max of `samples`, in milliseconds.
-pub fn latency(samples: &mut [Duration]) -> Value {
+pub(crate) fn latency(samples: &mut [Duration]) -> Value {
     samples.sort_unstable();
     let at = |q: f64| -> f64 {
         if samples.is_empty() {

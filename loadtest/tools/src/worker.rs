@@ -8,7 +8,7 @@ use anyhow::Context;
 use tokio::process::{Child, Command};
 
 /// A running worker; stopped with [`Worker::stop`], killed if dropped.
-pub struct Worker {
+pub(crate) struct Worker {
     child: Child,
 }
 
@@ -16,7 +16,7 @@ impl Worker {
     /// Starts `flashgate worker` with this process's environment, listening on `listen`.
     /// Stripe points at a closed port and one payment runs at a time, so payments wait
     /// (retrying with back-off) and take no CPU from the reservations being measured.
-    pub fn start(binary: &Path, listen: &str, log: &Path) -> anyhow::Result<Self> {
+    pub(crate) fn start(binary: &Path, listen: &str, log: &Path) -> anyhow::Result<Self> {
         let log = std::fs::File::create(log).context("creating the worker log")?;
         let child = Command::new(binary)
             .arg("worker")
@@ -36,7 +36,7 @@ impl Worker {
 
     /// CPU seconds (user + system) the worker has used so far, from `/proc` (whose clock
     /// ticks are 1/100 s on Linux).
-    pub fn cpu_secs(&self) -> Option<f64> {
+    pub(crate) fn cpu_secs(&self) -> Option<f64> {
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()?)).ok()?;
         let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
         let ticks: u64 =
@@ -45,7 +45,7 @@ impl Worker {
     }
 
     /// SIGTERM, then SIGKILL if it has not exited within five seconds.
-    pub async fn stop(mut self) -> anyhow::Result<()> {
+    pub(crate) async fn stop(mut self) -> anyhow::Result<()> {
         if let Some(pid) = self.child.id() {
             Command::new("kill")
                 .args(["-TERM", &pid.to_string()])

@@ -112,7 +112,14 @@ async fn cancel(ctx: &Context, order: &Effect) -> Result<bool> {
     };
     let resolved = match (intent, outcome) {
         (Some(intent), Some(outcome)) => {
-            resolve::apply(ctx, order.id, &intent, &outcome).await?;
+            resolve::apply(
+                ctx,
+                "hold expired after stripe",
+                order.id,
+                &intent,
+                &outcome,
+            )
+            .await?;
             matches!(outcome, IntentOutcome::Succeeded | IntentOutcome::Canceled)
         }
         // Never created, or Stripe has no such PaymentIntent: nothing can charge it.
@@ -159,6 +166,9 @@ async fn release_without_intent(ctx: &Context, order: Uuid) -> Result<()> {
     let mut tx = ctx.pool.begin().await?;
     let change = ledger::release(&mut tx, order, Release::Expired, None).await?;
     tx.commit().await?;
+    if let Some(change) = &change {
+        flashgate_common::trail::order("hold expired", &change.order);
+    }
     if let Some(change) = change
         && let Err(e) = ledger::publish_changes(&ctx.redis, &[change]).await
     {

@@ -60,6 +60,7 @@ const RETENTION_EVERY: Duration = Duration::from_secs(3600);
 const EXPIRY_BATCHES: usize = 20;
 
 /// One pass of every step; failures are logged and retried at the next tick.
+#[tracing::instrument(name = "sweep", skip_all)]
 pub async fn sweep(ctx: &Context) {
     let batch = ctx.config.worker.sweep_batch;
     for _ in 0..EXPIRY_BATCHES {

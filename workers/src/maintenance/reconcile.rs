@@ -59,9 +59,10 @@ pub async fn reconcile(ctx: &Context, older_than: Duration, limit: i64) -> Resul
     Ok(report)
 }
 
+#[tracing::instrument(name = "reconcile", skip(ctx))]
 async fn reconcile_one(ctx: &Context, order: Uuid, intent: &str) -> Result<bool> {
     let outcome = resolve::outcome(&resolve::retrieve(ctx, intent).await?);
-    let applied = resolve::apply(ctx, order, intent, &outcome).await?;
+    let applied = resolve::apply(ctx, "reconciled", order, intent, &outcome).await?;
     let moved = matches!(applied, Applied::Changed(_) | Applied::RefundNeeded(_));
     if moved {
         metrics::counter!("orders_reconciled_total").increment(1);

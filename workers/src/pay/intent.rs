@@ -19,6 +19,7 @@ use flashgate_common::ledger::payment::PaymentClaim;
 use flashgate_common::ledger::{self, Change, IntentOutcome, Release};
 use flashgate_common::live::tickets::StatusUpdate;
 use flashgate_common::stripe::{Failure, with_retries};
+use flashgate_common::trail;
 use stripe::StripeRequest;
 use stripe_core::PaymentIntent;
 use stripe_core::payment_intent::{CreatePaymentIntent, SearchPaymentIntent};
@@ -47,10 +48,12 @@ pub enum Paid {
 }
 
 /// Runs the chain for `order_id`.
+#[tracing::instrument(name = "pay", skip_all, fields(order = %order_id, ticket))]
 pub async fn pay(ctx: &Context, order_id: Uuid) -> Result<Paid> {
     let Some(claimed) = ledger::payment::claim_payment(&ctx.pool, order_id).await? else {
         return Ok(Paid::Skipped);
     };
+    tracing::Span::current().record("ticket", tracing::field::display(claimed.ticket_id));
     let existing = if key_may_be_forgotten(claimed.requested_at) {
         find_existing(ctx, order_id).await?
     } else {
@@ -69,7 +72,14 @@ pub async fn pay(ctx: &Context, order_id: Uuid) -> Result<Paid> {
             }
             // Stripe already said how it ended: bind and apply it in one commit, so a
             // failure leaves the order `reserved` and the retry finds the same intent.
-            resolve::apply(ctx, order_id, intent.id.as_str(), &outcome).await?;
+            resolve::apply(
+                ctx,
+                "payment answered",
+                order_id,
+                intent.id.as_str(),
+                &outcome,
+            )
+            .await?;
             Ok(Paid::Settled)
         }
         Err(Failure::Card {
@@ -143,6 +153,12 @@ async fn store(
     if status != Some(OrderStatus::PaymentPending) {
         return Ok(());
     }
+    trail::payment_started(
+        claimed.ticket_id,
+        order_id,
+        &claimed.sale_id,
+        intent.id.as_str(),
+    );
     let update = StatusUpdate {
         sale: claimed.sale_id.clone(),
         ticket: claimed.ticket_id,
@@ -176,6 +192,9 @@ async fn decline(ctx: &Context, order_id: Uuid, code: &str, intent: Option<Strin
     .await?;
     tx.commit().await?;
     metrics::counter!("payments_declined_total").increment(1);
+    if let Some(change) = &change {
+        trail::order("payment declined", &change.order);
+    }
     if let Some(change) = change
         && let Err(e) = ledger::publish_changes(&ctx.redis, &[change]).await
     {

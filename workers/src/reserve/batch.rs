@@ -14,7 +14,7 @@ use flashgate_common::amqp::ticket_count;
 use crate::Result;
 
 /// The next batch, or `None` on shutdown before any delivery arrived.
-pub async fn collect(
+pub(super) async fn collect(
     consumer: &mut Consumer,
     max: usize,
     wait: Duration,

@@ -8,7 +8,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use flashgate_common::amqp::messages::IssuedTicket;
 use flashgate_common::domain::{OrderStatus, SaleId, SaleTerms, TicketStatus};
-use flashgate_common::ledger::reserve::{self, Candidate, Plan, SaleRow};
+use flashgate_common::ledger::{
+    self,
+    reserve::{self, Candidate, Plan, SaleRow},
+};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -187,9 +190,8 @@ async fn already_decided(
     )
     .fetch_all(&mut *tx)
     .await?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|r| {
+    rows.into_iter()
+        .map(|r| {
             let order_status = r.order_status.as_deref().and_then(OrderStatus::parse);
             let status = match (order_status, r.decision.as_str()) {
                 (Some(order), _) => order.ticket_status().unwrap_or(TicketStatus::Expired),
@@ -204,7 +206,7 @@ async fn already_decided(
                 client_secret: r.client_secret.filter(|_| r.payment_method.is_none()),
                 needs_payment: order_status == Some(OrderStatus::Reserved),
             };
-            Some((r.id, (SaleId::parse(r.sale_id).ok()?, outcome)))
+            Ok((r.id, (ledger::sale_id(r.sale_id)?, outcome)))
         })
-        .collect())
+        .collect()
 }

@@ -13,7 +13,7 @@ use crate::context::Context;
 
 /// Publishes the outcome of a committed batch. Only the payment task must succeed: Redis
 /// is a cache, rewritten by every later step and healed from PostgreSQL by the poll path.
-pub async fn emit(ctx: &Context, batch: &Batch) -> Result<()> {
+pub(super) async fn emit(ctx: &Context, batch: &Batch) -> Result<()> {
     if let Err(e) = publish_live(ctx, batch).await {
         metrics::counter!("worker_redis_write_failures_total").increment(1);
         tracing::warn!(error = ?e, "statuses not published to redis");

@@ -23,7 +23,7 @@ use crate::session::{self, Action};
 const EMIT_ATTEMPTS: u32 = 5;
 
 /// A batch as the first stage hands it over.
-pub struct Handoff {
+pub(super) struct Handoff {
     /// What was decided and committed (none if the decision failed).
     pub batch: Option<Batch>,
     /// Tickets that can never be decided but came in a message with others: each is
@@ -34,7 +34,7 @@ pub struct Handoff {
 }
 
 /// Publishes and answers batches in order until the first stage hangs up.
-pub async fn emitter(
+pub(super) async fn emitter(
     ctx: Arc<Context>,
     mut batches: Receiver<Handoff>,
     shutdown: CancellationToken,

@@ -96,6 +96,7 @@ async fn decide_loop(
 }
 
 /// Decodes and decides one batch of deliveries, and says what to do with each.
+#[tracing::instrument(name = "reserve_batch", skip_all, fields(messages = deliveries.len(), tickets))]
 async fn decide_deliveries(
     ctx: &Context,
     deliveries: Vec<Delivery>,
@@ -124,9 +125,11 @@ async fn decide_deliveries(
             }
         }
     }
+    tracing::Span::current().record("tickets", tickets.len());
     let mut strays = Vec::new();
     let batch = match decide_isolating(ctx, &tickets, shutdown).await {
         Ok(batch) => {
+            trail(&tickets, &batch);
             for ticket in &batch.unknown {
                 tracing::error!(%ticket, "ticket that can never be decided: dead-lettering it");
                 match owners.get(ticket) {
@@ -158,6 +161,29 @@ async fn decide_deliveries(
         batch,
         strays,
         deliveries: deliveries.into_iter().zip(actions).collect(),
+    }
+}
+
+/// One trail line per ticket decided (promotions from the wait-list included), with the
+/// request id the door put in the ticket.
+fn trail(tickets: &[IssuedTicket], batch: &Batch) {
+    if !tracing::enabled!(target: flashgate_common::trail::TARGET, tracing::Level::INFO) {
+        return;
+    }
+    let requests: HashMap<Uuid, &str> = tickets
+        .iter()
+        .filter_map(|t| Some((t.ticket_id, t.request_id.as_deref()?)))
+        .collect();
+    for sale in &batch.sales {
+        for outcome in &sale.tickets {
+            flashgate_common::trail::decided(
+                outcome.ticket,
+                &sale.sale,
+                outcome.status,
+                outcome.order_id,
+                requests.get(&outcome.ticket).copied(),
+            );
+        }
     }
 }
 

@@ -63,18 +63,16 @@ async fn serve_sale(ctx: &Context, id: &SaleId) -> Result<usize> {
     tx.commit().await?;
     let promoted = tickets.len();
     let terms = terms.get(id).copied().unwrap_or(sale.terms);
-    emit::emit(
-        ctx,
-        &Batch {
-            sales: vec![Decided {
-                sale: id.clone(),
-                terms,
-                tickets,
-            }],
-            unknown: Vec::new(),
-        },
-    )
-    .await?;
+    let batch = Batch {
+        sales: vec![Decided {
+            sale: id.clone(),
+            terms,
+            tickets,
+        }],
+        unknown: Vec::new(),
+    };
+    super::trail(&[], &batch);
+    emit::emit(ctx, &batch).await?;
     Ok(promoted)
 }
 
@@ -133,6 +131,9 @@ async fn waiting(tx: &mut PgConnection, id: &SaleId) -> Result<Vec<Candidate>> {
 }
 
 async fn publish_closed(ctx: &Context, sale: &SaleId, closed: &[Uuid], terms: Option<SaleTerms>) {
+    for ticket in closed {
+        flashgate_common::trail::decided(*ticket, sale, TicketStatus::SoldOut, None, None);
+    }
     if let Some(terms) = terms
         && let Err(e) = ctx.redis.write_terms(sale, &terms).await
     {

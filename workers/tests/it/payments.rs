@@ -3,14 +3,14 @@
 
 use std::time::Duration;
 
-use flashgate::stack::Role;
+use crate::support::Role;
 use flashgate_common::testkit::ProxyMode;
 use lapin::options::BasicGetOptions;
 use serde_json::{Value, json};
 
 use crate::support::{
     Stack, WEBHOOK_SECRET, count, deliver, insert_reserved_order, intent_event, order_status,
-    pending_order, sign, start_behind_proxy, succeeded, wait_until,
+    pending_order, sign, sign_at, start_behind_proxy, succeeded, wait_until,
 };
 
 fn now() -> i64 {
@@ -90,8 +90,7 @@ async fn signature_attacks_are_refused_with_400_and_change_nothing() {
     let reserialized =
         serde_json::to_string_pretty(&serde_json::from_str::<Value>(&event).unwrap()).unwrap();
     let one_byte = event.replacen("1000", "1001", 1);
-    let signed_at =
-        |t: i64| flashgate_webhook::signature::sign(WEBHOOK_SECRET, t, event.as_bytes());
+    let signed_at = |t: i64| sign_at(&event, WEBHOOK_SECRET, t);
     let cases = [
         ("missing header", event.clone(), None),
         ("v0 only", event.clone(), Some(good.replace("v1=", "v0="))),

@@ -15,17 +15,17 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub use sink::Sink;
+pub(crate) use sink::Sink;
 
 /// The secret key every test client uses.
-pub const SECRET_KEY: &str = "sk_test_flashgate_it";
+pub(crate) const SECRET_KEY: &str = "sk_test_flashgate_it";
 /// The signing secret of the test webhook endpoint.
-pub const WEBHOOK_SECRET: &str = "whsec_test_flashgate_it";
+pub(crate) const WEBHOOK_SECRET: &str = "whsec_test_flashgate_it";
 /// Longest a test waits for anything.
-pub const PATIENCE: Duration = Duration::from_secs(5);
+pub(crate) const PATIENCE: Duration = Duration::from_secs(5);
 
 /// An emulator serving on a free port, its client, and its webhook receiver.
-pub struct TestApp {
+pub(crate) struct TestApp {
     pub sim: Sim,
     pub client: stripe::Client,
     pub addr: SocketAddr,
@@ -36,12 +36,12 @@ pub struct TestApp {
 
 impl TestApp {
     /// An emulator with default settings (fast webhook retries).
-    pub async fn spawn() -> Self {
+    pub(crate) async fn spawn() -> Self {
         Self::spawn_with(|_| {}).await
     }
 
     /// An emulator whose config `tune` adjusts.
-    pub async fn spawn_with(tune: impl FnOnce(&mut SimConfig)) -> Self {
+    pub(crate) async fn spawn_with(tune: impl FnOnce(&mut SimConfig)) -> Self {
         let sink = Sink::start().await;
         let mut config = SimConfig {
             webhook_endpoints: vec![WebhookEndpoint::new(sink.url.clone(), WEBHOOK_SECRET)],
@@ -67,12 +67,12 @@ impl TestApp {
     }
 
     /// A client of this emulator using another API key.
-    pub fn client_with_key(&self, key: &str) -> stripe::Client {
+    pub(crate) fn client_with_key(&self, key: &str) -> stripe::Client {
         client_for(self.addr, key)
     }
 
     /// The absolute URL of `path` on this emulator.
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
 }
@@ -92,14 +92,14 @@ fn client_for(addr: SocketAddr, key: &str) -> stripe::Client {
 }
 
 /// A PaymentIntent creation for `amount` cents with `order_id` metadata.
-pub fn create_order(amount: i64, order_id: &str) -> CreatePaymentIntent {
+pub(crate) fn create_order(amount: i64, order_id: &str) -> CreatePaymentIntent {
     let metadata = HashMap::from([("order_id".to_owned(), order_id.to_owned())]);
     CreatePaymentIntent::new(amount, Currency::USD).metadata(metadata)
 }
 
 /// The Stripe error and HTTP status of a failed call; panics on success or other errors.
 #[track_caller]
-pub fn stripe_error<T: std::fmt::Debug>(result: Result<T, StripeError>) -> (ApiErrors, u16) {
+pub(crate) fn stripe_error<T: std::fmt::Debug>(result: Result<T, StripeError>) -> (ApiErrors, u16) {
     match result {
         Err(StripeError::Stripe(error, status)) => (*error, status),
         other => panic!("expected a Stripe error, got {other:?}"),
@@ -107,7 +107,7 @@ pub fn stripe_error<T: std::fmt::Debug>(result: Result<T, StripeError>) -> (ApiE
 }
 
 /// The `code` of a Stripe error as Stripe spells it.
-pub fn code(error: &ApiErrors) -> String {
+pub(crate) fn code(error: &ApiErrors) -> String {
     error
         .code
         .as_ref()

@@ -18,7 +18,7 @@ use super::{PATIENCE, WEBHOOK_SECRET};
 
 /// One delivery as received.
 #[derive(Debug, Clone)]
-pub struct Received {
+pub(crate) struct Received {
     pub body: String,
     pub signature: String,
     pub content_type: String,
@@ -27,7 +27,7 @@ pub struct Received {
 
 impl Received {
     /// The event, verified with Stripe's own signature check and parsed with its types.
-    pub fn event(&self) -> Event {
+    pub(crate) fn event(&self) -> Event {
         Webhook::construct_event(&self.body, &self.signature, WEBHOOK_SECRET).unwrap()
     }
 }
@@ -39,7 +39,7 @@ struct SinkState {
 }
 
 /// The receiving end of a webhook endpoint.
-pub struct Sink {
+pub(crate) struct Sink {
     pub url: String,
     script: Arc<Mutex<VecDeque<u16>>>,
     deliveries: mpsc::UnboundedReceiver<Received>,
@@ -47,7 +47,7 @@ pub struct Sink {
 
 impl Sink {
     /// Starts a receiver on a free port.
-    pub async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let (sender, deliveries) = mpsc::unbounded_channel();
         let script = Arc::new(Mutex::new(VecDeque::new()));
         let state = SinkState {
@@ -68,12 +68,12 @@ impl Sink {
     }
 
     /// Answers the next deliveries with these statuses, in order.
-    pub fn answer_next(&self, statuses: &[u16]) {
+    pub(crate) fn answer_next(&self, statuses: &[u16]) {
         self.script.lock().unwrap().extend(statuses);
     }
 
     /// The next delivery; panics if none arrives in time.
-    pub async fn next(&mut self) -> Received {
+    pub(crate) async fn next(&mut self) -> Received {
         tokio::time::timeout(PATIENCE, self.deliveries.recv())
             .await
             .expect("no webhook delivery arrived in time")
@@ -81,7 +81,7 @@ impl Sink {
     }
 
     /// The next `n` deliveries' events, verified and parsed.
-    pub async fn events(&mut self, n: usize) -> Vec<Event> {
+    pub(crate) async fn events(&mut self, n: usize) -> Vec<Event> {
         let mut events = Vec::new();
         for _ in 0..n {
             events.push(self.next().await.event());
@@ -90,7 +90,7 @@ impl Sink {
     }
 
     /// True if nothing arrives within `wait`.
-    pub async fn quiet_for(&mut self, wait: Duration) -> bool {
+    pub(crate) async fn quiet_for(&mut self, wait: Duration) -> bool {
         tokio::time::timeout(wait, self.deliveries.recv())
             .await
             .is_err()

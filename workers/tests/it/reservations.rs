@@ -1,0 +1,380 @@
+//! The reservation engine: batched, idempotent under redelivery and crashes, correct with
+//! several worker processes, dead-lettering poison without stopping.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use flashgate_common::amqp::messages::TicketMessage;
+use flashgate_common::amqp::{Publisher, message_properties};
+use serde_json::Value;
+
+use crate::support::{Stack, count, issued_ticket, tickets, wait_until};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_thousand_tickets_for_a_hundred_units_grant_exactly_a_hundred_in_order_within_each_batch()
+ {
+    let stack = Stack::start().await;
+    // Without a wait-list, so the tickets that find nothing are told sold out at once.
+    stack
+        .create_sale_with(
+            "hot",
+            serde_json::json!({ "stock": 100, "rate_per_second": 100000, "burst": 100000, "waitlist": false }),
+        )
+        .await;
+    let shared = &stack;
+    let producers = (0..4).map(|p| {
+        let batch: Vec<_> = tickets("shopper-", 1, 2000, None)
+            .into_iter()
+            .filter(|(seq, _, _)| seq % 4 == p)
+            .collect();
+        async move { shared.publish_tickets("hot", &batch).await }
+    });
+    futures_util::future::join_all(producers).await;
+    wait_until(60, "all 2,000 tickets are decided", || async {
+        stack.decided("hot").await == 2000
+    })
+    .await;
+
+    assert_eq!(
+        count(
+            &stack,
+            "SELECT count(*) FROM orders WHERE sale_id = $1",
+            "hot"
+        )
+        .await,
+        100
+    );
+    assert_eq!(
+        count(
+            &stack,
+            "SELECT count(*) FROM tickets WHERE sale_id = $1 AND decision = 'sold_out'",
+            "hot"
+        )
+        .await,
+        1900
+    );
+    let (stock, reserved, sold) = stack.terms("hot").await;
+    assert_eq!((stock, reserved + sold), (100, 100));
+    let rows: Vec<(DateTime<Utc>, i64, String)> =
+        sqlx::query_as("SELECT decided_at, seq, decision FROM tickets WHERE sale_id = 'hot'")
+            .fetch_all(&stack.pool)
+            .await
+            .unwrap();
+    let mut batches: BTreeMap<DateTime<Utc>, (i64, i64)> = BTreeMap::new();
+    for (decided_at, seq, decision) in rows {
+        let (last_granted, first_refused) =
+            batches.entry(decided_at).or_insert((i64::MIN, i64::MAX));
+        if decision == "reserved" {
+            *last_granted = (*last_granted).max(seq);
+        } else {
+            *first_refused = (*first_refused).min(seq);
+        }
+    }
+    assert!(batches.len() > 1, "tickets were decided in batches");
+    for (at, (last_granted, first_refused)) in batches {
+        assert!(
+            last_granted < first_refused,
+            "batch at {at}: granted up to {last_granted}, refused from {first_refused}"
+        );
+    }
+    stack.assert_invariants("hot", Some(2000)).await;
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redelivered_batch_changes_nothing() {
+    let stack = Stack::start().await;
+    stack.create_sale("again", 10).await;
+    let batch = tickets("twice-", 1, 20, Some("pm_card_visa"));
+    let messages: Vec<_> = batch
+        .iter()
+        .map(|(seq, c, pm)| crate::support::ticket_message("again", *seq, c, *pm))
+        .collect();
+    let amqp = stack.direct_amqp();
+    let publisher = Publisher::new(amqp.clone());
+    let queue = amqp.topology().tickets();
+    for message in &messages {
+        publisher
+            .publish_json(&queue, "first", message, None)
+            .await
+            .unwrap();
+    }
+    wait_until(30, "20 tickets decided", || async {
+        stack.decided("again").await == 20
+    })
+    .await;
+    wait_until(30, "10 orders paid", || async {
+        stack.terms("again").await == (10, 0, 10)
+    })
+    .await;
+    let events_before = count(&stack, "SELECT count(*) FROM order_events e JOIN orders o ON o.id = e.order_id WHERE o.sale_id = $1", "again").await;
+
+    for message in &messages {
+        publisher
+            .publish_json(&queue, "redelivered", message, None)
+            .await
+            .unwrap();
+    }
+    let sentinel = crate::support::ticket_message("again", 21, "sentinel", None);
+    publisher
+        .publish_json(&queue, "sentinel", &sentinel, None)
+        .await
+        .unwrap();
+    wait_until(
+        30,
+        "the sentinel behind the redelivery is decided",
+        || async { stack.decided("again").await == 21 },
+    )
+    .await;
+
+    assert_eq!(stack.terms("again").await, (10, 0, 10));
+    assert_eq!(
+        count(
+            &stack,
+            "SELECT count(*) FROM orders WHERE sale_id = $1",
+            "again"
+        )
+        .await,
+        10
+    );
+    let events_after = count(&stack, "SELECT count(*) FROM order_events e JOIN orders o ON o.id = e.order_id WHERE o.sale_id = $1", "again").await;
+    assert_eq!(events_before, events_after);
+    stack.assert_invariants("again", Some(21)).await;
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_messages_are_dead_lettered_and_the_queue_keeps_flowing_and_can_be_replayed() {
+    let stack = Stack::start().await;
+    stack.create_sale("flowing", 5).await;
+    let amqp = stack.direct_amqp();
+    let publisher = Publisher::new(amqp.clone());
+    let queue = amqp.topology().tickets();
+    publisher
+        .publish(
+            "",
+            &queue,
+            b"{not json",
+            message_properties("garbage", None),
+        )
+        .await
+        .unwrap();
+    let orphan = crate::support::ticket_message("not-yet", 1, "early-bird", None);
+    publisher
+        .publish_json(&queue, "orphan", &orphan, None)
+        .await
+        .unwrap();
+    stack
+        .publish_tickets("flowing", &tickets("f-", 1, 3, None))
+        .await;
+    wait_until(30, "the good tickets are decided", || async {
+        stack.decided("flowing").await == 3
+    })
+    .await;
+    wait_until(30, "two dead letters", || async {
+        flashgate_workers::dlq::list(&amqp, 10).await.unwrap().len() == 2
+    })
+    .await;
+    let letters: Vec<Value> = flashgate_workers::dlq::list(&amqp, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|l| serde_json::to_value(l).unwrap())
+        .collect();
+    assert!(
+        letters
+            .iter()
+            .all(|l| l["reason"] == "rejected" && l["queue"] == queue.as_str()),
+        "{letters:?}"
+    );
+    assert!(letters.iter().any(|l| l["body"] == "{not json"));
+
+    stack.create_sale("not-yet", 5).await;
+    assert_eq!(flashgate_workers::dlq::replay(&amqp, 10).await.unwrap(), 2);
+    wait_until(30, "the replayed ticket is decided", || async {
+        stack.decided("not-yet").await == 1
+    })
+    .await;
+    wait_until(30, "the garbage is dead-lettered again", || async {
+        flashgate_workers::dlq::list(&amqp, 10).await.unwrap().len() == 1
+    })
+    .await;
+    assert_eq!(flashgate_workers::dlq::purge(&amqp).await.unwrap(), 1);
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ticket_that_cannot_be_decided_leaves_its_shared_message_alone_and_can_be_replayed() {
+    let stack = Stack::start().await;
+    stack.create_sale("known", 5).await;
+    let amqp = stack.direct_amqp();
+    let queue = amqp.topology().tickets();
+    let message = TicketMessage::of(vec![
+        issued_ticket("known", 1, "k-1", None),
+        issued_ticket("not-yet", 1, "early-bird", None),
+        issued_ticket("known", 2, "k-2", None),
+    ]);
+    Publisher::new(amqp.clone())
+        .publish_json(&queue, "mixed", &message, None)
+        .await
+        .unwrap();
+    wait_until(30, "the known sale's tickets are decided", || async {
+        stack.decided("known").await == 2
+    })
+    .await;
+    wait_until(30, "the stray ticket is dead-lettered", || async {
+        flashgate_workers::dlq::list(&amqp, 10).await.unwrap().len() == 1
+    })
+    .await;
+    let letters = flashgate_workers::dlq::list(&amqp, 10).await.unwrap();
+    let letter = serde_json::to_value(&letters[0]).unwrap();
+    assert_eq!(letter["queue"], queue.as_str());
+    assert_eq!(letter["reason"], "rejected");
+    assert_eq!(letter["body"]["type"], "ticket.issued.v1");
+    assert_eq!(letter["body"]["customer_id"], "early-bird");
+
+    stack.create_sale("not-yet", 5).await;
+    assert_eq!(flashgate_workers::dlq::replay(&amqp, 10).await.unwrap(), 1);
+    wait_until(30, "the replayed ticket is decided", || async {
+        stack.decided("not-yet").await == 1
+    })
+    .await;
+    assert!(
+        flashgate_workers::dlq::list(&amqp, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(stack.decided("known").await, 2, "nothing decided twice");
+    stack.assert_invariants("known", Some(2)).await;
+    stack.stop().await;
+}
+
+/// Publishes `tickets` as one message, as the door's group commit does.
+async fn publish_together(
+    stack: &Stack,
+    tickets: Vec<flashgate_common::amqp::messages::IssuedTicket>,
+) {
+    let amqp = stack.direct_amqp();
+    let queue = amqp.topology().tickets();
+    Publisher::new(amqp.clone())
+        .publish_json(&queue, "together", &TicketMessage::of(tickets), None)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_copies_of_one_ticket_far_apart_in_a_batch_are_decided_once() {
+    let stack = Stack::start().await;
+    stack.create_sale("twice", 5).await;
+    let first = issued_ticket("twice", 1, "forgotten", Some("pm_card_visa"));
+    // Redis forgot the claim and the door issued the same ticket again, later in line.
+    let mut again = first.clone();
+    again.seq = 3;
+    publish_together(
+        &stack,
+        vec![
+            first,
+            issued_ticket("twice", 2, "other", Some("pm_card_visa")),
+            again,
+        ],
+    )
+    .await;
+    wait_until(30, "both customers are decided", || async {
+        stack.decided("twice").await == 2
+    })
+    .await;
+    wait_until(30, "both are paid", || async {
+        stack.terms("twice").await == (5, 0, 2)
+    })
+    .await;
+    stack.assert_invariants("twice", Some(2)).await;
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ticket_the_database_refuses_for_good_does_not_sink_its_batch() {
+    let stack = Stack::start().await;
+    stack.create_sale("sunk", 5).await;
+    let mut poison = issued_ticket("sunk", 2, "poison", None);
+    poison.seq = -2; // breaks tickets.seq > 0: a message that can never be handled
+    publish_together(
+        &stack,
+        vec![
+            issued_ticket("sunk", 1, "good-1", Some("pm_card_visa")),
+            poison,
+            issued_ticket("sunk", 3, "good-2", Some("pm_card_visa")),
+        ],
+    )
+    .await;
+    wait_until(30, "the good tickets are decided and paid", || async {
+        stack.terms("sunk").await == (5, 0, 2)
+    })
+    .await;
+    let amqp = stack.direct_amqp();
+    wait_until(30, "the bad ticket alone is dead-lettered", || async {
+        flashgate_workers::dlq::list(&amqp, 10).await.unwrap().len() == 1
+    })
+    .await;
+    let letters = flashgate_workers::dlq::list(&amqp, 10).await.unwrap();
+    let letter = serde_json::to_value(&letters[0]).unwrap();
+    assert_eq!(letter["body"]["customer_id"], "poison");
+    stack.assert_invariants("sunk", Some(2)).await;
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_unit_a_decline_released_goes_to_the_wait_list_before_a_later_fresh_ticket() {
+    // The maintenance loop runs once at start only: the wait-list is served by the next
+    // reservation batch or not at all.
+    let stack = Stack::start_with(|c| c.worker.sweep_interval_ms = 3_600_000).await;
+    stack.create_sale("line", 1).await;
+    let take = |customer: &'static str, pm: Option<&'static str>| {
+        let stack = &stack;
+        async move {
+            let response = stack.take_ticket("line", customer, pm).await;
+            assert_eq!(response.status(), 202, "{customer} admitted");
+            let ticket: Value = response.json().await.unwrap();
+            ticket["ticket"].as_str().unwrap().to_owned()
+        }
+    };
+    let holder = take("holder", None).await;
+    let (pending, _) = stack
+        .await_ticket(&holder, |t| t["status"] == "payment_pending")
+        .await;
+    let waiter = take("waiter", Some("pm_card_visa")).await;
+    stack
+        .await_ticket(&waiter, |t| t["status"] == "waitlisted")
+        .await;
+    // The holder's card is declined in the browser: the webhook releases the unit.
+    let declined = stack
+        .http
+        .post(stack.stripe(&format!(
+            "/v1/payment_intents/{}/confirm",
+            pending["payment"]["payment_intent"].as_str().unwrap()
+        )))
+        .bearer_auth("pk_test_flashgate")
+        .form(&[
+            (
+                "client_secret",
+                pending["payment"]["client_secret"].as_str().unwrap(),
+            ),
+            ("payment_method", "pm_card_chargeDeclined"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(declined.status(), 402);
+    assert_eq!(stack.await_final(&holder).await["status"], "failed");
+    let fresh = take("fresh", Some("pm_card_visa")).await;
+    assert_eq!(
+        stack.await_final(&waiter).await["status"],
+        "paid",
+        "first in line"
+    );
+    stack
+        .await_ticket(&fresh, |t| t["status"] == "waitlisted")
+        .await;
+    stack.assert_invariants("line", None).await;
+    stack.stop().await;
+}
