@@ -15,7 +15,6 @@ pub mod inflight;
 pub mod ledger;
 pub mod live;
 pub mod shutdown;
-pub mod stripe;
 pub mod telemetry;
 pub mod ticket_token;
 pub mod trail;

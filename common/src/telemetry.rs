@@ -1,28 +1,80 @@
-//! Logs (tracing, text or JSON) and metrics (one Prometheus recorder per process).
+//! Logs (tracing, text or JSON), traces (the same spans, exported over OTLP when
+//! `telemetry.otlp_endpoint` is set) and metrics (one Prometheus recorder per process).
 
 use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use tracing_subscriber::EnvFilter;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_subscriber::fmt::format::FmtSpan;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::config::{LogFormat, TelemetryConfig};
+use crate::{Error, Result};
 
-/// Installs the global tracing subscriber and the metrics recorder (so nothing emitted
-/// before the first scrape is lost). A second call (tests, `flashgate all`) is a no-op.
-pub fn init(config: &TelemetryConfig) {
+/// What `init` started that must be flushed before the process ends: dropping it sends
+/// the spans still buffered for export (it blocks until they are sent or time out).
+#[must_use = "dropping it flushes and stops the trace export"]
+pub struct Telemetry {
+    traces: Option<SdkTracerProvider>,
+}
+
+impl Drop for Telemetry {
+    fn drop(&mut self) {
+        if let Some(provider) = self.traces.take()
+            && let Err(e) = provider.shutdown()
+        {
+            eprintln!("flashgate: traces not flushed: {e}");
+        }
+    }
+}
+
+/// Installs the global tracing subscriber (with the OTLP exporter when configured, its
+/// spans named for `service`) and the metrics recorder (so nothing emitted before the
+/// first scrape is lost). A second call (tests, `flashgate all`) installs nothing more.
+pub fn init(config: &TelemetryConfig, service: &'static str) -> Result<Telemetry> {
     metrics();
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log_filter));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let fmt = tracing_subscriber::fmt::layer()
         .with_span_events(FmtSpan::NONE)
         .with_target(true);
-    // An error only means a subscriber is already installed, which is what we want.
-    let _ = match config.log_format {
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-        LogFormat::Text => builder.compact().try_init(),
+    let fmt = match config.log_format {
+        LogFormat::Json => fmt.json().flatten_event(true).boxed(),
+        LogFormat::Text => fmt.compact().boxed(),
     };
+    let traces = config
+        .otlp_endpoint
+        .as_deref()
+        .map(|endpoint| tracer_provider(endpoint, service))
+        .transpose()?;
+    let export = traces
+        .as_ref()
+        .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("flashgate")));
+    // An error only means a subscriber is already installed, which is what we want.
+    let _ = tracing_subscriber::registry()
+        .with(fmt)
+        .with(export)
+        .with(filter)
+        .try_init();
+    Ok(Telemetry { traces })
+}
+
+/// Spans batched on a thread of their own and posted to `endpoint` (OTLP/HTTP, protobuf).
+fn tracer_provider(endpoint: &str, service: &'static str) -> Result<SdkTracerProvider> {
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_endpoint(endpoint)
+        .build()
+        .map_err(|e| Error::Config(format!("telemetry.otlp_endpoint {endpoint:?}: {e}")))?;
+    Ok(SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(Resource::builder().with_service_name(service).build())
+        .build())
 }
 
 /// The process-wide Prometheus recorder, installed on first use.
@@ -46,4 +98,57 @@ pub fn metrics() -> &'static PrometheusHandle {
         let _ = metrics::set_global_recorder(recorder);
         handle
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The only test in this binary that installs the global subscriber.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn spans_reach_the_otlp_endpoint_with_their_fields_and_service() {
+        let (sent, mut received) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
+        let collector = axum::Router::new().route(
+            "/v1/traces",
+            axum::routing::post(move |body: axum::body::Bytes| {
+                let _ = sent.send(body.to_vec());
+                async { "" }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, collector).await });
+        let config = TelemetryConfig {
+            otlp_endpoint: Some(format!("http://{addr}/v1/traces")),
+            log_filter: "info".into(),
+            ..TelemetryConfig::default()
+        };
+        let telemetry = init(&config, "flashgate-otlp-test").unwrap();
+        let ticket = uuid::Uuid::now_v7().to_string();
+        tracing::info_span!("pay", ticket = %ticket).in_scope(|| tracing::info!("paid"));
+        // Dropping flushes the batch; it blocks, so not on a runtime thread.
+        tokio::task::spawn_blocking(move || drop(telemetry))
+            .await
+            .unwrap();
+        let body = tokio::time::timeout(std::time::Duration::from_secs(10), received.recv())
+            .await
+            .expect("the exporter posted within 10 s")
+            .unwrap();
+        let has = |needle: &[u8]| body.windows(needle.len()).any(|w| w == needle);
+        assert!(has(b"pay"), "the span's name");
+        assert!(has(ticket.as_bytes()), "the span's ticket field");
+        assert!(has(b"flashgate-otlp-test"), "the service name");
+    }
+
+    #[test]
+    fn a_malformed_endpoint_is_a_configuration_error() {
+        let config = TelemetryConfig {
+            otlp_endpoint: Some("not a url".into()),
+            ..TelemetryConfig::default()
+        };
+        assert!(matches!(
+            tracer_provider(config.otlp_endpoint.as_deref().unwrap(), "x"),
+            Err(Error::Config(_))
+        ));
+    }
 }

@@ -21,7 +21,8 @@ async fn main() -> anyhow::Result<()> {
         // The demo prints a summary; the stack's request logs would bury it.
         config.telemetry.log_filter = "warn,stripe=error,sqlx=error".into();
     }
-    telemetry::init(&config.telemetry);
+    // Held to the end of `main`: dropping it flushes the spans still to be exported.
+    let _telemetry = telemetry::init(&config.telemetry, service_name(&cli.command))?;
     let stop = shutdown::on_signal();
     match cli.command {
         Command::All => {
@@ -74,5 +75,17 @@ async fn verify_command(config: &Config, args: &cli::VerifyArgs) -> anyhow::Resu
         Ok(())
     } else {
         anyhow::bail!("invariants broken")
+    }
+}
+
+/// The `service.name` of the traces this process exports.
+fn service_name(command: &Command) -> &'static str {
+    match command {
+        Command::Admission => "flashgate-admission",
+        Command::Worker => "flashgate-worker",
+        Command::Webhook => "flashgate-webhook",
+        Command::Catalog => "flashgate-catalog",
+        Command::StripeSim => "flashgate-stripe-sim",
+        _ => "flashgate",
     }
 }

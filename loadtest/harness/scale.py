@@ -18,6 +18,13 @@ order left `reserved` for a minute, so without the reset each row's CPU counted 
 backlog of every row before it, and rose in the order the rows ran. Each configuration is
 measured `REPEATS` times in rotation (1, 2, 3, 1, 2, 3, ...) and the table shows the
 median, with the spread beside it.
+
+A process costs CPU for being there, whatever it serves: a door's timers and readiness
+probes while idle, a worker's start-up (pools, topology, Sentinel). Those grow with the
+number of processes and not with the tickets, so the table also shows CPU per ticket
+without them: each door's idle rate is measured for `IDLE_SECS` before its bench and
+taken off, and the workers' start-up CPU is measured on an empty queue (started until
+ready, then stopped) and taken off the drain's.
 """
 
 import json
@@ -80,10 +87,16 @@ def start_door(binary_dir, i):
     cluster.ensure_role(binary_dir, f"door-{i}")
 
 
+IDLE_SECS = 2
+
+
 def doors(binary_dir, count, secs, sale, tag):
     """Tickets/s and door CPU with `count` doors, one bench per door."""
     pids = {i: cluster.role_pid(f"door-{i}") for i in range(1, count + 1)}
+    idle_from = {i: procs.cpu_seconds(p) for i, p in pids.items()}
+    time.sleep(IDLE_SECS)  # the measurement window of the doors' idle CPU
     before = {i: procs.cpu_seconds(p) for i, p in pids.items()}
+    idle_per_sec = sum(before[i] - idle_from[i] for i in pids) / IDLE_SECS
     loadtools = os.path.join(binary_dir, "flashgate-loadtools")
     benches = []
     for i in range(1, count + 1):
@@ -98,12 +111,26 @@ def doors(binary_dir, count, secs, sale, tag):
         report = json.loads(out.strip().splitlines()[-1])
         tickets += report["statuses"].get("202", 0) + report["statuses"].get("200", 0)
     cpu = sum(procs.cpu_seconds(p) - before[i] for i, p in pids.items())
+    net = max(cpu - idle_per_sec * secs, 0)
     return {"processes": count, "tickets": tickets, "per_sec": round(tickets / secs),
-            "cpu_ms_per_1000": round(cpu * 1e6 / max(tickets, 1), 1)}
+            "cpu_ms_per_1000": round(cpu * 1e6 / max(tickets, 1), 1),
+            "net_ms_per_1000": round(net * 1e6 / max(tickets, 1), 1),
+            "fixed_ms": round(idle_per_sec / count * 1000, 1)}
 
 
-def drain(binary_dir, count, sale, target):
-    """Starts `count` workers on a full queue; times the drain to `target` decided."""
+def startup_cpu(binary_dir, count):
+    """CPU seconds `count` workers spend starting, on an empty queue, until ready."""
+    for i in range(1, count + 1):
+        cluster.ensure_role(binary_dir, f"worker-{i}")
+    cpu = sum(procs.cpu_seconds(cluster.role_pid(f"worker-{i}")) for i in range(1, count + 1))
+    for i in range(1, count + 1):
+        stop(f"worker-{i}")
+    return cpu
+
+
+def drain(binary_dir, count, sale, target, startup):
+    """Starts `count` workers on a full queue; times the drain to `target` decided.
+    `startup` is their start-up CPU, measured apart."""
     start = decided(sale)
     began = time.monotonic()
     for i in range(1, count + 1):
@@ -118,7 +145,9 @@ def drain(binary_dir, count, sale, target):
     done = decided(sale) - start
     cpu = sum(procs.cpu_seconds(p) for p in pids)
     return {"processes": count, "reservations": done, "per_sec": round(done / max(took, 1e-9)),
-            "cpu_ms_per_1000": round(cpu * 1e6 / max(done, 1), 1)}
+            "cpu_ms_per_1000": round(cpu * 1e6 / max(done, 1), 1),
+            "net_ms_per_1000": round(max(cpu - startup, 0) * 1e6 / max(done, 1), 1),
+            "fixed_ms": round(startup / count * 1000, 1)}
 
 
 # All the load comes from 127.0.0.1: the per-address limit would meter the driver itself.
@@ -150,6 +179,10 @@ def median_row(rows):
     cpu = [r["cpu_ms_per_1000"] for r in rows]
     row["cpu_ms_per_1000"] = statistics.median(cpu)
     row["cpu_range"] = (min(cpu), max(cpu))
+    net = [r["net_ms_per_1000"] for r in rows]
+    row["net_ms_per_1000"] = statistics.median(net)
+    row["net_range"] = (min(net), max(net))
+    row["fixed_ms"] = statistics.median(r["fixed_ms"] for r in rows)
     row["runs"] = len(rows)
     return row
 
@@ -193,13 +226,14 @@ def measure(binary_dir, count, secs, tag):
     for i in range(1, 4):
         stop(f"worker-{i}")
     empty_order_book(cluster.OVERRIDES)
+    startup = startup_cpu(binary_dir, count)
     for i in range(1, 4):
         if i <= count:
             start_door(binary_dir, i)
         else:
             stop(f"door-{i}")
     d = doors(binary_dir, count, secs, sale, tag)
-    return d, drain(binary_dir, count, sale, decided(sale) + d["tickets"])
+    return d, drain(binary_dir, count, sale, decided(sale) + d["tickets"], startup)
 
 
 def spread(row, key, unit=""):
@@ -210,16 +244,20 @@ def spread(row, key, unit=""):
 def table(door_rows, worker_rows, brokers):
     def cells(d, w):
         return (f"{d['per_sec']:,} ({spread(d, 'per_sec_range')}) | {d['cpu_ms_per_1000']} "
-                f"({spread(d, 'cpu_range')}) | {w['per_sec']:,} ({spread(w, 'per_sec_range')}) | "
-                f"{w['cpu_ms_per_1000']} ({spread(w, 'cpu_range')}) |")
+                f"({spread(d, 'cpu_range')}) | {d['net_ms_per_1000']} ({spread(d, 'net_range')}) | "
+                f"{d['fixed_ms']} | {w['per_sec']:,} ({spread(w, 'per_sec_range')}) | "
+                f"{w['cpu_ms_per_1000']} ({spread(w, 'cpu_range')}) | {w['net_ms_per_1000']} "
+                f"({spread(w, 'net_range')}) | {w['fixed_ms']} |")
     runs = door_rows[0]["runs"]
+    header = ("| tickets/s (doors) | door CPU ms / 1,000 tickets | without idle | idle ms/s per door "
+              "| reservations/s (workers) | worker CPU ms / 1,000 reservations | without start-up "
+              "| start-up ms per worker |")
+    rule = "|---|---|---|---|---|---|---|---|---|"
     lines = [f"Median of {runs} run{'s' if runs > 1 else ''} per row (lowest–highest in brackets).", "",
-             "| processes | tickets/s (doors) | door CPU ms / 1,000 tickets | reservations/s (workers) "
-             "| worker CPU ms / 1,000 reservations |", "|---|---|---|---|---|"]
+             f"| processes {header}", rule]
     for d, w in zip(door_rows, worker_rows):
         lines.append(f"| {d['processes']} | {cells(d, w)}")
-    lines += ["", "| broker (1 door, 1 worker) | tickets/s | door CPU ms / 1,000 | reservations/s "
-              "| worker CPU ms / 1,000 |", "|---|---|---|---|---|"]
+    lines += ["", f"| broker (1 door, 1 worker) {header}", rule]
     for name, d, w in brokers:
         lines.append(f"| {name} | {cells(d, w)}")
     return "\n".join(lines)

@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use flashgate_common::amqp::{Amqp, Publisher};
 use flashgate_common::live::Redis;
-use flashgate_common::{Config, Error, db, stripe};
+use flashgate_common::{Config, Error, db};
+
+use crate::stripe_api;
 use sqlx::PgPool;
 
 /// Connections and configuration of the worker role.
@@ -20,7 +22,7 @@ pub struct Context {
     /// Confirmed publisher (payment tasks, order events).
     pub publisher: Publisher,
     /// Stripe.
-    pub stripe: stripe::Client,
+    pub stripe: stripe_api::Client,
 }
 
 impl Context {
@@ -34,7 +36,7 @@ impl Context {
             pool: db::connect(&config.database).await?,
             redis: Redis::connect(&config.redis)?,
             publisher: Publisher::new(amqp.clone()),
-            stripe: stripe::client(&config.stripe, &key)?,
+            stripe: stripe_api::client(&config.stripe, &key)?,
             amqp,
             config,
         })

@@ -34,7 +34,7 @@ pub enum Error {
     Amqp(#[from] lapin::Error),
     /// Stripe refused or failed.
     #[error("stripe: {0:?}")]
-    Stripe(flashgate_common::stripe::Failure),
+    Stripe(crate::stripe_api::Failure),
     /// The message can never be handled (undecodable, refers to nothing).
     #[error("poison message: {0}")]
     Poison(String),

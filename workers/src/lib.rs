@@ -12,6 +12,7 @@ pub mod pay;
 pub mod reserve;
 mod resolve;
 mod session;
+mod stripe_api;
 
 use std::sync::Arc;
 use std::time::Duration;

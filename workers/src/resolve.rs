@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
+use crate::stripe_api::with_retries;
 use flashgate_common::ledger::{self, Applied, IntentOutcome};
-use flashgate_common::stripe::with_retries;
 use stripe_core::PaymentIntent;
 use stripe_core::payment_intent::RetrievePaymentIntent;
 use uuid::Uuid;

@@ -36,29 +36,28 @@ pub struct SaleSettings {
 /// Loads the settings of `ids`.
 pub(super) async fn load(pool: &PgPool, ids: &[String]) -> sqlx::Result<Vec<SaleSettings>> {
     let rows = sqlx::query!(
-        r#"SELECT id, sku, price, currency, starts_at, hold_seconds, rate_per_second, burst,
+        r#"SELECT id AS "id: SaleId", sku, price, currency, starts_at, hold_seconds, rate_per_second, burst,
                   paused, waitlist, waitlist_limit, version, stock, reserved, sold, decided, waitlisted
            FROM sales WHERE id = ANY($1)"#,
         ids
     )
     .fetch_all(pool)
     .await?;
-    rows.into_iter()
-        .map(|r| {
-            Ok(SaleSettings {
-                id: flashgate_common::ledger::sale_id(r.id)?,
-                sku: r.sku,
-                price: r.price,
-                currency: r.currency,
-                starts_at: r.starts_at,
-                hold_seconds: r.hold_seconds,
-                rate_per_second: r.rate_per_second,
-                burst: r.burst,
-                paused: r.paused,
-                waitlist: r.waitlist,
-                waitlist_limit: r.waitlist_limit,
-                terms: flashgate_common::sale_terms!(r),
-            })
+    Ok(rows
+        .into_iter()
+        .map(|r| SaleSettings {
+            id: r.id,
+            sku: r.sku,
+            price: r.price,
+            currency: r.currency,
+            starts_at: r.starts_at,
+            hold_seconds: r.hold_seconds,
+            rate_per_second: r.rate_per_second,
+            burst: r.burst,
+            paused: r.paused,
+            waitlist: r.waitlist,
+            waitlist_limit: r.waitlist_limit,
+            terms: flashgate_common::sale_terms!(r),
         })
-        .collect()
+        .collect())
 }

@@ -3,5 +3,6 @@
 
 mod admin;
 mod backpressure;
+mod bad_input;
 mod support;
 mod tickets;

@@ -252,6 +252,9 @@ pub struct TelemetryConfig {
     pub log_format: LogFormat,
     /// An `EnvFilter` directive; `RUST_LOG` wins when set.
     pub log_filter: String,
+    /// Where to send the spans as OpenTelemetry traces (OTLP over HTTP with protobuf, e.g.
+    /// `http://127.0.0.1:4318/v1/traces`, a Collector's or Jaeger's). Unset: no export.
+    pub otlp_endpoint: Option<String>,
 }
 
 impl Default for TelemetryConfig {
@@ -259,6 +262,7 @@ impl Default for TelemetryConfig {
         Self {
             log_format: LogFormat::Text,
             log_filter: "info,sqlx=warn,lapin=warn,hyper=warn,stripe=error".into(),
+            otlp_endpoint: None,
         }
     }
 }

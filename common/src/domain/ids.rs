@@ -84,6 +84,42 @@ macro_rules! string_id {
                 f.write_str(&self.0)
             }
         }
+
+        // A TEXT column: bound as its text, and read back through `parse`, so a value
+        // that does not parse fails the query instead of entering the program.
+        impl sqlx::Type<sqlx::Postgres> for $name {
+            fn type_info() -> sqlx::postgres::PgTypeInfo {
+                <String as sqlx::Type<sqlx::Postgres>>::type_info()
+            }
+
+            fn compatible(ty: &sqlx::postgres::PgTypeInfo) -> bool {
+                <String as sqlx::Type<sqlx::Postgres>>::compatible(ty)
+            }
+        }
+
+        impl sqlx::postgres::PgHasArrayType for $name {
+            fn array_type_info() -> sqlx::postgres::PgTypeInfo {
+                <String as sqlx::postgres::PgHasArrayType>::array_type_info()
+            }
+        }
+
+        impl sqlx::Encode<'_, sqlx::Postgres> for $name {
+            fn encode_by_ref(
+                &self,
+                buf: &mut sqlx::postgres::PgArgumentBuffer,
+            ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+                <&str as sqlx::Encode<sqlx::Postgres>>::encode(self.0.as_str(), buf)
+            }
+        }
+
+        impl<'r> sqlx::Decode<'r, sqlx::Postgres> for $name {
+            fn decode(
+                value: sqlx::postgres::PgValueRef<'r>,
+            ) -> Result<Self, sqlx::error::BoxDynError> {
+                let text = <String as sqlx::Decode<sqlx::Postgres>>::decode(value)?;
+                Ok(Self::parse(text)?)
+            }
+        }
     };
 }
 
@@ -139,6 +175,34 @@ mod tests {
         assert!(PaymentMethodId::parse("card_visa").is_err());
         assert!(PaymentMethodId::parse("pm_").is_err());
         assert!(PaymentMethodId::parse("pm_x y").is_err());
+    }
+
+    #[tokio::test]
+    async fn ids_read_from_postgres_go_through_parse_and_bind_as_text() {
+        use sqlx::Connection;
+        let server = std::env::var("FLASHGATE_TEST_PG")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+        let mut db = sqlx::PgConnection::connect(&format!("{server}/postgres"))
+            .await
+            .unwrap();
+        let good: SaleId = sqlx::query_scalar("SELECT 'drop-1'::text")
+            .fetch_one(&mut db)
+            .await
+            .unwrap();
+        assert_eq!(good.as_str(), "drop-1");
+        let bad = sqlx::query_scalar::<_, SaleId>("SELECT 'Not A Sale'::text")
+            .fetch_one(&mut db)
+            .await;
+        assert!(
+            matches!(bad, Err(sqlx::Error::ColumnDecode { .. })),
+            "{bad:?}"
+        );
+        let echoed: Vec<SaleId> = sqlx::query_scalar("SELECT unnest($1::text[])")
+            .bind(vec![good.clone(), SaleId::parse("drop-2").unwrap()])
+            .fetch_all(&mut db)
+            .await
+            .unwrap();
+        assert_eq!(echoed, [good, SaleId::parse("drop-2").unwrap()]);
     }
 
     #[test]

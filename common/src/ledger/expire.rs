@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use sqlx::PgConnection;
 
-use super::{Change, OrderRef, move_units, record_events, sale_id};
+use super::{Change, OrderRef, move_units, record_events};
 use crate::domain::{OrderStatus, SaleId, SaleTerms};
 
 /// What one expiry batch did.
@@ -59,7 +59,7 @@ async fn take_expired(tx: &mut PgConnection, limit: i64) -> sqlx::Result<(Vec<Or
                         WHERE status IN ('reserved', 'payment_pending') AND NOT cancel_pending
                           AND hold_expires_at < now()
                         ORDER BY hold_expires_at LIMIT $1 FOR UPDATE SKIP LOCKED)
-           RETURNING id, ticket_id, sale_id, quantity, payment_intent_id, status"#,
+           RETURNING id, ticket_id, sale_id AS "sale_id: SaleId", quantity, payment_intent_id, status"#,
         limit
     )
     .fetch_all(&mut *tx)
@@ -72,7 +72,7 @@ async fn take_expired(tx: &mut PgConnection, limit: i64) -> sqlx::Result<(Vec<Or
             Ok(OrderRef {
                 id: r.id,
                 ticket_id: r.ticket_id,
-                sale_id: sale_id(r.sale_id)?,
+                sale_id: r.sale_id,
                 quantity: r.quantity,
                 status: OrderStatus::Expired,
                 payment_intent_id: r.payment_intent_id,

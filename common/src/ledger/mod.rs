@@ -94,7 +94,7 @@ pub enum Release {
 /// Locks and reads an order.
 pub async fn lock_order(tx: &mut PgConnection, order_id: Uuid) -> sqlx::Result<Option<OrderRef>> {
     let row = sqlx::query!(
-        r#"SELECT id, ticket_id, sale_id, quantity, status, payment_intent_id
+        r#"SELECT id, ticket_id, sale_id AS "sale_id: SaleId", quantity, status, payment_intent_id
            FROM orders WHERE id = $1 FOR UPDATE"#,
         order_id
     )
@@ -104,19 +104,13 @@ pub async fn lock_order(tx: &mut PgConnection, order_id: Uuid) -> sqlx::Result<O
         Ok(OrderRef {
             id: r.id,
             ticket_id: r.ticket_id,
-            sale_id: sale_id(r.sale_id)?,
+            sale_id: r.sale_id,
             quantity: r.quantity,
             status: order_status(&r.status)?,
             payment_intent_id: r.payment_intent_id,
         })
     })
     .transpose()
-}
-
-/// A sale id read back from the database; one that does not parse is an error, not a
-/// row left out.
-pub fn sale_id(value: String) -> sqlx::Result<SaleId> {
-    SaleId::parse(value).map_err(|e| sqlx::Error::Decode(Box::new(e)))
 }
 
 /// An order status read back from the database (the column's check allows no other).

@@ -7,7 +7,6 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use super::sale_id;
 use crate::domain::{OrderStatus, SaleId};
 
 /// An order claimed for payment: what its PaymentIntent is made from.
@@ -36,7 +35,7 @@ pub async fn claim_payment(db: &PgPool, order_id: Uuid) -> sqlx::Result<Option<P
     let row = sqlx::query!(
         r#"UPDATE orders SET pi_requested_at = COALESCE(pi_requested_at, now()), updated_at = now()
            WHERE id = $1 AND status = 'reserved' AND hold_expires_at > now()
-           RETURNING amount, currency, sale_id, ticket_id, customer_id, payment_method,
+           RETURNING amount, currency, sale_id AS "sale_id: SaleId", ticket_id, customer_id, payment_method,
                      pi_requested_at AS "requested_at!""#,
         order_id
     )
@@ -46,7 +45,7 @@ pub async fn claim_payment(db: &PgPool, order_id: Uuid) -> sqlx::Result<Option<P
         Ok(PaymentClaim {
             amount: r.amount,
             currency: r.currency,
-            sale_id: sale_id(r.sale_id)?,
+            sale_id: r.sale_id,
             ticket_id: r.ticket_id,
             customer_id: r.customer_id,
             payment_method: r.payment_method,

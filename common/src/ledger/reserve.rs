@@ -9,7 +9,6 @@ use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::sale_id;
 use crate::domain::{SaleId, SaleTerms, TicketStatus};
 
 /// A sale row, locked for the rest of the transaction.
@@ -33,13 +32,14 @@ pub async fn lock_sales(
     ids: &[String],
 ) -> sqlx::Result<BTreeMap<SaleId, SaleRow>> {
     let rows = sqlx::query!(
-        r#"SELECT id, stock, reserved, sold, decided, waitlisted, version, price, currency, hold_seconds, waitlist
+        r#"SELECT id AS "id: SaleId", stock, reserved, sold, decided, waitlisted, version, price, currency, hold_seconds, waitlist
            FROM sales WHERE id = ANY($1) ORDER BY id FOR UPDATE"#,
         ids
     )
     .fetch_all(&mut *tx)
     .await?;
-    rows.into_iter()
+    Ok(rows
+        .into_iter()
         .map(|r| {
             let terms = crate::sale_terms!(r);
             let row = SaleRow {
@@ -50,9 +50,9 @@ pub async fn lock_sales(
                 waitlist: r.waitlist,
                 terms,
             };
-            Ok((sale_id(r.id)?, row))
+            (r.id, row)
         })
-        .collect()
+        .collect())
 }
 
 /// What an order is made from (a fresh ticket, or a wait-listed one being promoted).

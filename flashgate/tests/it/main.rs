@@ -1,7 +1,6 @@
 //! End-to-end tests: the whole stack in one process against the real services.
 #![allow(clippy::unwrap_used)]
 
-mod bad_input;
 mod checkout;
 mod cli;
 mod door;

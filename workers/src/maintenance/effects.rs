@@ -6,10 +6,10 @@
 
 use std::time::Duration;
 
+use crate::stripe_api::{Failure, with_retries};
 use chrono::{DateTime, Utc};
 use flashgate_common::ledger::payment::Effect;
 use flashgate_common::ledger::{self, IntentOutcome, Release};
-use flashgate_common::stripe::{Failure, with_retries};
 use stripe::StripeRequest;
 use stripe_core::payment_intent::{CancelPaymentIntent, SearchPaymentIntent};
 use stripe_core::refund::CreateRefund;

@@ -13,12 +13,12 @@
 use std::collections::HashMap;
 use std::str::FromStr;
 
+use crate::stripe_api::{Failure, with_retries};
 use chrono::{DateTime, Duration, Utc};
 use flashgate_common::domain::OrderStatus;
 use flashgate_common::ledger::payment::PaymentClaim;
 use flashgate_common::ledger::{self, Change, IntentOutcome, Release};
 use flashgate_common::live::tickets::StatusUpdate;
-use flashgate_common::stripe::{Failure, with_retries};
 use flashgate_common::trail;
 use stripe::StripeRequest;
 use stripe_core::PaymentIntent;

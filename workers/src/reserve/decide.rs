@@ -8,10 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use flashgate_common::amqp::messages::IssuedTicket;
 use flashgate_common::domain::{OrderStatus, SaleId, SaleTerms, TicketStatus};
-use flashgate_common::ledger::{
-    self,
-    reserve::{self, Candidate, Plan, SaleRow},
-};
+use flashgate_common::ledger::reserve::{self, Candidate, Plan, SaleRow};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -182,7 +179,7 @@ async fn already_decided(
     ids: &[Uuid],
 ) -> Result<HashMap<Uuid, (SaleId, TicketOutcome)>> {
     let rows = sqlx::query!(
-        r#"SELECT t.id AS "id!", t.sale_id AS "sale_id!", t.decision AS "decision!", o.id AS "order_id?: Uuid",
+        r#"SELECT t.id AS "id!", t.sale_id AS "sale_id!: SaleId", t.decision AS "decision!", o.id AS "order_id?: Uuid",
                   o.status AS "order_status?", o.payment_intent_id, o.client_secret, o.payment_method
            FROM tickets t LEFT JOIN orders o ON o.ticket_id = t.id
            WHERE t.id = ANY($1)"#,
@@ -190,7 +187,8 @@ async fn already_decided(
     )
     .fetch_all(&mut *tx)
     .await?;
-    rows.into_iter()
+    Ok(rows
+        .into_iter()
         .map(|r| {
             let order_status = r.order_status.as_deref().and_then(OrderStatus::parse);
             let status = match (order_status, r.decision.as_str()) {
@@ -206,7 +204,7 @@ async fn already_decided(
                 client_secret: r.client_secret.filter(|_| r.payment_method.is_none()),
                 needs_payment: order_status == Some(OrderStatus::Reserved),
             };
-            Ok((r.id, (ledger::sale_id(r.sale_id)?, outcome)))
+            (r.id, (r.sale_id, outcome))
         })
-        .collect()
+        .collect())
 }

@@ -8,7 +8,6 @@ use uuid::Uuid;
 
 use super::Plan;
 use crate::domain::{SaleId, SaleTerms};
-use crate::ledger::sale_id;
 
 impl Plan {
     pub(super) async fn insert_tickets(&self, tx: &mut PgConnection) -> sqlx::Result<()> {
@@ -108,7 +107,7 @@ impl Plan {
                    waitlisted = sales.waitlisted + u.waiting, version = sales.version + 1, updated_at = now()
                FROM UNNEST($1::text[], $2::int[], $3::bigint[], $4::int[]) AS u(id, units, served, waiting)
                WHERE sales.id = u.id
-               RETURNING sales.id, sales.version, sales.stock, sales.reserved, sales.sold, sales.decided,
+               RETURNING sales.id AS "id: SaleId", sales.version, sales.stock, sales.reserved, sales.sold, sales.decided,
                          sales.waitlisted"#,
             &sales,
             &units,
@@ -117,11 +116,9 @@ impl Plan {
         )
         .fetch_all(&mut *tx)
         .await?;
-        rows.into_iter()
-            .map(|r| {
-                let terms = crate::sale_terms!(r);
-                Ok((sale_id(r.id)?, terms))
-            })
-            .collect()
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.id, crate::sale_terms!(r)))
+            .collect())
     }
 }

@@ -1,5 +1,6 @@
 //! The Stripe client (async-stripe) against a configurable base URL, and how its errors
-//! are classified: what to retry with the same idempotency key, what ends an order.
+//! are classified: what to retry with the same idempotency key, what ends an order. Only
+//! the workers call Stripe; the webhook receiver only verifies what Stripe sends.
 
 use std::future::Future;
 use std::time::Duration;
@@ -7,13 +8,13 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use stripe::StripeError;
 
-use crate::config::StripeConfig;
-use crate::{Error, Result};
+use flashgate_common::config::StripeConfig;
+use flashgate_common::{Error, Result};
 
-pub use stripe::Client;
+pub(crate) use stripe::Client;
 
 /// Builds a client for `api_key` at `config.base_url` (the real API or the emulator).
-pub fn client(config: &StripeConfig, api_key: &SecretString) -> Result<Client> {
+pub(crate) fn client(config: &StripeConfig, api_key: &SecretString) -> Result<Client> {
     stripe::ClientBuilder::new(api_key.expose_secret())
         .url(config.base_url.as_str())
         .timeout(Duration::from_millis(config.timeout_ms))
@@ -79,7 +80,7 @@ impl Failure {
 /// Calls `call` until it succeeds, fails for good, or `budget` is spent. Each attempt
 /// must carry the same idempotency key, so a retry after a lost answer finds the first
 /// result instead of repeating the effect. Backoff doubles from 100 ms, with jitter.
-pub async fn with_retries<T, F, Fut>(
+pub(crate) async fn with_retries<T, F, Fut>(
     budget: Duration,
     mut call: F,
 ) -> std::result::Result<T, Failure>

@@ -4,14 +4,19 @@ use serde_json::{Value, json};
 
 use flashgate_common::testkit::assert_problem;
 
-use crate::support::Stack;
+use crate::support::{Door, crowd_from_one_address};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_ticket_requests_get_problem_json_4xx() {
-    let stack = Stack::start().await;
-    stack.create_sale("strict", 10).await;
-    let url = stack.door("/v1/sales/strict/tickets");
-    let post = |body: Value| stack.http.post(&url).json(&body).send();
+    let door = Door::start_with(crowd_from_one_address).await;
+    assert!(
+        door.sale("strict", json!({ "stock": 10 }))
+            .await
+            .status()
+            .is_success()
+    );
+    let url = door.url("/v1/sales/strict/tickets");
+    let post = |body: Value| door.http.post(&url).json(&body).send();
     let cases = [
         (
             json!({ "quantity": 1 }),
@@ -71,7 +76,7 @@ async fn bad_ticket_requests_get_problem_json_4xx() {
     for (body, status, code, case) in cases {
         assert_problem(post(body).await.unwrap(), status, code, case).await;
     }
-    let malformed = stack
+    let malformed = door
         .http
         .post(&url)
         .header("content-type", "application/json")
@@ -84,7 +89,7 @@ async fn bad_ticket_requests_get_problem_json_4xx() {
         "malformed JSON",
     )
     .await;
-    let text = stack
+    let text = door
         .http
         .post(&url)
         .header("content-type", "text/plain")
@@ -105,9 +110,9 @@ async fn bad_ticket_requests_get_problem_json_4xx() {
         "oversized body",
     )
     .await;
-    let unknown = stack
+    let unknown = door
         .http
-        .post(stack.door("/v1/sales/no-such-sale/tickets"))
+        .post(door.url("/v1/sales/no-such-sale/tickets"))
         .json(&json!({ "customer_id": "c", "quantity": 1 }));
     assert_problem(
         unknown.send().await.unwrap(),
@@ -116,9 +121,9 @@ async fn bad_ticket_requests_get_problem_json_4xx() {
         "unknown sale",
     )
     .await;
-    let malformed_sale = stack
+    let malformed_sale = door
         .http
-        .post(stack.door("/v1/sales/NOT%20A%20SALE/tickets"))
+        .post(door.url("/v1/sales/NOT%20A%20SALE/tickets"))
         .json(&json!({ "customer_id": "c", "quantity": 1 }));
     assert_problem(
         malformed_sale.send().await.unwrap(),
@@ -127,7 +132,7 @@ async fn bad_ticket_requests_get_problem_json_4xx() {
         "malformed sale id",
     )
     .await;
-    let bad_token = stack.http.get(stack.door("/v1/tickets/not-a-token")).send();
+    let bad_token = door.http.get(door.url("/v1/tickets/not-a-token")).send();
     assert_problem(
         bad_token.await.unwrap(),
         404,
@@ -135,7 +140,7 @@ async fn bad_ticket_requests_get_problem_json_4xx() {
         "malformed ticket token",
     )
     .await;
-    let wrong_method = stack.http.delete(&url).send();
+    let wrong_method = door.http.delete(&url).send();
     assert_problem(
         wrong_method.await.unwrap(),
         405,
@@ -143,5 +148,5 @@ async fn bad_ticket_requests_get_problem_json_4xx() {
         "DELETE on tickets",
     )
     .await;
-    stack.stop().await;
+    door.stop().await;
 }
