@@ -3,21 +3,21 @@
 use axum::Json;
 use axum::extract::State;
 use chrono::Utc;
-use flashgate_common::domain::SaleId;
+use flashgate_common::domain::{Currency, SaleId, Sku};
 use flashgate_common::http::{ApiPath, Problem};
 use serde::Serialize;
 
 use crate::Result;
 use crate::state::AppState;
 
-/// The public view of a sale.
+/// The public view of a sale: what a shopper may see of a `Sale`, and its live state.
 #[derive(Debug, Serialize)]
 pub(crate) struct SaleView {
-    sale_id: String,
-    sku: String,
+    sale_id: SaleId,
+    sku: Sku,
     status: &'static str,
     price: i64,
-    currency: String,
+    currency: Currency,
     remaining: i64,
     queued: i64,
     starts_at: String,
@@ -34,7 +34,7 @@ pub(crate) async fn get_sale(
     let settings = sale.settings();
     let live = sale.live();
     Ok(Json(SaleView {
-        sale_id: sale_id.to_string(),
+        sale_id,
         sku: settings.sku.clone(),
         status: sale.state(Utc::now()).as_str(),
         price: settings.price,

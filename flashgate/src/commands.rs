@@ -69,7 +69,9 @@ pub async fn seed(config: &Config, args: &SeedArgs) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     println!(
         "seeded {} products and sale {:?} ({} units)",
-        args.products, sale.id, sale.stock
+        args.products,
+        sale.id.as_str(),
+        sale.terms.stock
     );
     Ok(())
 }

@@ -16,7 +16,7 @@ use flashgate_common::http::require_admin;
 
 use crate::state::AppState;
 pub use admission::update_admission;
-pub use flashgate_common::ledger::sales::{AdmissionChange, AdmissionDoc, SaleDoc, SaleInput};
+pub use flashgate_common::ledger::sales::{AdmissionChange, AdmissionDoc, Sale, SaleInput};
 pub use sale::upsert_sale;
 pub use stats::{SaleStats, sale_stats};
 

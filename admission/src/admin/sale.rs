@@ -6,7 +6,7 @@ use axum::http::{HeaderMap, StatusCode};
 use flashgate_common::db::violated_constraint;
 use flashgate_common::domain::{Currency, SaleId, Sku};
 use flashgate_common::http::{ApiJson, ApiPath, Problem};
-use flashgate_common::ledger::sales::{self, SaleDoc, SaleInput};
+use flashgate_common::ledger::sales::{self, Sale, SaleInput};
 use flashgate_common::live::Redis;
 use sqlx::PgPool;
 
@@ -52,7 +52,7 @@ pub(super) async fn put_sale(
     ApiPath(sale_id): ApiPath<String>,
     headers: HeaderMap,
     ApiJson(input): ApiJson<SaleInput>,
-) -> Result<(StatusCode, Json<SaleDoc>)> {
+) -> Result<(StatusCode, Json<Sale>)> {
     let sale_id = SaleId::parse(sale_id)
         .map_err(|e| Problem::unprocessable("invalid_sale_id", e.to_string()))?;
     let (created, doc) =
@@ -73,13 +73,13 @@ pub async fn upsert_sale(
     actor: &str,
     id: &SaleId,
     input: SaleInput,
-) -> Result<(bool, SaleDoc)> {
+) -> Result<(bool, Sale)> {
     let currency = validate(&input)?;
     let mut tx = pool.begin().await?;
     let old = sales::lock_sale(&mut tx, id).await?;
     if old
         .as_ref()
-        .is_some_and(|o| o.sku != input.sku.as_str() && o.decided > 0)
+        .is_some_and(|o| o.sku != input.sku && o.terms.decided > 0)
     {
         let why = "the product of a sale with tickets cannot change";
         return Err(Problem::new(StatusCode::CONFLICT, "sku_locked", why).into());
@@ -87,7 +87,7 @@ pub async fn upsert_sale(
     let new = sales::write_sale(&mut tx, id, &input, &currency)
         .await
         .map_err(upsert_problem)?;
-    let as_json = |d: &SaleDoc| serde_json::to_value(d).unwrap_or_default();
+    let as_json = |d: &Sale| serde_json::to_value(d).unwrap_or_default();
     audit::record(
         &mut tx,
         id.as_str(),
@@ -104,8 +104,8 @@ pub async fn upsert_sale(
 
 /// After the commit: the new terms for the read path, the change for every door, and
 /// the product's new sale for the catalog. Each is healed by a later refresh if lost.
-async fn publish(redis: &Redis, id: &SaleId, sku: &Sku, new: &SaleDoc) {
-    if let Err(e) = redis.write_terms(id, &new.terms()).await {
+async fn publish(redis: &Redis, id: &SaleId, sku: &Sku, new: &Sale) {
+    if let Err(e) = redis.write_terms(id, &new.terms).await {
         tracing::warn!(error = ?e, sale = %id, "sale terms not published to redis; the refresh will");
     }
     super::announce(redis, id).await;

@@ -12,7 +12,7 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
 use super::counters::Counters;
-use super::load::SaleSettings;
+use flashgate_common::ledger::sales::Sale;
 
 /// Live numbers: committed terms, tickets confirmed into the queue, the service rate.
 #[derive(Debug, Clone, Copy, Default)]
@@ -78,7 +78,7 @@ fn limiter(rate: i32, burst: i32) -> DefaultDirectRateLimiter {
 
 /// A sale in the door's memory.
 pub struct SaleHandle {
-    settings: ArcSwap<SaleSettings>,
+    settings: ArcSwap<Sale>,
     limiter: ArcSwap<DefaultDirectRateLimiter>,
     live: ArcSwap<Live>,
     sampled: Mutex<(Instant, i64)>,
@@ -88,7 +88,7 @@ pub struct SaleHandle {
 
 impl SaleHandle {
     /// A handle for freshly loaded settings.
-    pub fn new(settings: SaleSettings) -> Self {
+    pub fn new(settings: Sale) -> Self {
         let live = Live {
             terms: settings.terms,
             ..Live::default()
@@ -110,7 +110,7 @@ impl SaleHandle {
     }
 
     /// Current settings.
-    pub fn settings(&self) -> Arc<SaleSettings> {
+    pub fn settings(&self) -> Arc<Sale> {
         self.settings.load_full()
     }
 
@@ -120,7 +120,7 @@ impl SaleHandle {
     }
 
     /// Applies reloaded settings; a new rate or burst takes effect at once.
-    pub fn apply_settings(&self, settings: SaleSettings) {
+    pub fn apply_settings(&self, settings: Sale) {
         let old = self.settings.load();
         if (old.rate_per_second, old.burst) != (settings.rate_per_second, settings.burst) {
             self.limiter
@@ -241,7 +241,7 @@ impl SaleHandle {
     }
 }
 
-fn publish_gauges(settings: &SaleSettings) {
+fn publish_gauges(settings: &Sale) {
     let sale = settings.id.to_string();
     metrics::gauge!("admission_rate_per_second", "sale" => sale.clone())
         .set(f64::from(settings.rate_per_second));

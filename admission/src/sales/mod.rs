@@ -4,20 +4,19 @@
 
 mod counters;
 mod handle;
-mod load;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use flashgate_common::domain::SaleId;
+use flashgate_common::ledger::sales::{self, Sale};
 use flashgate_common::live::Redis;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 pub(crate) use counters::Outcome;
 pub(crate) use handle::{Admission, SaleHandle, SaleState};
-pub(crate) use load::SaleSettings;
 
 /// Unknown sale ids are remembered this long, so a flood of them does not reach PostgreSQL.
 const NEGATIVE_TTL: Duration = Duration::from_secs(1);
@@ -82,7 +81,10 @@ impl SaleDirectory {
 
     /// Re-reads one sale now (after an admin change in this process).
     pub async fn reload(&self, id: &SaleId) -> sqlx::Result<Option<Arc<SaleHandle>>> {
-        let Some(settings) = load::load(&self.pool, &[id.to_string()]).await?.pop() else {
+        let Some(settings) = sales::load(&self.pool, std::slice::from_ref(id))
+            .await?
+            .pop()
+        else {
             self.remember_unknown(id);
             return Ok(None);
         };
@@ -144,7 +146,7 @@ impl SaleDirectory {
         }
     }
 
-    fn apply(&self, settings: SaleSettings) -> Arc<SaleHandle> {
+    fn apply(&self, settings: Sale) -> Arc<SaleHandle> {
         let existing = self
             .sales
             .read()
@@ -207,8 +209,8 @@ impl SaleDirectory {
     }
 
     async fn refresh_settings(&self) -> sqlx::Result<()> {
-        let ids: Vec<String> = self.handles().iter().map(|h| h.id().to_string()).collect();
-        for settings in load::load(&self.pool, &ids).await? {
+        let ids: Vec<SaleId> = self.handles().iter().map(|h| h.id()).collect();
+        for settings in sales::load(&self.pool, &ids).await? {
             self.apply(settings);
         }
         Ok(())

@@ -6,51 +6,38 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use sqlx::PgConnection;
+use sqlx::{AssertSqlSafe, PgConnection};
 use uuid::Uuid;
 
+use super::sales::{COLUMNS, Sale};
 use crate::domain::{SaleId, SaleTerms, TicketStatus};
 
-/// A sale row, locked for the rest of the transaction.
+/// A sale locked for the rest of the transaction, with the units this plan has left it.
 #[derive(Debug, Clone)]
-pub struct SaleRow {
+pub struct LockedSale {
+    /// The sale as locked.
+    pub sale: Sale,
     /// Units nobody holds, as this plan has left them.
     pub available: i64,
-    price: i64,
-    currency: String,
-    hold_seconds: i32,
-    /// The sale keeps a wait-list.
-    pub waitlist: bool,
-    /// Terms as locked.
-    pub terms: SaleTerms,
 }
 
-/// Locks the sale rows of `ids`, in id order so that concurrent batches never deadlock.
+/// Locks the sales of `ids`, in id order so that concurrent batches never deadlock.
 /// Sales that do not exist are absent from the result.
 pub async fn lock_sales(
     tx: &mut PgConnection,
-    ids: &[String],
-) -> sqlx::Result<BTreeMap<SaleId, SaleRow>> {
-    let rows = sqlx::query!(
-        r#"SELECT id AS "id: SaleId", stock, reserved, sold, decided, waitlisted, version, price, currency, hold_seconds, waitlist
-           FROM sales WHERE id = ANY($1) ORDER BY id FOR UPDATE"#,
-        ids
-    )
+    ids: &[SaleId],
+) -> sqlx::Result<BTreeMap<SaleId, LockedSale>> {
+    let sales: Vec<Sale> = sqlx::query_as(AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM sales WHERE id = ANY($1) ORDER BY id FOR UPDATE"
+    )))
+    .bind(ids)
     .fetch_all(&mut *tx)
     .await?;
-    Ok(rows
+    Ok(sales
         .into_iter()
-        .map(|r| {
-            let terms = crate::sale_terms!(r);
-            let row = SaleRow {
-                available: terms.available(),
-                price: r.price,
-                currency: r.currency,
-                hold_seconds: r.hold_seconds,
-                waitlist: r.waitlist,
-                terms,
-            };
-            (r.id, row)
+        .map(|sale| {
+            let available = sale.terms.available();
+            (sale.id.clone(), LockedSale { sale, available })
         })
         .collect())
 }
@@ -130,7 +117,7 @@ impl Plan {
     pub fn grant(
         &mut self,
         id: &SaleId,
-        sale: &mut SaleRow,
+        sale: &mut LockedSale,
         candidates: &[Candidate],
     ) -> Vec<Option<Uuid>> {
         let mut granted = Vec::with_capacity(candidates.len());
@@ -146,9 +133,9 @@ impl Plan {
                 sale: id.clone(),
                 ticket: candidate.clone(),
                 id: order,
-                amount: wanted * sale.price,
-                currency: sale.currency.clone(),
-                hold_seconds: sale.hold_seconds,
+                amount: wanted * sale.sale.price,
+                currency: sale.sale.currency.to_string(),
+                hold_seconds: sale.sale.hold_seconds,
             });
             self.deltas.entry(id.clone()).or_default().reserved += candidate.quantity;
             granted.push(Some(order));
@@ -204,9 +191,9 @@ impl Plan {
 pub async fn close_waitlist(
     tx: &mut PgConnection,
     id: &SaleId,
-    sale: &SaleRow,
+    sale: &LockedSale,
 ) -> sqlx::Result<(Vec<Uuid>, Option<SaleTerms>)> {
-    if sale.terms.reserved > 0 {
+    if sale.sale.terms.reserved > 0 {
         return Ok((Vec::new(), None));
     }
     let closed = sqlx::query_scalar!(
@@ -231,14 +218,24 @@ mod write;
 mod tests {
     use super::*;
 
-    fn sale(available: i64) -> SaleRow {
-        SaleRow {
+    fn sale(available: i64) -> LockedSale {
+        use crate::domain::{Currency, Sku};
+        LockedSale {
             available,
-            price: 1_500,
-            currency: "eur".into(),
-            hold_seconds: 600,
-            waitlist: false,
-            terms: SaleTerms::default(),
+            sale: Sale {
+                id: SaleId::parse("drop").unwrap(),
+                sku: Sku::parse("sku-1").unwrap(),
+                price: 1_500,
+                currency: Currency::parse("eur").unwrap(),
+                starts_at: Utc::now(),
+                hold_seconds: 600,
+                rate_per_second: 100,
+                burst: 100,
+                paused: false,
+                waitlist: false,
+                waitlist_limit: None,
+                terms: SaleTerms::default(),
+            },
         }
     }
 

@@ -3,8 +3,9 @@
 //! above what is held and sold (I1), and the caller turns that refusal into a `409`.
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use sqlx::PgConnection;
+use serde::{Deserialize, Serialize, Serializer};
+use sqlx::postgres::PgRow;
+use sqlx::{AssertSqlSafe, PgConnection, PgPool, Row};
 
 use crate::domain::{Currency, SaleId, SaleTerms, Sku};
 
@@ -39,62 +40,125 @@ pub struct SaleInput {
     pub waitlist_limit: Option<i32>,
 }
 
-/// A sale as the admin API shows it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct SaleDoc {
-    /// Sale id.
-    #[serde(rename = "sale_id")]
-    pub id: String,
-    /// Product.
-    pub sku: String,
-    /// Units for sale.
-    pub stock: i32,
-    /// Units held.
-    pub reserved: i32,
-    /// Units sold.
-    pub sold: i32,
-    /// Units nobody holds.
-    pub available: i32,
-    /// Tickets decided.
-    pub decided: i64,
-    /// Unit price.
+/// A sale as stored, and as every role reads it: what it sells and at what price, how the
+/// door admits to it, and its stock terms. Every read selects [`COLUMNS`]; serialized, it
+/// is the sale document of the admin API (flat, with `available`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sale {
+    /// The sale.
+    pub id: SaleId,
+    /// The product sold.
+    pub sku: Sku,
+    /// Unit price, minor units.
     pub price: i64,
     /// Currency.
-    pub currency: String,
+    pub currency: Currency,
     /// Opening time.
     pub starts_at: DateTime<Utc>,
-    /// Hold length.
+    /// How long a reservation holds units.
     pub hold_seconds: i32,
     /// Admission rate.
     pub rate_per_second: i32,
     /// Admission burst.
     pub burst: i32,
-    /// Paused.
+    /// Paused by an operator.
     pub paused: bool,
-    /// Wait-list on.
+    /// Arrivals past the oversubscription limit are queued (wait-listed), not refused.
     pub waitlist: bool,
-    /// Tickets on the wait-list now.
-    #[serde(default)]
-    pub waitlisted: i32,
-    /// The operator's cap on the wait-list, if any.
-    #[serde(default)]
+    /// The operator's cap on the wait-list (`None`: derived from the held units).
     pub waitlist_limit: Option<i32>,
-    /// Version of the stock terms.
-    pub version: i64,
+    /// Stock terms as committed.
+    pub terms: SaleTerms,
 }
 
-impl SaleDoc {
-    /// The stock terms it shows.
-    pub fn terms(&self) -> SaleTerms {
-        SaleTerms {
-            version: self.version,
-            stock: i64::from(self.stock),
-            reserved: i64::from(self.reserved),
-            sold: i64::from(self.sold),
-            decided: self.decided,
-            waitlisted: i64::from(self.waitlisted),
-        }
+/// The columns every read of a sale selects (`Sale`'s `FromRow` reads them by name).
+pub const COLUMNS: &str = "id, sku, price, currency, starts_at, hold_seconds, rate_per_second, \
+                           burst, paused, waitlist, waitlist_limit, version, stock, reserved, sold, \
+                           decided, waitlisted";
+
+impl<'r> sqlx::FromRow<'r, PgRow> for Sale {
+    fn from_row(row: &'r PgRow) -> sqlx::Result<Self> {
+        Ok(Self {
+            id: row.try_get("id")?,
+            sku: row.try_get("sku")?,
+            price: row.try_get("price")?,
+            currency: row.try_get("currency")?,
+            starts_at: row.try_get("starts_at")?,
+            hold_seconds: row.try_get("hold_seconds")?,
+            rate_per_second: row.try_get("rate_per_second")?,
+            burst: row.try_get("burst")?,
+            paused: row.try_get("paused")?,
+            waitlist: row.try_get("waitlist")?,
+            waitlist_limit: row.try_get("waitlist_limit")?,
+            terms: SaleTerms {
+                version: row.try_get("version")?,
+                stock: i64::from(row.try_get::<i32, _>("stock")?),
+                reserved: i64::from(row.try_get::<i32, _>("reserved")?),
+                sold: i64::from(row.try_get::<i32, _>("sold")?),
+                decided: row.try_get("decided")?,
+                waitlisted: i64::from(row.try_get::<i32, _>("waitlisted")?),
+            },
+        })
     }
+}
+
+impl Serialize for Sale {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        /// The admin API's sale document: the terms flat beside the settings.
+        #[derive(Serialize)]
+        struct Document<'a> {
+            sale_id: &'a SaleId,
+            sku: &'a Sku,
+            stock: i64,
+            reserved: i64,
+            sold: i64,
+            available: i64,
+            decided: i64,
+            price: i64,
+            currency: &'a Currency,
+            starts_at: DateTime<Utc>,
+            hold_seconds: i32,
+            rate_per_second: i32,
+            burst: i32,
+            paused: bool,
+            waitlist: bool,
+            waitlisted: i64,
+            waitlist_limit: Option<i32>,
+            version: i64,
+        }
+        let t = &self.terms;
+        Document {
+            sale_id: &self.id,
+            sku: &self.sku,
+            stock: t.stock,
+            reserved: t.reserved,
+            sold: t.sold,
+            available: t.available(),
+            decided: t.decided,
+            price: self.price,
+            currency: &self.currency,
+            starts_at: self.starts_at,
+            hold_seconds: self.hold_seconds,
+            rate_per_second: self.rate_per_second,
+            burst: self.burst,
+            paused: self.paused,
+            waitlist: self.waitlist,
+            waitlisted: t.waitlisted,
+            waitlist_limit: self.waitlist_limit,
+            version: t.version,
+        }
+        .serialize(serializer)
+    }
+}
+
+/// Reads the sales of `ids` (those that exist).
+pub async fn load(db: &PgPool, ids: &[SaleId]) -> sqlx::Result<Vec<Sale>> {
+    sqlx::query_as(AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM sales WHERE id = ANY($1)"
+    )))
+    .bind(ids)
+    .fetch_all(db)
+    .await
 }
 
 /// What to change; absent fields stay as they are.
@@ -127,14 +191,11 @@ pub struct AdmissionDoc {
 }
 
 /// Locks and reads a sale.
-pub async fn lock_sale(tx: &mut PgConnection, id: &SaleId) -> sqlx::Result<Option<SaleDoc>> {
-    sqlx::query_as!(
-        SaleDoc,
-        r#"SELECT id, sku, stock, reserved, sold, stock - reserved - sold AS "available!", decided, price, currency,
-                  starts_at, hold_seconds, rate_per_second, burst, paused, waitlist, waitlisted, waitlist_limit, version
-           FROM sales WHERE id = $1 FOR UPDATE"#,
-        id.as_str()
-    )
+pub async fn lock_sale(tx: &mut PgConnection, id: &SaleId) -> sqlx::Result<Option<Sale>> {
+    sqlx::query_as(AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM sales WHERE id = $1 FOR UPDATE"
+    )))
+    .bind(id)
     .fetch_optional(&mut *tx)
     .await
 }
@@ -145,35 +206,33 @@ pub async fn write_sale(
     id: &SaleId,
     input: &SaleInput,
     currency: &Currency,
-) -> sqlx::Result<SaleDoc> {
-    sqlx::query_as!(
-        SaleDoc,
-        r#"INSERT INTO sales (id, sku, stock, price, currency, starts_at, hold_seconds, rate_per_second, burst, paused, waitlist,
-                              waitlist_limit)
-           VALUES ($1, $2, $3, $4, $5, COALESCE($6, now()), COALESCE($7, 600), $8, $9, COALESCE($10, false), COALESCE($11, true),
-                   $12)
-           ON CONFLICT (id) DO UPDATE SET
-               sku = EXCLUDED.sku, stock = EXCLUDED.stock, price = EXCLUDED.price, currency = EXCLUDED.currency,
-               starts_at = COALESCE($6, sales.starts_at), hold_seconds = COALESCE($7, sales.hold_seconds),
-               rate_per_second = EXCLUDED.rate_per_second, burst = EXCLUDED.burst,
-               paused = COALESCE($10, sales.paused), waitlist = COALESCE($11, sales.waitlist),
-               waitlist_limit = COALESCE($12, sales.waitlist_limit),
-               version = sales.version + 1, updated_at = now()
-           RETURNING id, sku, stock, reserved, sold, stock - reserved - sold AS "available!", decided, price, currency,
-                     starts_at, hold_seconds, rate_per_second, burst, paused, waitlist, waitlisted, waitlist_limit, version"#,
-        id.as_str(),
-        input.sku.as_str(),
-        input.stock as i32,
-        input.price,
-        currency.as_str(),
-        input.starts_at,
-        input.hold_seconds,
-        input.rate_per_second,
-        input.burst,
-        input.paused,
-        input.waitlist,
-        input.waitlist_limit
-    )
+) -> sqlx::Result<Sale> {
+    sqlx::query_as(AssertSqlSafe(format!(
+        "INSERT INTO sales (id, sku, stock, price, currency, starts_at, hold_seconds, rate_per_second, burst,
+                            paused, waitlist, waitlist_limit)
+         VALUES ($1, $2, $3, $4, $5, COALESCE($6, now()), COALESCE($7, 600), $8, $9, COALESCE($10, false),
+                 COALESCE($11, true), $12)
+         ON CONFLICT (id) DO UPDATE SET
+             sku = EXCLUDED.sku, stock = EXCLUDED.stock, price = EXCLUDED.price, currency = EXCLUDED.currency,
+             starts_at = COALESCE($6, sales.starts_at), hold_seconds = COALESCE($7, sales.hold_seconds),
+             rate_per_second = EXCLUDED.rate_per_second, burst = EXCLUDED.burst,
+             paused = COALESCE($10, sales.paused), waitlist = COALESCE($11, sales.waitlist),
+             waitlist_limit = COALESCE($12, sales.waitlist_limit),
+             version = sales.version + 1, updated_at = now()
+         RETURNING {COLUMNS}"
+    )))
+    .bind(id)
+    .bind(&input.sku)
+    .bind(input.stock as i32)
+    .bind(input.price)
+    .bind(currency)
+    .bind(input.starts_at)
+    .bind(input.hold_seconds)
+    .bind(input.rate_per_second)
+    .bind(input.burst)
+    .bind(input.paused)
+    .bind(input.waitlist)
+    .bind(input.waitlist_limit)
     .fetch_one(&mut *tx)
     .await
 }

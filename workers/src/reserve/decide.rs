@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use flashgate_common::amqp::messages::IssuedTicket;
 use flashgate_common::domain::{OrderStatus, SaleId, SaleTerms, TicketStatus};
-use flashgate_common::ledger::reserve::{self, Candidate, Plan, SaleRow};
+use flashgate_common::ledger::reserve::{self, Candidate, LockedSale, Plan};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -73,12 +73,14 @@ pub struct Batch {
 /// Decides `tickets` and commits.
 pub async fn decide(pool: &PgPool, tickets: &[IssuedTicket]) -> Result<Batch> {
     let mut tx = pool.begin().await?;
-    let mut sale_ids: Vec<String> = tickets.iter().map(|t| t.sale_id.to_string()).collect();
+    let mut sale_ids: Vec<SaleId> = tickets.iter().map(|t| t.sale_id.clone()).collect();
     sale_ids.sort();
     sale_ids.dedup();
     let mut sales = reserve::lock_sales(&mut tx, &sale_ids).await?;
-    let locked: BTreeMap<SaleId, SaleTerms> =
-        sales.iter().map(|(id, s)| (id.clone(), s.terms)).collect();
+    let locked: BTreeMap<SaleId, SaleTerms> = sales
+        .iter()
+        .map(|(id, s)| (id.clone(), s.sale.terms))
+        .collect();
     let ids: Vec<Uuid> = tickets.iter().map(|t| t.ticket_id).collect();
     let known = already_decided(&mut tx, &ids).await?;
     let mut plan = Plan::default();
@@ -141,14 +143,14 @@ fn fresh_by_sale(
 fn decide_sale(
     plan: &mut Plan,
     id: &SaleId,
-    sale: &mut SaleRow,
+    sale: &mut LockedSale,
     fresh: &[Candidate],
 ) -> Vec<TicketOutcome> {
     let granted = plan.grant(id, sale, fresh);
     // Holds still outstanding after this batch may expire: a wait-listing sale keeps the
     // tickets that found nothing, rather than telling them sold out.
-    let held_after = sale.terms.reserved + (sale.terms.available() - sale.available);
-    let refused = if sale.waitlist && held_after > 0 {
+    let held_after = sale.sale.terms.reserved + (sale.sale.terms.available() - sale.available);
+    let refused = if sale.sale.waitlist && held_after > 0 {
         TicketStatus::Waitlisted
     } else {
         TicketStatus::SoldOut

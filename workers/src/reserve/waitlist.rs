@@ -4,7 +4,7 @@
 //! the wait-list is closed: its tickets end sold out.
 
 use flashgate_common::domain::{SaleId, SaleTerms, TicketStatus};
-use flashgate_common::ledger::reserve::{self, Candidate, Plan, SaleRow};
+use flashgate_common::ledger::reserve::{self, Candidate, LockedSale, Plan};
 use flashgate_common::live::tickets::StatusUpdate;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -47,7 +47,7 @@ pub async fn serve(ctx: &Context) -> Result<usize> {
 
 async fn serve_sale(ctx: &Context, id: &SaleId) -> Result<usize> {
     let mut tx = ctx.pool.begin().await?;
-    let mut sales = reserve::lock_sales(&mut tx, &[id.to_string()]).await?;
+    let mut sales = reserve::lock_sales(&mut tx, std::slice::from_ref(id)).await?;
     let Some(sale) = sales.get_mut(id) else {
         return Ok(0);
     };
@@ -62,7 +62,7 @@ async fn serve_sale(ctx: &Context, id: &SaleId) -> Result<usize> {
     let terms = plan.write(&mut tx).await?;
     tx.commit().await?;
     let promoted = tickets.len();
-    let terms = terms.get(id).copied().unwrap_or(sale.terms);
+    let terms = terms.get(id).copied().unwrap_or(sale.sale.terms);
     let batch = Batch {
         sales: vec![Decided {
             sale: id.clone(),
@@ -84,10 +84,10 @@ pub(super) async fn promote(
     tx: &mut PgConnection,
     plan: &mut Plan,
     id: &SaleId,
-    sale: &mut SaleRow,
+    sale: &mut LockedSale,
 ) -> Result<Vec<TicketOutcome>> {
     // The sale row (locked) counts its wait-list: no query when nobody waits.
-    if !sale.waitlist || sale.available <= 0 || sale.terms.waitlisted <= 0 {
+    if !sale.sale.waitlist || sale.available <= 0 || sale.sale.terms.waitlisted <= 0 {
         return Ok(Vec::new());
     }
     let waiting = waiting(tx, id).await?;
