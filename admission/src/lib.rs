@@ -10,6 +10,7 @@ mod limits;
 mod sales;
 mod sales_api;
 mod state;
+pub mod ticket_token;
 mod tickets;
 mod waiting_room;
 
@@ -17,6 +18,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::ticket_token::TicketSigner;
 use axum::Router;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::StatusCode;
@@ -26,7 +28,6 @@ use axum::routing::{get, post};
 use flashgate_common::amqp::{Amqp, Publisher};
 use flashgate_common::http::{self, Problem, ready};
 use flashgate_common::live::Redis;
-use flashgate_common::ticket_token::TicketSigner;
 use flashgate_common::{Config, db};
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;

@@ -3,10 +3,10 @@
 use std::ops::Deref;
 use std::sync::Arc;
 
+use crate::ticket_token::TicketSigner;
 use flashgate_common::Config;
 use flashgate_common::amqp::{Amqp, Publisher};
 use flashgate_common::live::Redis;
-use flashgate_common::ticket_token::TicketSigner;
 use sqlx::PgPool;
 
 use crate::limits::Limits;

@@ -1,6 +1,8 @@
 //! Shared plumbing for every flashgate role: configuration, telemetry, connection pools,
-//! the AMQP topology and message types, Redis keys and live state, ticket tokens, the
-//! domain newtypes, and the ledger that moves stock between the sale's terms.
+//! the AMQP topology and message types, Redis keys and live state, the domain newtypes,
+//! the ticket's log trail, and the ledger that moves stock between the sale's terms.
+//! What one crate alone uses lives in that crate (ticket tokens in the door, Stripe's
+//! client in the workers, signal handling in the binary).
 //!
 //! Nothing here owns a process: the service crates build their state from these pieces,
 //! and the `flashgate` binary wires them together.
@@ -14,9 +16,7 @@ pub mod http;
 pub mod inflight;
 pub mod ledger;
 pub mod live;
-pub mod shutdown;
 pub mod telemetry;
-pub mod ticket_token;
 pub mod trail;
 
 #[cfg(feature = "testkit")]

@@ -6,5 +6,6 @@
 pub mod cli;
 pub mod commands;
 pub mod demo;
+pub mod shutdown;
 pub mod stack;
 pub mod verify;

@@ -4,8 +4,8 @@
 use clap::Parser;
 use flashgate::cli::{self, Cli, Command};
 use flashgate::stack::{self, Role};
-use flashgate::{commands, demo, verify};
-use flashgate_common::{Config, db, shutdown, telemetry};
+use flashgate::{commands, demo, shutdown, verify};
+use flashgate_common::{Config, db, telemetry};
 
 /// Every role allocates per request from several threads at once. Against glibc's malloc
 /// (`loadtest/run door`, same machine, back to back) mimalloc's per-thread heaps cut the

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use crate::ticket_token::TicketClaims;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -11,7 +12,6 @@ use chrono::Utc;
 use flashgate_common::amqp::messages::IssuedTicket;
 use flashgate_common::domain::{CustomerId, PaymentMethodId, Quantity, SaleId, TicketStatus};
 use flashgate_common::http::{ApiJson, ApiPath, Problem};
-use flashgate_common::ticket_token::TicketClaims;
 use flashgate_common::trail;
 use serde::Deserialize;
 use uuid::Uuid;

@@ -3,13 +3,13 @@
 //! when a ticket still reads `queued` although the queue has moved past it; what the
 //! database says is then written back to Redis.
 
+use crate::ticket_token::TicketClaims;
 use axum::Json;
 use axum::extract::State;
 use chrono::Utc;
 use flashgate_common::domain::{OrderStatus, SaleId, TicketStatus};
 use flashgate_common::http::{ApiPath, Problem};
 use flashgate_common::live::tickets::{StatusUpdate, TicketView};
-use flashgate_common::ticket_token::TicketClaims;
 use uuid::Uuid;
 
 use super::{PaymentBody, TicketBody};

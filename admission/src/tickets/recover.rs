@@ -5,9 +5,9 @@
 //! sequence counter is gone although tickets were decided), so a refusal stays one Redis
 //! round trip in the common case.
 
+use crate::ticket_token::TicketClaims;
 use chrono::Utc;
 use flashgate_common::domain::CustomerId;
-use flashgate_common::ticket_token::TicketClaims;
 
 use super::claim::{self, Held};
 use crate::Result;

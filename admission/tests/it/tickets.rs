@@ -2,9 +2,9 @@
 
 use std::collections::BTreeSet;
 
+use flashgate_admission::ticket_token::{TicketClaims, TicketSigner};
 use flashgate_common::amqp::messages::TicketMessage;
 use flashgate_common::domain::SaleId;
-use flashgate_common::ticket_token::{TicketClaims, TicketSigner};
 use serde_json::{Value, json};
 
 use crate::support::{Door, TICKET_SECRET, crowd_from_one_address};

@@ -11,7 +11,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use uuid::Uuid;
 
-use crate::domain::SaleId;
+use flashgate_common::domain::SaleId;
 
 const MAC_BYTES: usize = 16;
 
