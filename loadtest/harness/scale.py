@@ -128,6 +128,24 @@ def startup_cpu(binary_dir, count):
     return cpu
 
 
+def batch_totals(roles):
+    """(tickets, batches, seconds deciding) the workers `roles` report in /metrics."""
+    totals = [0.0, 0.0, 0.0]
+    for role in roles:
+        try:
+            with urllib.request.urlopen(f"{cluster.url(role)}/metrics", timeout=5) as response:
+                text = response.read().decode()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            name, _, value = line.partition(" ")
+            for i, metric in enumerate(("reserve_batch_size_sum", "reserve_batch_size_count",
+                                        "reserve_batch_seconds_sum")):
+                if name == metric:
+                    totals[i] += float(value)
+    return totals
+
+
 def drain(binary_dir, count, sale, target, startup):
     """Starts `count` workers on a full queue; times the drain to `target` decided.
     `startup` is their start-up CPU, measured apart."""
@@ -144,10 +162,13 @@ def drain(binary_dir, count, sale, target, startup):
     took = time.monotonic() - began
     done = decided(sale) - start
     cpu = sum(procs.cpu_seconds(p) for p in pids)
+    tickets, batches, deciding = batch_totals([f"worker-{i}" for i in range(1, count + 1)])
     return {"processes": count, "reservations": done, "per_sec": round(done / max(took, 1e-9)),
             "cpu_ms_per_1000": round(cpu * 1e6 / max(done, 1), 1),
             "net_ms_per_1000": round(max(cpu - startup, 0) * 1e6 / max(done, 1), 1),
-            "fixed_ms": round(startup / count * 1000, 1)}
+            "fixed_ms": round(startup / count * 1000, 1),
+            "per_batch": round(tickets / max(batches, 1)),
+            "ms_per_batch": round(deciding * 1000 / max(batches, 1), 1)}
 
 
 # All the load comes from 127.0.0.1: the per-address limit would meter the driver itself.
@@ -183,6 +204,9 @@ def median_row(rows):
     row["net_ms_per_1000"] = statistics.median(net)
     row["net_range"] = (min(net), max(net))
     row["fixed_ms"] = statistics.median(r["fixed_ms"] for r in rows)
+    for key in ("per_batch", "ms_per_batch"):
+        if key in rows[0]:
+            row[key] = statistics.median(r[key] for r in rows)
     row["runs"] = len(rows)
     return row
 
@@ -247,12 +271,12 @@ def table(door_rows, worker_rows, brokers):
                 f"({spread(d, 'cpu_range')}) | {d['net_ms_per_1000']} ({spread(d, 'net_range')}) | "
                 f"{d['fixed_ms']} | {w['per_sec']:,} ({spread(w, 'per_sec_range')}) | "
                 f"{w['cpu_ms_per_1000']} ({spread(w, 'cpu_range')}) | {w['net_ms_per_1000']} "
-                f"({spread(w, 'net_range')}) | {w['fixed_ms']} |")
+                f"({spread(w, 'net_range')}) | {w['fixed_ms']} | {w['per_batch']:,} | {w['ms_per_batch']} |")
     runs = door_rows[0]["runs"]
     header = ("| tickets/s (doors) | door CPU ms / 1,000 tickets | without idle | idle ms/s per door "
               "| reservations/s (workers) | worker CPU ms / 1,000 reservations | without start-up "
-              "| start-up ms per worker |")
-    rule = "|---|---|---|---|---|---|---|---|---|"
+              "| start-up ms per worker | tickets per batch | ms per batch decided |")
+    rule = "|---|---|---|---|---|---|---|---|---|---|---|"
     lines = [f"Median of {runs} run{'s' if runs > 1 else ''} per row (lowest–highest in brackets).", "",
              f"| processes {header}", rule]
     for d, w in zip(door_rows, worker_rows):
