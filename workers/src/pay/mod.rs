@@ -145,27 +145,59 @@ async fn pay_patiently(
     }
 }
 
-/// Pays every order; the first failure (after all were tried) is returned.
+/// Pays every order; the first failure (after all were tried) is returned. A payment is
+/// made only once it holds a permit: a task names every order of a reservation batch
+/// (thousands), and each payment is a large future, so making them all at once held
+/// hundreds of megabytes for payments that could only wait their turn.
 async fn pay_all(ctx: &Arc<Context>, permits: &Arc<Semaphore>, orders: &[Uuid]) -> Result<()> {
+    type Paid = Result<(Uuid, intent::Paid)>;
+    let note = |joined: std::result::Result<Paid, tokio::task::JoinError>,
+                first_failure: &mut Option<Error>|
+     -> Result<()> {
+        match joined.map_err(|e| Error::Poison(format!("payment panicked: {e}")))? {
+            Ok((order, outcome)) => tracing::debug!(%order, ?outcome, "order paid"),
+            Err(e) => *first_failure = first_failure.take().or(Some(e)),
+        }
+        Ok(())
+    };
     let mut tasks = JoinSet::new();
+    let mut first_failure = None;
     for order in orders.iter().copied() {
-        let (ctx, permits) = (ctx.clone(), permits.clone());
+        let permit = permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| Error::Poison(e.to_string()))?;
+        let ctx = ctx.clone();
+        let held = InFlight::start();
         tasks.spawn(async move {
-            let _permit = permits
-                .acquire_owned()
-                .await
-                .map_err(|e| Error::Poison(e.to_string()))?;
+            let (_held, _permit) = (held, permit);
             intent::pay(&ctx, order)
                 .await
                 .map(|outcome| (order, outcome))
         });
-    }
-    let mut first_failure = None;
-    while let Some(joined) = tasks.join_next().await {
-        match joined.map_err(|e| Error::Poison(format!("payment panicked: {e}")))? {
-            Ok((order, outcome)) => tracing::debug!(%order, ?outcome, "order paid"),
-            Err(e) => first_failure = first_failure.or(Some(e)),
+        while let Some(joined) = tasks.try_join_next() {
+            note(joined, &mut first_failure)?;
         }
     }
+    while let Some(joined) = tasks.join_next().await {
+        note(joined, &mut first_failure)?;
+    }
     first_failure.map_or(Ok(()), Err)
+}
+
+/// One payment held in memory (its future made), counted in `payments_in_flight`.
+struct InFlight;
+
+impl InFlight {
+    fn start() -> Self {
+        metrics::gauge!("payments_in_flight").increment(1.0);
+        Self
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        metrics::gauge!("payments_in_flight").decrement(1.0);
+    }
 }
