@@ -129,9 +129,11 @@ def startup_cpu(binary_dir, count):
 
 
 def batch_totals(roles):
-    """(tickets, batches, seconds deciding) the workers `roles` report in /metrics."""
-    totals = [0.0, 0.0, 0.0]
+    """(tickets, batches, seconds deciding, the busiest worker's tickets) the workers
+    `roles` report in /metrics."""
+    totals = [0.0, 0.0, 0.0, 0.0]
     for role in roles:
+        before = totals[0]
         try:
             with urllib.request.urlopen(f"{cluster.url(role)}/metrics", timeout=5) as response:
                 text = response.read().decode()
@@ -143,6 +145,7 @@ def batch_totals(roles):
                                         "reserve_batch_seconds_sum")):
                 if name == metric:
                     totals[i] += float(value)
+        totals[3] = max(totals[3], totals[0] - before)
     return totals
 
 
@@ -151,6 +154,10 @@ def drain(binary_dir, count, sale, target, startup):
     `startup` is their start-up CPU, measured apart."""
     start = decided(sale)
     began = time.monotonic()
+    # All at once: started one after another, the first would prefetch most of the queue
+    # (6,000 messages of 8 tickets) before the next was up, and do the drain alone.
+    for i in range(1, count + 1):
+        cluster.start_role(binary_dir, f"worker-{i}")
     for i in range(1, count + 1):
         cluster.ensure_role(binary_dir, f"worker-{i}")
     # Fresh processes (measure() stopped them): all their CPU is this drain's, counted
@@ -162,13 +169,14 @@ def drain(binary_dir, count, sale, target, startup):
     took = time.monotonic() - began
     done = decided(sale) - start
     cpu = sum(procs.cpu_seconds(p) for p in pids)
-    tickets, batches, deciding = batch_totals([f"worker-{i}" for i in range(1, count + 1)])
+    tickets, batches, deciding, busiest = batch_totals([f"worker-{i}" for i in range(1, count + 1)])
     return {"processes": count, "reservations": done, "per_sec": round(done / max(took, 1e-9)),
             "cpu_ms_per_1000": round(cpu * 1e6 / max(done, 1), 1),
             "net_ms_per_1000": round(max(cpu - startup, 0) * 1e6 / max(done, 1), 1),
             "fixed_ms": round(startup / count * 1000, 1),
             "per_batch": round(tickets / max(batches, 1)),
-            "ms_per_batch": round(deciding * 1000 / max(batches, 1), 1)}
+            "ms_per_batch": round(deciding * 1000 / max(batches, 1), 1),
+            "busiest_share": round(100 * busiest / max(tickets, 1))}
 
 
 # All the load comes from 127.0.0.1: the per-address limit would meter the driver itself.
@@ -204,7 +212,7 @@ def median_row(rows):
     row["net_ms_per_1000"] = statistics.median(net)
     row["net_range"] = (min(net), max(net))
     row["fixed_ms"] = statistics.median(r["fixed_ms"] for r in rows)
-    for key in ("per_batch", "ms_per_batch"):
+    for key in ("per_batch", "ms_per_batch", "busiest_share"):
         if key in rows[0]:
             row[key] = statistics.median(r[key] for r in rows)
     row["runs"] = len(rows)
@@ -271,12 +279,14 @@ def table(door_rows, worker_rows, brokers):
                 f"({spread(d, 'cpu_range')}) | {d['net_ms_per_1000']} ({spread(d, 'net_range')}) | "
                 f"{d['fixed_ms']} | {w['per_sec']:,} ({spread(w, 'per_sec_range')}) | "
                 f"{w['cpu_ms_per_1000']} ({spread(w, 'cpu_range')}) | {w['net_ms_per_1000']} "
-                f"({spread(w, 'net_range')}) | {w['fixed_ms']} | {w['per_batch']:,} | {w['ms_per_batch']} |")
+                f"({spread(w, 'net_range')}) | {w['fixed_ms']} | {w['per_batch']:,} | {w['ms_per_batch']} | "
+                f"{w['busiest_share']}% |")
     runs = door_rows[0]["runs"]
     header = ("| tickets/s (doors) | door CPU ms / 1,000 tickets | without idle | idle ms/s per door "
               "| reservations/s (workers) | worker CPU ms / 1,000 reservations | without start-up "
-              "| start-up ms per worker | tickets per batch | ms per batch decided |")
-    rule = "|---|---|---|---|---|---|---|---|---|---|---|"
+              "| start-up ms per worker | tickets per batch | ms per batch decided "
+              "| decided by the busiest worker |")
+    rule = "|---|---|---|---|---|---|---|---|---|---|---|---|"
     lines = [f"Median of {runs} run{'s' if runs > 1 else ''} per row (lowest–highest in brackets).", "",
              f"| processes {header}", rule]
     for d, w in zip(door_rows, worker_rows):
