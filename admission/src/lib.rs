@@ -18,7 +18,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::ticket_token::TicketSigner;
 use axum::Router;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::StatusCode;
@@ -32,6 +31,8 @@ use flashgate_common::{Config, db};
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+
+use crate::ticket_token::TicketSigner;
 
 pub use error::{Error, Result};
 pub use state::{AppState, Inner};

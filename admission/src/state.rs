@@ -3,7 +3,6 @@
 use std::ops::Deref;
 use std::sync::Arc;
 
-use crate::ticket_token::TicketSigner;
 use flashgate_common::Config;
 use flashgate_common::amqp::{Amqp, Publisher};
 use flashgate_common::live::Redis;
@@ -11,6 +10,7 @@ use sqlx::PgPool;
 
 use crate::limits::Limits;
 use crate::sales::SaleDirectory;
+use crate::ticket_token::TicketSigner;
 use crate::tickets::{IssueResult, TicketBatcher};
 use flashgate_common::inflight::InFlight;
 

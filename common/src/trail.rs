@@ -5,7 +5,9 @@
 //! `RUST_LOG=info,flashgate::trail=off` silences the trail when the volume matters more.
 //!
 //! The lines are emitted inside the step's span (`request`, `reserve_batch`, `pay`,
-//! `stripe_event`, `sweep`), whose fields the JSON format adds to each line.
+//! `stripe_event`, `sweep`, `reconcile`), whose fields the JSON format adds to each line.
+//! Order moves are logged where committed changes are announced
+//! (`ledger::publish_changes`), so no mover can forget its line.
 
 use uuid::Uuid;
 
@@ -28,15 +30,15 @@ pub fn decided(
     order: Option<Uuid>,
     request_id: Option<&str>,
 ) {
-    let status = status.as_str();
-    match order {
-        Some(order) => {
-            tracing::info!(target: TARGET, %ticket, %sale, %order, status, request_id, "ticket decided")
-        }
-        None => {
-            tracing::info!(target: TARGET, %ticket, %sale, status, request_id, "ticket decided")
-        }
-    }
+    tracing::info!(
+        target: TARGET,
+        %ticket,
+        %sale,
+        order = order.map(tracing::field::display),
+        status = status.as_str(),
+        request_id,
+        "ticket decided"
+    );
 }
 
 /// An order moved (`step` says by what: a payment, a webhook, an expiry, a reconciliation).

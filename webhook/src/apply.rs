@@ -61,9 +61,6 @@ pub(crate) async fn apply(pool: &PgPool, redis: &Redis, event: &Event) -> Result
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    if let Some(order) = applied.order() {
-        flashgate_common::trail::order("stripe event", order);
-    }
     metrics::counter!("webhook_events_applied_total", "type" => event.kind.clone(), "outcome" => label).increment(1);
     publish(redis, applied).await
 }
@@ -100,8 +97,15 @@ fn label(applied: &Applied, outcome: &IntentOutcome) -> Result<&'static str> {
 }
 
 async fn publish(redis: &Redis, applied: Applied) -> Result<Received> {
-    if let Applied::Changed(change) = applied {
-        ledger::publish_changes(redis, &[change]).await?;
+    const STEP: &str = "stripe event";
+    match applied {
+        Applied::Changed(change) => ledger::publish_changes(redis, STEP, &[change]).await?,
+        // Nothing moved, but the ticket's trail still shows the event came.
+        other => {
+            if let Some(order) = other.order() {
+                flashgate_common::trail::order(STEP, order);
+            }
+        }
     }
     Ok(Received::Applied)
 }

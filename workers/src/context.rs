@@ -5,9 +5,9 @@ use std::sync::Arc;
 use flashgate_common::amqp::{Amqp, Publisher};
 use flashgate_common::live::Redis;
 use flashgate_common::{Config, Error, db};
+use sqlx::PgPool;
 
 use crate::stripe_api;
-use sqlx::PgPool;
 
 /// Connections and configuration of the worker role.
 pub struct Context {

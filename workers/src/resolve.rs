@@ -5,13 +5,13 @@
 
 use std::time::Duration;
 
-use crate::stripe_api::with_retries;
 use flashgate_common::ledger::{self, Applied, IntentOutcome};
 use stripe_core::PaymentIntent;
 use stripe_core::payment_intent::RetrievePaymentIntent;
 use uuid::Uuid;
 
 use crate::context::Context;
+use crate::stripe_api::with_retries;
 use crate::{Error, Result};
 
 /// Retry budget of one retrieve.
@@ -46,11 +46,11 @@ pub(crate) async fn apply(
     let mut tx = ctx.pool.begin().await?;
     let applied = ledger::apply_intent(&mut tx, order, intent, outcome).await?;
     tx.commit().await?;
-    if let Applied::Changed(change) | Applied::RefundNeeded(change) = &applied {
-        flashgate_common::trail::order(step, &change.order);
-        if let Err(e) = ledger::publish_changes(&ctx.redis, std::slice::from_ref(change)).await {
-            tracing::warn!(error = ?e, %order, "order change not published to redis");
-        }
+    if let Applied::Changed(change) | Applied::RefundNeeded(change) = &applied
+        && let Err(e) =
+            ledger::publish_changes(&ctx.redis, step, std::slice::from_ref(change)).await
+    {
+        tracing::warn!(error = ?e, %order, "order change not published to redis");
     }
     Ok(applied)
 }

@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use crate::ticket_token::TicketClaims;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -22,6 +21,7 @@ use super::{TicketBody, gate, poll, recover};
 use crate::Result;
 use crate::sales::{Outcome, SaleHandle};
 use crate::state::AppState;
+use crate::ticket_token::TicketClaims;
 
 /// The request body.
 #[derive(Debug, Deserialize)]

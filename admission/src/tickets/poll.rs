@@ -3,7 +3,6 @@
 //! when a ticket still reads `queued` although the queue has moved past it; what the
 //! database says is then written back to Redis.
 
-use crate::ticket_token::TicketClaims;
 use axum::Json;
 use axum::extract::State;
 use chrono::Utc;
@@ -15,6 +14,7 @@ use uuid::Uuid;
 use super::{PaymentBody, TicketBody};
 use crate::Result;
 use crate::state::AppState;
+use crate::ticket_token::TicketClaims;
 
 /// A ticket's state, as a shopper (JSON or the waiting-room page) is shown it.
 #[derive(Debug, Clone)]

@@ -5,7 +5,6 @@
 //! sequence counter is gone although tickets were decided), so a refusal stays one Redis
 //! round trip in the common case.
 
-use crate::ticket_token::TicketClaims;
 use chrono::Utc;
 use flashgate_common::domain::CustomerId;
 
@@ -13,6 +12,7 @@ use super::claim::{self, Held};
 use crate::Result;
 use crate::sales::SaleHandle;
 use crate::state::AppState;
+use crate::ticket_token::TicketClaims;
 
 /// The ticket `customer` holds in `sale`: Redis's, or after a loss PostgreSQL's.
 pub(super) async fn held(

@@ -1,4 +1,5 @@
-//! Publishing committed ledger changes to Redis, so polls and the door see them.
+//! Announcing committed ledger changes: a trail line for each (the log a ticket's id
+//! finds), and their statuses and terms to Redis, so polls and the door see them.
 
 use std::collections::BTreeMap;
 
@@ -22,8 +23,12 @@ impl OrderRef {
     }
 }
 
-/// Writes the statuses and the newest terms of each sale in one round trip.
-pub async fn publish_changes(redis: &Redis, changes: &[Change]) -> Result<()> {
+/// Logs one trail line per change (`step` says what moved it), then writes the statuses
+/// and the newest terms of each sale in one round trip.
+pub async fn publish_changes(redis: &Redis, step: &'static str, changes: &[Change]) -> Result<()> {
+    for change in changes {
+        crate::trail::order(step, &change.order);
+    }
     let statuses: Vec<StatusUpdate> = changes
         .iter()
         .filter_map(|c| c.order.status_update())

@@ -6,7 +6,6 @@
 
 use std::time::Duration;
 
-use crate::stripe_api::{Failure, with_retries};
 use chrono::{DateTime, Utc};
 use flashgate_common::ledger::payment::Effect;
 use flashgate_common::ledger::{self, IntentOutcome, Release};
@@ -17,6 +16,7 @@ use uuid::Uuid;
 
 use crate::context::{Context, idempotency_key};
 use crate::resolve;
+use crate::stripe_api::{Failure, with_retries};
 use crate::{Error, Result};
 
 /// Stripe's code for an object it does not have.
@@ -166,11 +166,8 @@ async fn release_without_intent(ctx: &Context, order: Uuid) -> Result<()> {
     let mut tx = ctx.pool.begin().await?;
     let change = ledger::release(&mut tx, order, Release::Expired, None).await?;
     tx.commit().await?;
-    if let Some(change) = &change {
-        flashgate_common::trail::order("hold expired", &change.order);
-    }
     if let Some(change) = change
-        && let Err(e) = ledger::publish_changes(&ctx.redis, &[change]).await
+        && let Err(e) = ledger::publish_changes(&ctx.redis, "hold expired", &[change]).await
     {
         tracing::warn!(error = ?e, %order, "expiry not published to redis");
     }

@@ -17,10 +17,7 @@ pub async fn expire_holds(ctx: &Context, limit: i64) -> Result<usize> {
         return Ok(expiry.to_cancel);
     }
     metrics::counter!("holds_expired_total").increment(released as u64);
-    for change in &expiry.released {
-        flashgate_common::trail::order("hold expired", &change.order);
-    }
-    if let Err(e) = ledger::publish_changes(&ctx.redis, &expiry.released).await {
+    if let Err(e) = ledger::publish_changes(&ctx.redis, "hold expired", &expiry.released).await {
         tracing::warn!(error = ?e, "expiries not published to redis");
     }
     Ok(released + expiry.to_cancel)

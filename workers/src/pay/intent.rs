@@ -13,7 +13,6 @@
 use std::collections::HashMap;
 use std::str::FromStr;
 
-use crate::stripe_api::{Failure, with_retries};
 use chrono::{DateTime, Duration, Utc};
 use flashgate_common::domain::OrderStatus;
 use flashgate_common::ledger::payment::PaymentClaim;
@@ -27,6 +26,7 @@ use uuid::Uuid;
 
 use crate::context::{Context, idempotency_key};
 use crate::resolve;
+use crate::stripe_api::{Failure, with_retries};
 use crate::{Error, Result};
 
 /// Stripe keeps idempotency keys for 24 h; past this age the key may be forgotten.
@@ -192,11 +192,8 @@ async fn decline(ctx: &Context, order_id: Uuid, code: &str, intent: Option<Strin
     .await?;
     tx.commit().await?;
     metrics::counter!("payments_declined_total").increment(1);
-    if let Some(change) = &change {
-        trail::order("payment declined", &change.order);
-    }
     if let Some(change) = change
-        && let Err(e) = ledger::publish_changes(&ctx.redis, &[change]).await
+        && let Err(e) = ledger::publish_changes(&ctx.redis, "payment declined", &[change]).await
     {
         tracing::warn!(error = ?e, %order_id, "decline not published to redis");
     }

@@ -150,38 +150,28 @@ async fn pay_patiently(
 /// (thousands), and each payment is a large future, so making them all at once held
 /// hundreds of megabytes for payments that could only wait their turn.
 async fn pay_all(ctx: &Arc<Context>, permits: &Arc<Semaphore>, orders: &[Uuid]) -> Result<()> {
-    type Paid = Result<(Uuid, intent::Paid)>;
-    let note = |joined: std::result::Result<Paid, tokio::task::JoinError>,
-                first_failure: &mut Option<Error>|
-     -> Result<()> {
-        match joined.map_err(|e| Error::Poison(format!("payment panicked: {e}")))? {
-            Ok((order, outcome)) => tracing::debug!(%order, ?outcome, "order paid"),
-            Err(e) => *first_failure = first_failure.take().or(Some(e)),
-        }
-        Ok(())
-    };
     let mut tasks = JoinSet::new();
-    let mut first_failure = None;
     for order in orders.iter().copied() {
         let permit = permits
             .clone()
             .acquire_owned()
             .await
             .map_err(|e| Error::Poison(e.to_string()))?;
-        let ctx = ctx.clone();
-        let held = InFlight::start();
+        let (ctx, held) = (ctx.clone(), InFlight::start());
+        // A finished payment leaves only its small result in the set.
         tasks.spawn(async move {
             let (_held, _permit) = (held, permit);
             intent::pay(&ctx, order)
                 .await
                 .map(|outcome| (order, outcome))
         });
-        while let Some(joined) = tasks.try_join_next() {
-            note(joined, &mut first_failure)?;
-        }
     }
+    let mut first_failure = None;
     while let Some(joined) = tasks.join_next().await {
-        note(joined, &mut first_failure)?;
+        match joined.map_err(|e| Error::Poison(format!("payment panicked: {e}")))? {
+            Ok((order, outcome)) => tracing::debug!(%order, ?outcome, "order paid"),
+            Err(e) => first_failure = first_failure.or(Some(e)),
+        }
     }
     first_failure.map_or(Ok(()), Err)
 }

@@ -3,13 +3,12 @@
 
 use std::time::Duration;
 
-use crate::support::Role;
 use flashgate_common::testkit::ProxyMode;
 use lapin::options::BasicGetOptions;
 use serde_json::{Value, json};
 
 use crate::support::{
-    Stack, WEBHOOK_SECRET, count, deliver, insert_reserved_order, intent_event, order_status,
+    Role, Stack, WEBHOOK_SECRET, count, deliver, insert_reserved_order, intent_event, order_status,
     pending_order, sign, sign_at, start_behind_proxy, succeeded, wait_until,
 };
 
@@ -617,8 +616,8 @@ async fn gauge(stack: &Stack, name: &str) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_payment_task_for_many_orders_holds_only_as_many_payments_as_may_run() {
     // One task names every order of a reservation batch (thousands). Each payment is a
-    // large future: made all at once, a 10,000-order task held 600 MB and a second of CPU
-    // in the worker that took it (seen in the cluster's scale-out run). Stripe hangs here,
+    // large future: made all at once, a 10,000-order task grew the worker that took it by
+    // about 580 MB and cost it a second of CPU (the cluster's scale-out run). Stripe hangs here,
     // so payments stay in flight and the count can be read.
     let (stack, _sim, proxy) = start_behind_proxy(&Role::ALL, |c| {
         c.worker.payment_concurrency = 2;
