@@ -23,6 +23,7 @@ import sys
 import time
 
 import procs
+import stack
 from settings import HOST, Secrets
 
 CLUSTER_DIR = os.environ.get("FLASHGATE_CLUSTER_DIR", "/var/tmp/flashgate-cluster")
@@ -250,6 +251,7 @@ def env(binary_dir):
         "FLASHGATE_STRIPE_SIM__WEBHOOK_URL": f"{url('balancer-webhooks')}/v1/stripe/webhook",
         "FLASHGATE_STRIPE_SIM__WEBHOOK_SECRET": s.webhook_secret,
     })
+    e.update(stack.overrides())
     e.update(OVERRIDES)
     return e
 

@@ -1,8 +1,11 @@
 """`loadtest/run cluster scale [--short]`: what adding processes gives, on the cluster.
 
-Doors: for 1, 2 and 3 door processes, one closed-loop `http-bench` per door (so the
-balancer's CPU is not in the figure) takes tickets of one sale for a fixed time; the table
-shows tickets/s and the doors' CPU per 1,000 tickets. Workers: the tickets taken queue up
+Doors: for 1, 2 and 3 door processes, one `http-bench` per door (so the balancer's CPU
+is not in the figure) takes tickets of one sale for a fixed time, first flat out (closed
+loop: tickets/s and the doors' CPU per 1,000 tickets), then at one fixed total rate split
+evenly over the doors (open loop at `FIXED_SHARE` of what one door took flat out): flat
+out, more doors on two cores compete for the same cores and pack fewer tickets per
+publish, so only the fixed rate compares like with like. Workers: the tickets taken queue up
 with every worker stopped; then 1, 2 or 3 workers are started and the drain (until the
 ledger has decided every ticket the doors issued) is timed, with the workers' CPU per
 1,000 reservations. On two cores the sums cannot grow; CPU per ticket staying flat as
@@ -90,68 +93,126 @@ def start_door(binary_dir, i):
 IDLE_SECS = 2
 
 
-def doors(binary_dir, count, secs, sale, tag):
-    """Tickets/s and door CPU with `count` doors, one bench per door."""
-    pids = {i: cluster.role_pid(f"door-{i}") for i in range(1, count + 1)}
-    idle_from = {i: procs.cpu_seconds(p) for i, p in pids.items()}
-    time.sleep(IDLE_SECS)  # the measurement window of the doors' idle CPU
-    before = {i: procs.cpu_seconds(p) for i, p in pids.items()}
-    idle_per_sec = sum(before[i] - idle_from[i] for i in pids) / IDLE_SECS
+# The fixed total rate of the second door phase, as a share of what one door took flat
+# out in the run's first rows: below one door's capacity, so every row serves the same
+# load and its CPU per ticket compares.
+FIXED_SHARE = 0.4
+FIXED_RATE = None  # tickets/s, set by run()
+
+
+def benches(binary_dir, count, secs, sale, tag, rate=None):
+    """One `http-bench` per door, together; the tickets they were given."""
     loadtools = os.path.join(binary_dir, "flashgate-loadtools")
-    benches = []
+    running = []
     for i in range(1, count + 1):
         body = f'{{"customer_id":"{tag}-{i}-{{n}}","quantity":1}}'
-        benches.append(subprocess.Popen([loadtools, "http-bench", "--addr", f"{HOST}:{door_port(i)}",
-                                         "--secs", str(secs), "--connections", "50",
-                                         "--path", f"/v1/sales/{sale}/tickets", "--body", body],
-                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True))
+        argv = [loadtools, "http-bench", "--addr", f"{HOST}:{door_port(i)}", "--secs", str(secs),
+                "--connections", "50", "--path", f"/v1/sales/{sale}/tickets", "--body", body]
+        if rate:
+            argv += ["--rate", str(rate / count)]
+        running.append(subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True))
     tickets = 0
-    for bench in benches:
+    for bench in running:
         out, _ = bench.communicate(timeout=secs + 120)
         report = json.loads(out.strip().splitlines()[-1])
         tickets += report["statuses"].get("202", 0) + report["statuses"].get("200", 0)
-    cpu = sum(procs.cpu_seconds(p) - before[i] for i, p in pids.items())
-    net = max(cpu - idle_per_sec * secs, 0)
-    return {"processes": count, "tickets": tickets, "per_sec": round(tickets / secs),
-            "cpu_ms_per_1000": round(cpu * 1e6 / max(tickets, 1), 1),
-            "net_ms_per_1000": round(net * 1e6 / max(tickets, 1), 1),
+    return tickets
+
+
+def doors(binary_dir, count, secs, sale, tag):
+    """Tickets/s and door CPU with `count` doors, one bench per door: flat out (closed
+    loop), then at FIXED_RATE tickets/s in all (open loop, split evenly; set from the
+    first row, which has one door)."""
+    pids = {i: cluster.role_pid(f"door-{i}") for i in range(1, count + 1)}
+
+    def cpu():
+        return sum(procs.cpu_seconds(p) for p in pids.values())
+
+    idle_from = cpu()
+    time.sleep(IDLE_SECS)  # the measurement window of the doors' idle CPU
+    before = cpu()
+    idle_per_sec = (before - idle_from) / IDLE_SECS
+    publishes = published(count)
+    tickets = benches(binary_dir, count, secs, sale, tag)
+    flat_out = cpu() - before
+    flat_publishes = published(count)
+    global FIXED_RATE
+    if FIXED_RATE is None:  # the run's first row: one door
+        FIXED_RATE = max(100, int(round(tickets / secs * FIXED_SHARE, -2)))
+    before = cpu()
+    fixed = benches(binary_dir, count, secs, sale, f"{tag}-r", FIXED_RATE)
+    at_rate = cpu() - before
+    rate_publishes = published(count)
+    return {"processes": count, "tickets": tickets + fixed, "per_sec": round(tickets / secs),
+            "cpu_ms_per_1000": round(flat_out * 1e6 / max(tickets, 1), 1),
+            "net_ms_per_1000": round(max(flat_out - idle_per_sec * secs, 0) * 1e6 / max(tickets, 1), 1),
+            "rate_ms_per_1000": round(at_rate * 1e6 / max(fixed, 1), 1),
+            "rate_net_ms_per_1000": round(max(at_rate - idle_per_sec * secs, 0) * 1e6 / max(fixed, 1), 1),
+            "per_publish": per_publish(publishes, flat_publishes),
+            "rate_per_publish": per_publish(flat_publishes, rate_publishes),
             "fixed_ms": round(idle_per_sec / count * 1000, 1)}
 
 
 def startup_cpu(binary_dir, count):
-    """CPU seconds `count` workers spend starting, on an empty queue, until ready."""
+    """CPU seconds `count` workers spend starting, on an empty queue, until ready; and
+    their CPU seconds per second once idle (maintenance sweeps, probes)."""
     for i in range(1, count + 1):
         cluster.ensure_role(binary_dir, f"worker-{i}")
-    cpu = sum(procs.cpu_seconds(cluster.role_pid(f"worker-{i}")) for i in range(1, count + 1))
+
+    def cpu():
+        return sum(procs.cpu_seconds(cluster.role_pid(f"worker-{i}")) for i in range(1, count + 1))
+
+    started = cpu()
+    time.sleep(IDLE_SECS)
+    idle = (cpu() - started) / IDLE_SECS
     for i in range(1, count + 1):
         stop(f"worker-{i}")
-    return cpu
+    return started, idle
+
+
+def sums(role, *metrics):
+    """The values of `metrics` (unlabelled sums and counts) in `role`'s /metrics; zeros
+    when it does not answer."""
+    found = dict.fromkeys(metrics, 0.0)
+    try:
+        with urllib.request.urlopen(f"{cluster.url(role)}/metrics", timeout=5) as response:
+            text = response.read().decode()
+    except OSError:
+        return found
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in found:
+            found[name] = float(value)
+    return found
+
+
+PUBLISHES = ("admission_publish_batch_size_sum", "admission_publish_batch_size_count")
+
+
+def published(count):
+    """(tickets, publishes) of doors 1..`count` so far."""
+    totals = [sums(f"door-{i}", *PUBLISHES) for i in range(1, count + 1)]
+    return tuple(sum(t[m] for t in totals) for m in PUBLISHES)
+
+
+def per_publish(before, after):
+    return round((after[0] - before[0]) / max(after[1] - before[1], 1), 1)
+
+
+BATCHES = ("reserve_batch_size_sum", "reserve_batch_size_count", "reserve_batch_seconds_sum")
 
 
 def batch_totals(roles):
     """(tickets, batches, seconds deciding, the busiest worker's tickets) the workers
     `roles` report in /metrics."""
-    totals = [0.0, 0.0, 0.0, 0.0]
-    for role in roles:
-        before = totals[0]
-        try:
-            with urllib.request.urlopen(f"{cluster.url(role)}/metrics", timeout=5) as response:
-                text = response.read().decode()
-        except OSError:
-            continue
-        for line in text.splitlines():
-            name, _, value = line.partition(" ")
-            for i, metric in enumerate(("reserve_batch_size_sum", "reserve_batch_size_count",
-                                        "reserve_batch_seconds_sum")):
-                if name == metric:
-                    totals[i] += float(value)
-        totals[3] = max(totals[3], totals[0] - before)
-    return totals
+    each = [sums(role, *BATCHES) for role in roles]
+    tickets, batches, seconds = (sum(w[m] for w in each) for m in BATCHES)
+    return tickets, batches, seconds, max(w[BATCHES[0]] for w in each)
 
 
-def drain(binary_dir, count, sale, target, startup):
+def drain(binary_dir, count, sale, target, startup, idle):
     """Starts `count` workers on a full queue; times the drain to `target` decided.
-    `startup` is their start-up CPU, measured apart."""
+    `startup` is their start-up CPU and `idle` their CPU per second idle, measured apart."""
     start = decided(sale)
     began = time.monotonic()
     # All at once: started one after another, the first would prefetch most of the queue
@@ -172,8 +233,9 @@ def drain(binary_dir, count, sale, target, startup):
     tickets, batches, deciding, busiest = batch_totals([f"worker-{i}" for i in range(1, count + 1)])
     return {"processes": count, "reservations": done, "per_sec": round(done / max(took, 1e-9)),
             "cpu_ms_per_1000": round(cpu * 1e6 / max(done, 1), 1),
-            "net_ms_per_1000": round(max(cpu - startup, 0) * 1e6 / max(done, 1), 1),
+            "net_ms_per_1000": round(max(cpu - startup - idle * took, 0) * 1e6 / max(done, 1), 1),
             "fixed_ms": round(startup / count * 1000, 1),
+            "idle_ms": round(idle / count * 1000, 1),
             "per_batch": round(tickets / max(batches, 1)),
             "ms_per_batch": round(deciding * 1000 / max(batches, 1), 1),
             "busiest_share": round(100 * busiest / max(tickets, 1))}
@@ -201,18 +263,18 @@ def restart_all(binary_dir):
 
 
 def median_row(rows):
-    """The median run of one configuration (by throughput), with the spread of both figures."""
+    """The median run of one configuration (by throughput), with the spread of every
+    CPU figure."""
     ranked = sorted(rows, key=lambda r: r["per_sec"])
     row = dict(ranked[len(ranked) // 2])
     row["per_sec_range"] = (ranked[0]["per_sec"], ranked[-1]["per_sec"])
-    cpu = [r["cpu_ms_per_1000"] for r in rows]
-    row["cpu_ms_per_1000"] = statistics.median(cpu)
-    row["cpu_range"] = (min(cpu), max(cpu))
-    net = [r["net_ms_per_1000"] for r in rows]
-    row["net_ms_per_1000"] = statistics.median(net)
-    row["net_range"] = (min(net), max(net))
-    row["fixed_ms"] = statistics.median(r["fixed_ms"] for r in rows)
-    for key in ("per_batch", "ms_per_batch", "busiest_share"):
+    for key in ("cpu_ms_per_1000", "net_ms_per_1000", "rate_ms_per_1000", "rate_net_ms_per_1000"):
+        if key in rows[0]:
+            values = [r[key] for r in rows]
+            row[key] = statistics.median(values)
+            row[key.replace("ms_per_1000", "range")] = (min(values), max(values))
+    for key in ("fixed_ms", "idle_ms", "per_publish", "rate_per_publish", "per_batch", "ms_per_batch",
+                "busiest_share"):
         if key in rows[0]:
             row[key] = statistics.median(r[key] for r in rows)
     row["runs"] = len(rows)
@@ -258,14 +320,14 @@ def measure(binary_dir, count, secs, tag):
     for i in range(1, 4):
         stop(f"worker-{i}")
     empty_order_book(cluster.OVERRIDES)
-    startup = startup_cpu(binary_dir, count)
+    startup, idle = startup_cpu(binary_dir, count)
     for i in range(1, 4):
         if i <= count:
             start_door(binary_dir, i)
         else:
             stop(f"door-{i}")
     d = doors(binary_dir, count, secs, sale, tag)
-    return d, drain(binary_dir, count, sale, decided(sale) + d["tickets"], startup)
+    return d, drain(binary_dir, count, sale, decided(sale) + d["tickets"], startup, idle)
 
 
 def spread(row, key, unit=""):
@@ -273,27 +335,44 @@ def spread(row, key, unit=""):
     return f"{low:,}{unit}–{high:,}{unit}" if row["runs"] > 1 else "one run"
 
 
+def figure(row, key):
+    """A median with its spread."""
+    return f"{row[key]:,} ({spread(row, key.replace('ms_per_1000', 'range').replace('per_sec', 'per_sec_range'))})"
+
+
+def doors_header():
+    return ("| tickets/s flat out | door CPU ms / 1,000 tickets | without idle | tickets per publish "
+            f"| at {FIXED_RATE:,} tickets/s: door CPU ms / 1,000 tickets | without idle | tickets per publish "
+            "| idle ms/s per door |")
+
+
+WORKERS = ("| reservations/s | worker CPU ms / 1,000 reservations | without start-up and idle "
+           "| start-up ms per worker | idle ms/s per worker | tickets per batch | ms per batch decided "
+           "| decided by the busiest worker |")
+
+
+def door_cells(d):
+    return (f"{figure(d, 'per_sec')} | {figure(d, 'cpu_ms_per_1000')} | {figure(d, 'net_ms_per_1000')} | "
+            f"{d['per_publish']} | {figure(d, 'rate_ms_per_1000')} | {figure(d, 'rate_net_ms_per_1000')} | "
+            f"{d['rate_per_publish']} | {d['fixed_ms']} |")
+
+
+def worker_cells(w):
+    return (f"{figure(w, 'per_sec')} | {figure(w, 'cpu_ms_per_1000')} | {figure(w, 'net_ms_per_1000')} | "
+            f"{w['fixed_ms']} | {w['idle_ms']} | {w['per_batch']:,} | {w['ms_per_batch']} | {w['busiest_share']}% |")
+
+
 def table(door_rows, worker_rows, brokers):
-    def cells(d, w):
-        return (f"{d['per_sec']:,} ({spread(d, 'per_sec_range')}) | {d['cpu_ms_per_1000']} "
-                f"({spread(d, 'cpu_range')}) | {d['net_ms_per_1000']} ({spread(d, 'net_range')}) | "
-                f"{d['fixed_ms']} | {w['per_sec']:,} ({spread(w, 'per_sec_range')}) | "
-                f"{w['cpu_ms_per_1000']} ({spread(w, 'cpu_range')}) | {w['net_ms_per_1000']} "
-                f"({spread(w, 'net_range')}) | {w['fixed_ms']} | {w['per_batch']:,} | {w['ms_per_batch']} | "
-                f"{w['busiest_share']}% |")
     runs = door_rows[0]["runs"]
-    header = ("| tickets/s (doors) | door CPU ms / 1,000 tickets | without idle | idle ms/s per door "
-              "| reservations/s (workers) | worker CPU ms / 1,000 reservations | without start-up "
-              "| start-up ms per worker | tickets per batch | ms per batch decided "
-              "| decided by the busiest worker |")
-    rule = "|---|---|---|---|---|---|---|---|---|---|---|---|"
     lines = [f"Median of {runs} run{'s' if runs > 1 else ''} per row (lowest–highest in brackets).", "",
-             f"| processes {header}", rule]
-    for d, w in zip(door_rows, worker_rows):
-        lines.append(f"| {d['processes']} | {cells(d, w)}")
-    lines += ["", f"| broker (1 door, 1 worker) {header}", rule]
-    for name, d, w in brokers:
-        lines.append(f"| {name} | {cells(d, w)}")
+             f"| doors {doors_header()}", "|---" * 9 + "|"]
+    lines += [f"| {d['processes']} | {door_cells(d)}" for d in door_rows]
+    lines += ["", f"| workers {WORKERS}", "|---" * 9 + "|"]
+    lines += [f"| {w['processes']} | {worker_cells(w)}" for w in worker_rows]
+    lines += ["", f"| broker (1 door) {doors_header()}", "|---" * 9 + "|"]
+    lines += [f"| {name} | {door_cells(d)}" for name, d, _ in brokers]
+    lines += ["", f"| broker (1 worker) {WORKERS}", "|---" * 9 + "|"]
+    lines += [f"| {name} | {worker_cells(w)}" for name, _, w in brokers]
     return "\n".join(lines)
 
 

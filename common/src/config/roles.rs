@@ -158,6 +158,11 @@ pub struct WorkerConfig {
     /// order (the queue is FIFO and prefetch keeps the next batch coming while one commits);
     /// more, like more worker processes, add throughput but keep order only within a batch.
     pub reserve_consumers: usize,
+    /// Ticket messages one reservation consumer holds unacknowledged (RabbitMQ's prefetch;
+    /// the door packs up to `publish_batch_max` tickets in one). Enough for the batch being
+    /// decided and the next one collecting keeps a lone worker busy; much more only lets
+    /// the first worker up take a backlog that several could share.
+    pub reserve_prefetch: u16,
     /// Payment messages (each a batch of orders) handled at once per process.
     pub payment_prefetch: u16,
     /// Stripe calls in flight at once per process.
@@ -188,6 +193,7 @@ impl Default for WorkerConfig {
             batch_size: 16_000,
             batch_wait_ms: 5,
             reserve_consumers: 1,
+            reserve_prefetch: 2000,
             payment_prefetch: 8,
             payment_concurrency: 64,
             stripe_retry_budget_ms: 30_000,
@@ -217,6 +223,11 @@ impl WorkerConfig {
             problems,
             self.payment_concurrency > 0,
             "worker.payment_concurrency must be > 0",
+        );
+        require(
+            problems,
+            self.reserve_prefetch > 0,
+            "worker.reserve_prefetch must be > 0",
         );
         require(
             problems,

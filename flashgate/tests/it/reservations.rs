@@ -114,3 +114,38 @@ async fn a_batch_is_sized_in_tickets_not_in_messages() {
     );
     stack.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_holds_no_more_of_a_backlog_than_its_prefetch() {
+    let stack = Stack::start_custom(
+        &[Role::Admission, Role::Webhook, Role::Catalog],
+        None,
+        |_| {},
+    )
+    .await;
+    stack.create_sale("backlog", 1000).await;
+    stack
+        .publish_tickets("backlog", &tickets("b-", 1, 600, None))
+        .await;
+    // A batch waits long enough to take every ticket its prefetch lets it hold.
+    let _worker = stack.spawn_worker_with(&[
+        ("FLASHGATE_WORKER__RESERVE_PREFETCH", "100"),
+        ("FLASHGATE_WORKER__BATCH_WAIT_MS", "300"),
+    ]);
+    wait_until(60, "every ticket is decided", || async {
+        stack.decided("backlog").await == 600
+    })
+    .await;
+    // One transaction decides its tickets at one `now()`; each message carries one.
+    let per_transaction: Vec<i64> = sqlx::query_scalar(
+        "SELECT count(*) FROM tickets WHERE sale_id = 'backlog' GROUP BY decided_at ORDER BY 1 DESC",
+    )
+    .fetch_all(&stack.pool)
+    .await
+    .unwrap();
+    assert!(
+        per_transaction[0] <= 100 && per_transaction.len() >= 6,
+        "the backlog of 600 is taken 100 messages at a time at most: {per_transaction:?}"
+    );
+    stack.stop().await;
+}

@@ -31,17 +31,11 @@ use session::Action;
 
 /// Batches decided but not yet published and settled (the pipeline's depth).
 const IN_FLIGHT_BATCHES: usize = 2;
-/// Most messages held unacknowledged. Batches are counted in tickets and a message may
-/// carry up to 256, so prefetching `batch_size` messages per batch could hold millions of
-/// tickets in memory; 6,000 messages fill three batches of 2,000 one-ticket messages, or
-/// of 16,000 tickets packed eight to a message as the door packs them.
-const MAX_PREFETCH: usize = 6000;
 
 /// Runs `reserve_consumers` consumers until `shutdown`.
 pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
     let queue = ctx.amqp.topology().tickets();
-    let messages = (ctx.config.worker.batch_size * (IN_FLIGHT_BATCHES + 1)).min(MAX_PREFETCH);
-    let prefetch = u16::try_from(messages).unwrap_or(u16::MAX);
+    let prefetch = ctx.config.worker.reserve_prefetch;
     let consumers = (0..ctx.config.worker.reserve_consumers).map(|_| {
         let ctx = ctx.clone();
         let stop = shutdown.clone();
