@@ -22,6 +22,10 @@ pub use roles::{
 
 use crate::{Error, Result};
 
+/// `FLASHGATE_` variables that are not settings: the configuration file's path, and the
+/// door `flashgate admin` talks to.
+const NOT_SETTINGS: [&str; 2] = ["config", "admin_url"];
+
 /// The whole configuration of a flashgate process, whatever roles it runs.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -65,7 +69,11 @@ impl Config {
         let path = explicit.unwrap_or_else(|| PathBuf::from("flashgate.toml"));
         let config: Config = Figment::new()
             .merge(Toml::file(path))
-            .merge(Env::prefixed("FLASHGATE_").split("__").ignore(&["config"]))
+            .merge(
+                Env::prefixed("FLASHGATE_")
+                    .split("__")
+                    .ignore(&NOT_SETTINGS),
+            )
             .extract()
             .map_err(|e| Error::Config(e.to_string()))?;
         config.validate()?;
@@ -100,6 +108,12 @@ impl AdminToken {
     /// Wraps a token.
     pub fn new(token: impl Into<String>) -> Self {
         Self(SecretString::from(token.into()))
+    }
+
+    /// The token itself, to present it (the `flashgate admin` client).
+    pub fn expose_secret(&self) -> &str {
+        use secrecy::ExposeSecret;
+        self.0.expose_secret()
     }
 
     /// Whether `presented` is this token. An empty token matches nothing.
@@ -164,5 +178,98 @@ mod tests {
         config.worker.stripe_events_retention_days = 3;
         let err = config.validate().unwrap_err().to_string();
         assert!(err.contains("worker.stripe_events_retention_days"), "{err}");
+    }
+
+    /// Dotted names of every setting, with the Debug form of its default: read off the
+    /// pretty Debug form of the defaults, where a section's fields sit one level (four
+    /// spaces) deeper than the section.
+    fn settings(config: &Config) -> Vec<(String, String)> {
+        let text = format!("{config:#?}");
+        let (mut sections, mut settings) = (Vec::<String>::new(), Vec::new());
+        for line in text.lines() {
+            let depth = (line.len() - line.trim_start().len()) / 4;
+            let Some((name, value)) = line.trim().split_once(": ") else {
+                continue;
+            };
+            if depth == 0
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            {
+                continue;
+            }
+            sections.truncate(depth - 1);
+            if value.ends_with('{') {
+                sections.push(name.to_owned());
+            } else {
+                let mut path = sections.clone();
+                path.push(name.to_owned());
+                settings.push((path.join("."), value.to_owned()));
+            }
+        }
+        settings
+    }
+
+    fn keys(dict: &figment::value::Dict, prefix: &str, out: &mut Vec<String>) {
+        for (key, value) in dict {
+            let path = format!("{prefix}{key}");
+            match value.as_dict() {
+                Some(section) => keys(section, &format!("{path}."), out),
+                None => out.push(path),
+            }
+        }
+    }
+
+    #[test]
+    fn a_sample_configuration_names_every_setting() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/flashgate.toml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let sample: Config = Figment::from(Toml::string(&text)).extract().unwrap();
+        sample.validate().unwrap();
+        // The values written are the defaults (secrets are redacted on both sides).
+        assert_eq!(format!("{sample:#?}"), format!("{:#?}", Config::default()));
+
+        let dict: figment::value::Dict = Figment::from(Toml::string(&text)).extract().unwrap();
+        let mut written = Vec::new();
+        keys(&dict, "", &mut written);
+        let all = settings(&Config::default());
+        assert!(all.len() > 60, "the settings were read off: {all:?}");
+        for (name, default) in &all {
+            let leaf = name.rsplit('.').next().unwrap();
+            // A setting unset by default is shown as a commented example.
+            let shown = written.contains(name)
+                || (default.starts_with("None") && text.contains(&format!("Example: {leaf} =")));
+            assert!(shown, "deploy/flashgate.toml does not name {name}");
+        }
+        for name in &written {
+            assert!(
+                all.iter().any(|(n, _)| n == name),
+                "{name} is not a setting"
+            );
+        }
+    }
+
+    #[test]
+    fn every_variable_the_deployment_kit_sets_is_a_setting() {
+        let all = settings(&Config::default());
+        for file in [
+            "compose.yaml",
+            "example.env",
+            "Dockerfile",
+            "systemd/flashgate@.service",
+        ] {
+            let path = format!("{}/../deploy/{file}", env!("CARGO_MANIFEST_DIR"));
+            let text = std::fs::read_to_string(&path).unwrap();
+            let names = text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'));
+            for variable in names.filter(|w| w.starts_with("FLASHGATE_") && w.len() > 10) {
+                let name = variable["FLASHGATE_".len()..]
+                    .to_ascii_lowercase()
+                    .replace("__", ".");
+                assert!(
+                    NOT_SETTINGS.contains(&name.as_str()) || all.iter().any(|(n, _)| *n == name),
+                    "deploy/{file} sets {variable}, which is not a setting"
+                );
+            }
+        }
     }
 }
