@@ -35,9 +35,9 @@ pub enum Command {
     Migrate,
     /// Create demo products and a sale.
     Seed(SeedArgs),
-    /// Operate sales.
-    #[command(subcommand)]
-    Admin(AdminCommand),
+    /// Operate sales through a door's admin API (list, create, rate, pause, wait-list,
+    /// stats, audit).
+    Admin(AdminArgs),
     /// Inspect or replay dead letters.
     #[command(subcommand)]
     Dlq(DlqCommand),
@@ -47,6 +47,12 @@ pub enum Command {
     Verify(VerifyArgs),
     /// A whole flash sale, end to end, with simulated shoppers and a printed summary.
     Demo(crate::demo::DemoArgs),
+    /// Print a shell completion script (e.g. `flashgate completions bash >
+    /// /etc/bash_completion.d/flashgate`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 /// `flashgate seed`.
@@ -63,9 +69,45 @@ pub struct SeedArgs {
     pub products: usize,
 }
 
-/// `flashgate admin …`.
+/// How `flashgate admin` is used, shown after its help.
+const ADMIN_EXAMPLES: &str = "Examples:
+  export FLASHGATE_ADMIN_URL=http://door.internal:8080 FLASHGATE_ADMIN_TOKEN=…
+  flashgate admin sales list
+  flashgate admin sale launch --sku fg-0000 --stock 500 --price 4900 --rate 2000 --burst 500
+  flashgate admin rate launch --rate 5000
+  flashgate admin pause launch
+  flashgate admin waitlist launch off
+  flashgate admin stats launch --watch          # every 2 s until Ctrl-C
+  flashgate admin audit launch --limit 20
+  flashgate admin --json stats launch | jq .queue";
+
+/// `flashgate admin …`: a client of a door's admin API. It needs the door's address and
+/// the admin token, not the database.
+#[derive(Debug, Args)]
+#[command(after_help = ADMIN_EXAMPLES)]
+pub struct AdminArgs {
+    /// The door's base URL (default: `http://` and `admission.listen` of the configuration).
+    #[arg(long, env = "FLASHGATE_ADMIN_URL", global = true)]
+    pub url: Option<String>,
+    /// The admin token (default: the configuration's `admin_token`, i.e.
+    /// `FLASHGATE_ADMIN_TOKEN`; prefer that to this flag, which other users can see in
+    /// the process list).
+    #[arg(long, global = true)]
+    pub token: Option<String>,
+    /// Print the API's JSON documents instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: AdminCommand,
+}
+
+/// `flashgate admin …` commands.
 #[derive(Debug, Subcommand)]
 pub enum AdminCommand {
+    /// List sales.
+    #[command(subcommand)]
+    Sales(SalesCommand),
     /// Create or update a sale.
     Sale(SaleArgs),
     /// Change a sale's admission rate and burst, live.
@@ -89,11 +131,56 @@ pub enum AdminCommand {
         /// Sale id.
         sale: String,
     },
-    /// Tickets by status, stock terms and admission settings.
+    /// Turn a sale's wait-list on or off, live.
+    Waitlist {
+        /// Sale id.
+        sale: String,
+        /// `on`: arrivals past the oversubscription limit wait for units that come back;
+        /// `off`: they are refused at once.
+        state: Switch,
+    },
+    /// Tickets by status, stock terms, queue and admission (rates as one door sees them).
     Stats {
         /// Sale id.
         sale: String,
+        /// Show them again every SECS seconds (2 when no value is given) until Ctrl-C.
+        #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "2")]
+        watch: Option<f64>,
+        /// With `--watch`: stop after this many updates.
+        #[arg(long, requires = "watch")]
+        count: Option<u64>,
     },
+    /// Who changed a sale, when, from what to what (newest first).
+    Audit {
+        /// Sale id.
+        sale: String,
+        /// Most entries to show (1–500).
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        /// Only entries older than this entry id (the next page).
+        #[arg(long)]
+        before: Option<i64>,
+    },
+}
+
+/// `flashgate admin sales …`.
+#[derive(Debug, Subcommand)]
+pub enum SalesCommand {
+    /// The newest sales first: stock terms, admission and state.
+    List {
+        /// Most sales to show (1–1000).
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+}
+
+/// On or off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Switch {
+    /// On.
+    On,
+    /// Off.
+    Off,
 }
 
 /// `flashgate admin sale`.
@@ -128,6 +215,12 @@ pub struct SaleArgs {
     /// Create paused.
     #[arg(long)]
     pub paused: bool,
+    /// Wait-list on or off (default: on when created, unchanged on update).
+    #[arg(long)]
+    pub waitlist: Option<Switch>,
+    /// Most tickets on the wait-list (default: what the held units could serve).
+    #[arg(long)]
+    pub waitlist_limit: Option<i32>,
 }
 
 /// `flashgate dlq …`.

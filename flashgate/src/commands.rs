@@ -1,18 +1,17 @@
-//! Operator commands: seed, admin, dead letters, reconciliation.
+//! Operator commands that work on the services directly: seed, dead letters,
+//! reconciliation (`flashgate admin` is a client of the admin API: `crate::admin`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
-use flashgate_admission::admin::{self, AdmissionChange, SaleInput};
+use flashgate_admission::admin::{self, SaleInput};
 use flashgate_catalog::ProductInput;
 use flashgate_common::amqp::Amqp;
 use flashgate_common::domain::{Category, SaleId, Sku};
 use flashgate_common::live::Redis;
 use flashgate_common::{Config, db};
-use sqlx::PgPool;
 
-use crate::cli::{AdminCommand, DlqCommand, ReconcileArgs, SaleArgs, SeedArgs};
+use crate::cli::{DlqCommand, ReconcileArgs, SeedArgs};
 
 fn actor() -> String {
     format!(
@@ -74,85 +73,6 @@ pub async fn seed(config: &Config, args: &SeedArgs) -> anyhow::Result<()> {
         sale.terms.stock
     );
     Ok(())
-}
-
-/// `flashgate admin …`.
-pub async fn admin(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
-    let pool = db::connect(&config.database).await?;
-    let redis = Redis::connect(&config.redis)?;
-    let change = |rate_per_second, burst, paused| AdmissionChange {
-        rate_per_second,
-        burst,
-        paused,
-        waitlist: None,
-    };
-    match command {
-        AdminCommand::Sale(args) => {
-            let (created, doc) = admin::upsert_sale(
-                &pool,
-                &redis,
-                &actor(),
-                &sale_id(&args.sale)?,
-                sale_input(&args)?,
-            )
-            .await
-            .map_err(failed)?;
-            println!("{}", if created { "created" } else { "updated" });
-            print_json(&doc)
-        }
-        AdminCommand::Rate { sale, rate, burst } => {
-            admission(&pool, &redis, &sale, change(rate, burst, None)).await
-        }
-        AdminCommand::Pause { sale } => {
-            admission(&pool, &redis, &sale, change(None, None, Some(true))).await
-        }
-        AdminCommand::Resume { sale } => {
-            admission(&pool, &redis, &sale, change(None, None, Some(false))).await
-        }
-        AdminCommand::Stats { sale } => stats(&pool, &redis, &sale).await,
-    }
-}
-
-fn failed(error: flashgate_admission::Error) -> anyhow::Error {
-    anyhow::anyhow!("{error}")
-}
-
-async fn admission(
-    pool: &PgPool,
-    redis: &Redis,
-    sale: &str,
-    change: AdmissionChange,
-) -> anyhow::Result<()> {
-    let doc = admin::update_admission(pool, redis, &actor(), &sale_id(sale)?, change)
-        .await
-        .map_err(failed)?;
-    print_json(&doc)
-}
-
-async fn stats(pool: &PgPool, redis: &Redis, sale: &str) -> anyhow::Result<()> {
-    let sale = sale_id(sale)?;
-    let (_, issued) = redis.read_terms(&sale).await.unwrap_or((None, 0));
-    let stats = admin::sale_stats(pool, &sale, issued)
-        .await
-        .map_err(failed)?
-        .context("no such sale")?;
-    print_json(&stats)
-}
-
-fn sale_input(args: &SaleArgs) -> anyhow::Result<SaleInput> {
-    Ok(SaleInput {
-        sku: Sku::parse(args.sku.clone()).map_err(|e| anyhow::anyhow!("{e}"))?,
-        stock: args.stock,
-        price: args.price,
-        currency: args.currency.clone(),
-        starts_at: args.starts_at,
-        hold_seconds: args.hold_seconds,
-        rate_per_second: args.rate,
-        burst: args.burst,
-        paused: args.paused.then_some(true),
-        waitlist: None,
-        waitlist_limit: None,
-    })
 }
 
 /// `flashgate dlq …`.

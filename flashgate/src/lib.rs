@@ -3,6 +3,7 @@
 //! commands, the invariant checker and the demo. `main.rs` only dispatches; tests start
 //! the same stack the binary does.
 
+pub mod admin;
 pub mod cli;
 pub mod commands;
 pub mod demo;

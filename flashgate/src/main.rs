@@ -4,7 +4,7 @@
 use clap::Parser;
 use flashgate::cli::{self, Cli, Command};
 use flashgate::stack::{self, Role};
-use flashgate::{commands, demo, shutdown, verify};
+use flashgate::{admin, commands, demo, shutdown, verify};
 use flashgate_common::{Config, db, telemetry};
 
 /// Every role allocates per request from several threads at once. Against glibc's malloc
@@ -16,6 +16,12 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Command::Completions { shell } = cli.command {
+        use clap::CommandFactory as _;
+        let mut command = Cli::command();
+        clap_complete::generate(shell, &mut command, "flashgate", &mut std::io::stdout());
+        return Ok(());
+    }
     let mut config = Config::load(cli.config.as_deref())?;
     if matches!(cli.command, Command::Demo(_)) {
         // The demo prints a summary; the stack's request logs would bury it.
@@ -41,7 +47,8 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Seed(args) => commands::seed(&config, &args).await,
-        Command::Admin(command) => commands::admin(&config, command).await,
+        Command::Admin(args) => admin::run(&config, args).await,
+        Command::Completions { .. } => Ok(()),
         Command::Dlq(command) => commands::dlq(&config, command).await,
         Command::Reconcile(args) => commands::reconcile(config, &args).await,
         Command::Verify(args) => verify_command(&config, &args).await,

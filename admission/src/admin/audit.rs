@@ -1,7 +1,17 @@
-//! The audit log of admin changes.
+//! The audit log of admin changes: written inside the transaction that made the change,
+//! read back newest first by `GET /admin/v1/sales/{sale_id}/audit`.
 
+use axum::Json;
+use axum::extract::State;
+use chrono::{DateTime, Utc};
+use flashgate_common::domain::SaleId;
+use flashgate_common::http::{ApiPath, ApiQuery, Problem};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::PgConnection;
+
+use crate::Result;
+use crate::state::AppState;
 
 /// Records a change, inside the transaction that made it.
 pub(super) async fn record(
@@ -23,4 +33,77 @@ pub(super) async fn record(
     .execute(&mut *tx)
     .await?;
     Ok(())
+}
+
+/// One audited change.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// Increasing id; pass the last one seen as `before` for the next page.
+    pub id: i64,
+    /// When the change committed.
+    pub at: DateTime<Utc>,
+    /// Who made it (`api:<X-Actor>` or `cli:<user>`).
+    pub actor: String,
+    /// What was changed (`sale.upsert`, `admission.update`).
+    pub action: String,
+    /// The settings before (none on create).
+    pub old: Option<Value>,
+    /// The settings after.
+    pub new: Value,
+}
+
+/// A page of the audit log, newest first.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuditPage {
+    /// The entries.
+    pub entries: Vec<AuditEntry>,
+}
+
+/// `?limit=&before=`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AuditParams {
+    limit: Option<i64>,
+    before: Option<i64>,
+}
+
+/// Most entries a page holds.
+const MAX_PAGE: i64 = 500;
+
+/// The handler.
+pub(super) async fn get_audit(
+    State(state): State<AppState>,
+    ApiPath(sale_id): ApiPath<String>,
+    ApiQuery(params): ApiQuery<AuditParams>,
+) -> Result<Json<AuditPage>> {
+    let limit = params.limit.unwrap_or(50);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(Problem::unprocessable(
+            "invalid_limit",
+            format!("limit must be 1..={MAX_PAGE}"),
+        )
+        .into());
+    }
+    let not_found = || Problem::not_found("sale_not_found", "no sale with this id");
+    let sale_id = SaleId::parse(sale_id).map_err(|_| not_found())?;
+    let exists = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM sales WHERE id = $1) AS "exists!""#,
+        sale_id.as_str()
+    )
+    .fetch_one(&state.pool)
+    .await?;
+    if !exists {
+        return Err(not_found().into());
+    }
+    let entries = sqlx::query_as!(
+        AuditEntry,
+        "SELECT id, at, actor, action, old, new FROM admission_audit
+         WHERE sale_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
+        sale_id.as_str(),
+        params.before.unwrap_or(i64::MAX),
+        limit
+    )
+    .fetch_all(&state.pool)
+    .await?;
+    Ok(Json(AuditPage { entries }))
 }

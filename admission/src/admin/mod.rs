@@ -1,7 +1,7 @@
 //! The operators' API, behind `Authorization: Bearer <admin token>` (compared in constant
-//! time): create or update a sale, change its admission live, read its stats. Every change
-//! is written to `admission_audit` with who, when, old and new. The same functions back
-//! the `flashgate admin …` commands.
+//! time): list sales, create or update one, change its admission live, read its stats and
+//! its audit log. Every change is written to `admission_audit` with who, when, old and
+//! new. `flashgate admin …` is a client of this API.
 
 mod admission;
 mod audit;
@@ -16,6 +16,7 @@ use flashgate_common::http::require_admin;
 
 use crate::state::AppState;
 pub use admission::update_admission;
+pub use audit::{AuditEntry, AuditPage};
 pub use flashgate_common::ledger::sales::{AdmissionChange, AdmissionDoc, Sale, SaleInput};
 pub use sale::upsert_sale;
 pub use stats::{SaleStats, sale_stats};
@@ -23,7 +24,9 @@ pub use stats::{SaleStats, sale_stats};
 /// The admin routes, guarded by the bearer token.
 pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
+        .route("/admin/v1/sales", get(sale::list_sales))
         .route("/admin/v1/sales/{sale_id}", put(sale::put_sale))
+        .route("/admin/v1/sales/{sale_id}/audit", get(audit::get_audit))
         .route(
             "/admin/v1/sales/{sale_id}/admission",
             patch(admission::patch_admission),

@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use flashgate_common::db::violated_constraint;
 use flashgate_common::domain::{Currency, SaleId, Sku};
-use flashgate_common::http::{ApiJson, ApiPath, Problem};
+use flashgate_common::http::{ApiJson, ApiPath, ApiQuery, Problem};
 use flashgate_common::ledger::sales::{self, Sale, SaleInput};
 use flashgate_common::live::Redis;
 use sqlx::PgPool;
@@ -128,4 +128,37 @@ fn upsert_problem(error: sqlx::Error) -> crate::Error {
         }
         _ => error.into(),
     }
+}
+
+/// `GET /admin/v1/sales`: the newest sales first.
+#[derive(Debug, serde::Serialize)]
+pub(super) struct SaleList {
+    sales: Vec<Sale>,
+}
+
+/// `?limit=`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ListParams {
+    limit: Option<i64>,
+}
+
+/// Most sales one list holds.
+const MAX_LIST: i64 = 1000;
+
+/// The list handler.
+pub(super) async fn list_sales(
+    State(state): State<AppState>,
+    ApiQuery(params): ApiQuery<ListParams>,
+) -> Result<Json<SaleList>> {
+    let limit = params.limit.unwrap_or(100);
+    if !(1..=MAX_LIST).contains(&limit) {
+        return Err(Problem::unprocessable(
+            "invalid_limit",
+            format!("limit must be 1..={MAX_LIST}"),
+        )
+        .into());
+    }
+    let sales = sales::list(&state.pool, limit).await?;
+    Ok(Json(SaleList { sales }))
 }

@@ -21,13 +21,14 @@ async fn the_admin_api_refuses_a_missing_or_wrong_token() {
             "unauthorized"
         );
     }
-    let stats = door
-        .http
-        .get(door.url("/admin/v1/sales/guarded/stats"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(stats.status(), 401);
+    for path in [
+        "/admin/v1/sales/guarded/stats",
+        "/admin/v1/sales/guarded/audit",
+        "/admin/v1/sales",
+    ] {
+        let read = door.http.get(door.url(path)).send().await.unwrap();
+        assert_eq!(read.status(), 401, "{path}");
+    }
     door.stop().await;
 }
 
@@ -84,6 +85,91 @@ async fn every_admin_change_is_audited_with_who_old_and_new() {
         ),
         (json!(100000), json!(7))
     );
+    door.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_list_sales_and_page_through_a_sales_audit_log() {
+    let door = Door::start().await;
+    for rate in [10, 20, 30] {
+        door.sale("paged", json!({ "rate_per_second": rate })).await;
+    }
+    door.sale("listed", json!({})).await;
+    let get = |path: &str| door.http.get(door.url(path)).bearer_auth(ADMIN).send();
+
+    let list: Value = get("/admin/v1/sales").await.unwrap().json().await.unwrap();
+    let ids: Vec<&str> = list["sales"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["sale_id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&"paged") && ids.contains(&"listed"), "{list}");
+    let paged = list["sales"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["sale_id"] == "paged");
+    assert_eq!(paged.unwrap()["rate_per_second"], 30);
+    let one: Value = get("/admin/v1/sales?limit=1")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(one["sales"].as_array().unwrap().len(), 1);
+
+    let page: Value = get("/admin/v1/sales/paged/audit?limit=2")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let entries = page["entries"].as_array().unwrap();
+    let rates: Vec<&Value> = entries
+        .iter()
+        .map(|e| &e["new"]["rate_per_second"])
+        .collect();
+    assert_eq!(rates, [&json!(30), &json!(20)], "newest first");
+    assert_eq!(entries[0]["actor"], "api:admin");
+    assert_eq!(entries[0]["old"]["rate_per_second"], 20);
+    let last = entries[1]["id"].as_i64().unwrap();
+    let next: Value = get(&format!("/admin/v1/sales/paged/audit?before={last}"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let entries = next["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{next}");
+    assert_eq!(entries[0]["action"], "sale.upsert");
+    assert!(
+        entries[0]["old"].is_null(),
+        "the first entry created the sale"
+    );
+
+    for (path, status, code) in [
+        ("/admin/v1/sales/nowhere/audit", 404, "sale_not_found"),
+        ("/admin/v1/sales/paged/audit?limit=0", 422, "invalid_limit"),
+        (
+            "/admin/v1/sales/paged/audit?limit=lots",
+            400,
+            "invalid_query",
+        ),
+        ("/admin/v1/sales?limit=100000", 422, "invalid_limit"),
+    ] {
+        let response = get(path).await.unwrap();
+        assert_eq!(response.status(), status, "{path}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json"
+        );
+        assert_eq!(
+            response.json::<Value>().await.unwrap()["code"],
+            code,
+            "{path}"
+        );
+    }
     door.stop().await;
 }
 

@@ -161,6 +161,16 @@ pub async fn load(db: &PgPool, ids: &[SaleId]) -> sqlx::Result<Vec<Sale>> {
     .await
 }
 
+/// The newest sales first (by opening time), at most `limit`.
+pub async fn list(db: &PgPool, limit: i64) -> sqlx::Result<Vec<Sale>> {
+    sqlx::query_as(AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM sales ORDER BY starts_at DESC, id LIMIT $1"
+    )))
+    .bind(limit)
+    .fetch_all(db)
+    .await
+}
+
 /// What to change; absent fields stay as they are.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
