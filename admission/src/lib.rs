@@ -80,8 +80,8 @@ pub async fn build_state(config: Arc<Config>) -> flashgate_common::Result<AppSta
     }))
 }
 
-/// The door's routes, with the common layers and the operational endpoints.
-pub fn router(state: AppState) -> Router {
+/// The door's routes and readiness checks.
+pub fn routes(state: AppState) -> http::RoleHttp {
     let issue = post(tickets::issue)
         .route_layer(middleware::from_fn_with_state(state.clone(), limit_address));
     let api = Router::new()
@@ -96,10 +96,11 @@ pub fn router(state: AppState) -> Router {
         ready::redis(state.redis.clone()),
         ready::amqp(state.amqp.clone()),
     ];
-    http::with_common_layers(
-        api.merge(http::ops_router(checks)),
-        state.config.admission.max_body_bytes,
-    )
+    http::RoleHttp {
+        api,
+        checks,
+        max_body_bytes: state.config.admission.max_body_bytes,
+    }
 }
 
 async fn limit_address(State(state): State<AppState>, request: Request, next: Next) -> Response {
@@ -140,8 +141,9 @@ pub async fn run(
     ));
     let prune = tokio::spawn(state.limits.clone().prune(shutdown.clone()));
     let listen = tokio::spawn(state.sales.clone().listen(shutdown.clone()));
-    tracing::info!(addr = %listener.local_addr()?, "admission listening");
-    http::serve(listener, router(state), shutdown).await?;
+    let ops = http::bind_ops(config.admission.ops_listen)?;
+    tracing::info!(addr = %listener.local_addr()?, ops = ?config.admission.ops_listen, "admission listening");
+    http::serve_role(listener, ops, routes(state), shutdown, &config.drain).await?;
     let _ = tokio::join!(refresh, prune, listen);
     Ok(())
 }

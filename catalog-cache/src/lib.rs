@@ -30,8 +30,8 @@ pub use error::FillError;
 pub use products::{Product, ProductInput, upsert as upsert_product};
 pub use stats::Stats;
 
-/// The catalog's routes.
-pub fn router(catalog: Arc<Catalog>, config: &Config) -> Router {
+/// The catalog's routes and readiness checks.
+pub fn routes(catalog: Arc<Catalog>, config: &Config) -> common_http::RoleHttp {
     let admin = Router::new()
         .route("/admin/v1/products/{sku}", put(http::put_product))
         .route_layer(middleware::from_fn_with_state(
@@ -46,7 +46,11 @@ pub fn router(catalog: Arc<Catalog>, config: &Config) -> Router {
     // Redis is deliberately not a readiness check: without it the catalog serves from
     // PostgreSQL, and taking every catalog out of the load balancer would be the outage.
     let checks = vec![ready::postgres(catalog.pool.clone())];
-    common_http::with_common_layers(api.merge(common_http::ops_router(checks)), 64 * 1024)
+    common_http::RoleHttp {
+        api,
+        checks,
+        max_body_bytes: 64 * 1024,
+    }
 }
 
 /// Runs the catalog on `listener` until `shutdown`.
@@ -68,8 +72,10 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> flashgate_common::Result<()> {
     let listening = tokio::spawn(catalog.clone().listen(shutdown.clone()));
-    tracing::info!(addr = %listener.local_addr()?, "catalog listening");
-    common_http::serve(listener, router(catalog, config), shutdown).await?;
+    let ops = common_http::bind_ops(config.catalog.ops_listen)?;
+    tracing::info!(addr = %listener.local_addr()?, ops = ?config.catalog.ops_listen, "catalog listening");
+    let routes = routes(catalog, config);
+    common_http::serve_role(listener, ops, routes, shutdown, &config.drain).await?;
     listening.await.ok();
     Ok(())
 }

@@ -26,6 +26,8 @@ async fn main() -> anyhow::Result<()> {
     if matches!(cli.command, Command::Demo(_)) {
         // The demo prints a summary; the stack's request logs would bury it.
         config.telemetry.log_filter = "warn,stripe=error,sqlx=error".into();
+        // No load balancer waits for its roles to turn not-ready.
+        config.drain.not_ready_ms = 0;
     }
     // Held to the end of `main`: dropping it flushes the spans still to be exported.
     let _telemetry = telemetry::init(&config.telemetry, service_name(&cli.command))?;

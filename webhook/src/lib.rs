@@ -57,8 +57,8 @@ impl AppState {
     }
 }
 
-/// The receiver's routes.
-pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+/// The receiver's routes and readiness checks.
+pub fn routes(state: AppState, max_body_bytes: usize) -> http::RoleHttp {
     let checks = vec![
         ready::postgres(state.pool.clone()),
         ready::redis(state.redis.clone()),
@@ -66,7 +66,11 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     let api = Router::new()
         .route("/v1/stripe/webhook", post(receive))
         .with_state(state);
-    http::with_common_layers(api.merge(http::ops_router(checks)), max_body_bytes)
+    http::RoleHttp {
+        api,
+        checks,
+        max_body_bytes,
+    }
 }
 
 async fn receive(
@@ -96,12 +100,9 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> flashgate_common::Result<()> {
     let state = AppState::connect(&config).await?;
-    tracing::info!(addr = %listener.local_addr()?, "webhook listening");
-    http::serve(
-        listener,
-        router(state, config.webhook.max_body_bytes),
-        shutdown,
-    )
-    .await?;
+    let ops = http::bind_ops(config.webhook.ops_listen)?;
+    tracing::info!(addr = %listener.local_addr()?, ops = ?config.webhook.ops_listen, "webhook listening");
+    let routes = routes(state, config.webhook.max_body_bytes);
+    http::serve_role(listener, ops, routes, shutdown, &config.drain).await?;
     Ok(())
 }

@@ -40,12 +40,12 @@ pub async fn run(
         ready::amqp(ctx.amqp.clone()),
     ];
     tracing::info!(addr = %listener.local_addr()?, "workers listening");
-    http::serve(
-        listener,
-        http::with_common_layers(http::ops_router(checks), 1024),
-        shutdown,
-    )
-    .await?;
+    let routes = http::RoleHttp {
+        api: axum::Router::new(),
+        checks,
+        max_body_bytes: 1024,
+    };
+    http::serve_role(listener, None, routes, shutdown, &ctx.config.drain).await?;
     work.await.ok();
     Ok(())
 }

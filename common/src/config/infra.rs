@@ -250,7 +250,9 @@ pub enum LogFormat {
 pub struct TelemetryConfig {
     /// `text` or `json`.
     pub log_format: LogFormat,
-    /// An `EnvFilter` directive; `RUST_LOG` wins when set.
+    /// An `EnvFilter` directive; `RUST_LOG` wins when set. Each HTTP request answered is
+    /// logged at INFO with target `flashgate::access` (`…,flashgate::access=off` drops
+    /// those lines).
     pub log_filter: String,
     /// Where to send the spans as OpenTelemetry traces (OTLP over HTTP with protobuf, e.g.
     /// `http://127.0.0.1:4318/v1/traces`, a Collector's or Jaeger's). Unset: no export.
@@ -263,6 +265,27 @@ impl Default for TelemetryConfig {
             log_format: LogFormat::Text,
             log_filter: "info,sqlx=warn,lapin=warn,hyper=warn,stripe=error".into(),
             otlp_endpoint: None,
+        }
+    }
+}
+
+/// How an HTTP role stops on SIGTERM: not ready first, then a bounded drain.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DrainConfig {
+    /// How long `/readyz` answers `503` while the role still serves, so load balancers
+    /// take it out before it stops accepting (longer than their check interval).
+    pub not_ready_ms: u64,
+    /// How long requests in flight may then take to finish before their connections are
+    /// closed.
+    pub deadline_ms: u64,
+}
+
+impl Default for DrainConfig {
+    fn default() -> Self {
+        Self {
+            not_ready_ms: 2000,
+            deadline_ms: 10_000,
         }
     }
 }

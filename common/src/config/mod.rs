@@ -14,7 +14,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 pub use infra::{
-    AmqpConfig, DatabaseConfig, LogFormat, RedisConfig, StripeConfig, TelemetryConfig,
+    AmqpConfig, DatabaseConfig, DrainConfig, LogFormat, RedisConfig, StripeConfig, TelemetryConfig,
 };
 pub use roles::{
     AdmissionConfig, CatalogConfig, RateConfig, StripeSimConfig, WebhookConfig, WorkerConfig,
@@ -53,6 +53,8 @@ pub struct Config {
     pub stripe_sim: StripeSimConfig,
     /// Logs and metrics.
     pub telemetry: TelemetryConfig,
+    /// How HTTP roles stop: not ready first, then a bounded drain.
+    pub drain: DrainConfig,
 }
 
 impl Config {

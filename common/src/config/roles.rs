@@ -28,6 +28,9 @@ pub struct RateConfig {
 pub struct AdmissionConfig {
     /// HTTP listen address.
     pub listen: SocketAddr,
+    /// A second listener for `/readyz`, `/metrics` and `/healthz` (they then leave the
+    /// public one but for `/healthz`), e.g. on an internal interface. Unset: one listener.
+    pub ops_listen: Option<SocketAddr>,
     /// HMAC key of ticket tokens; every admission process of a deployment needs the same.
     /// Empty: a random key per process (tickets then die with the process).
     pub ticket_secret: SecretString,
@@ -70,6 +73,7 @@ impl Default for AdmissionConfig {
     fn default() -> Self {
         Self {
             listen: addr(8080),
+            ops_listen: None,
             ticket_secret: SecretString::from(""),
             ticket_ttl_secs: 24 * 3600,
             trusted_proxies: Vec::new(),
@@ -268,6 +272,9 @@ impl WorkerConfig {
 pub struct WebhookConfig {
     /// HTTP listen address.
     pub listen: SocketAddr,
+    /// A second listener for `/readyz`, `/metrics` and `/healthz` (they then leave the
+    /// public one but for `/healthz`), e.g. on an internal interface. Unset: one listener.
+    pub ops_listen: Option<SocketAddr>,
     /// Endpoint signing secrets (`whsec_…`); several during a rotation.
     pub secrets: Vec<SecretString>,
     /// Largest accepted distance between the signature's timestamp and now.
@@ -280,6 +287,7 @@ impl Default for WebhookConfig {
     fn default() -> Self {
         Self {
             listen: addr(8082),
+            ops_listen: None,
             secrets: Vec::new(),
             tolerance_secs: 300,
             max_body_bytes: 512 * 1024,
@@ -303,6 +311,9 @@ impl WebhookConfig {
 pub struct CatalogConfig {
     /// HTTP listen address.
     pub listen: SocketAddr,
+    /// A second listener for `/readyz`, `/metrics` and `/healthz` (they then leave the
+    /// public one but for `/healthz`), e.g. on an internal interface. Unset: one listener.
+    pub ops_listen: Option<SocketAddr>,
     /// Entries in the in-process cache.
     pub l1_capacity: usize,
     /// Lifetime of an in-process entry; short, so invalidation misses heal quickly.
@@ -320,6 +331,7 @@ impl Default for CatalogConfig {
     fn default() -> Self {
         Self {
             listen: addr(8081),
+            ops_listen: None,
             l1_capacity: 10_000,
             l1_ttl_ms: 2000,
             redis_ttl_secs: 300,

@@ -1,5 +1,7 @@
 //! The layers every service router gets: request ids (generated or taken from
-//! `X-Request-Id`, echoed back), a tracing span per request, latency metrics per route,
+//! `X-Request-Id`, echoed back), a tracing span per request, an access log line at INFO
+//! (target `flashgate::access`, in that span, so with its request id), latency metrics
+//! per route,
 //! a body-size ceiling, panics turned into a logged 500, problem+json 404/405.
 
 use std::any::Any;
@@ -123,9 +125,17 @@ async fn record_latency(
     let started = Instant::now();
     let response = next.run(request).await;
     let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    let elapsed = started.elapsed();
     histograms
         .get(route, &method, response.status())
-        .record(started.elapsed().as_secs_f64());
+        .record(elapsed.as_secs_f64());
+    tracing::info!(
+        target: "flashgate::access",
+        route,
+        status = response.status().as_u16(),
+        ms = elapsed.as_secs_f64() * 1e3,
+        "answered"
+    );
     response
 }
 
@@ -137,4 +147,62 @@ fn panic_to_problem(panic: Box<dyn Any + Send + 'static>) -> Response {
         .unwrap_or("unknown panic");
     tracing::error!(panic = message, "request handler panicked");
     Problem::internal().into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    /// Log output captured in memory.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn every_answer_is_logged_at_info_with_its_request_id() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::INFO)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let router = with_common_layers(
+            Router::new().route("/v1/things/{id}", axum::routing::get(|| async { "thing" })),
+            1024,
+        );
+        let request = Request::get("/v1/things/7")
+            .header("x-request-id", "req-42")
+            .body(Body::empty())
+            .unwrap();
+        assert_eq!(router.oneshot(request).await.unwrap().status(), 200);
+        let logged = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let line = logged
+            .lines()
+            .find(|l| l.contains("flashgate::access"))
+            .unwrap_or_else(|| panic!("no access line in {logged:?}"));
+        assert!(line.contains(" INFO "), "{line}");
+        assert!(line.contains("request_id=req-42"), "{line}");
+        assert!(
+            line.contains("route=\"/v1/things/{id}\"") || line.contains("route=/v1/things/{id}"),
+            "{line}"
+        );
+        assert!(line.contains("status=200"), "{line}");
+    }
 }

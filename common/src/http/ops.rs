@@ -1,4 +1,5 @@
-//! `/healthz` (the process answers), `/readyz` (its dependencies answer), `/metrics`.
+//! `/healthz` (the process answers), `/readyz` (its dependencies answer, and it is not
+//! shutting down), `/metrics`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,6 +11,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use futures_util::future::{BoxFuture, join_all};
 use serde_json::{Map, Value, json};
+use tokio_util::sync::CancellationToken;
 
 /// A named dependency check for `/readyz`; `Err` carries a short reason.
 pub type ReadinessCheck = (
@@ -27,28 +29,40 @@ const READY_FRESH_FOR: Duration = Duration::from_millis(500);
 /// The checks and their newest result.
 struct Readiness {
     checks: Vec<ReadinessCheck>,
+    /// Cancelled when the process begins to shut down: from then on it is not ready.
+    shutdown: CancellationToken,
     /// When the checks last ran, and the answer they gave (held while they run, so
     /// concurrent probes wait for one run instead of starting their own).
     last: tokio::sync::Mutex<Option<(Instant, bool, Value)>>,
 }
 
-/// The operational routes, with `checks` behind `/readyz`.
-pub fn ops_router(checks: Vec<ReadinessCheck>) -> Router {
+/// The operational routes, with `checks` behind `/readyz`, which answers `503` once
+/// `shutdown` is cancelled.
+pub fn ops_router(checks: Vec<ReadinessCheck>, shutdown: CancellationToken) -> Router {
     let readiness = Readiness {
         checks,
+        shutdown,
         last: tokio::sync::Mutex::new(None),
     };
-    Router::new()
-        .route(
-            "/healthz",
-            get(|| async { Json(json!({ "status": "ok" })) }),
-        )
+    healthz_router()
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(Arc::new(readiness))
 }
 
+/// `/healthz` alone: the process answers.
+pub fn healthz_router<S: Clone + Send + Sync + 'static>() -> Router<S> {
+    Router::new().route(
+        "/healthz",
+        get(|| async { Json(json!({ "status": "ok" })) }),
+    )
+}
+
 async fn readyz(State(readiness): State<Arc<Readiness>>) -> Response {
+    if readiness.shutdown.is_cancelled() {
+        let body = json!({ "status": "shutting_down", "checks": {} });
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+    }
     let mut last = readiness.last.lock().await;
     let (ready, report) = match &*last {
         Some((at, ready, report)) if at.elapsed() < READY_FRESH_FOR => (*ready, report.clone()),
@@ -117,7 +131,7 @@ mod tests {
                 async { Ok(()) }.boxed()
             }),
         );
-        let router = ops_router(vec![check]);
+        let router = ops_router(vec![check], CancellationToken::new());
         let probes = (0..200).map(|_| {
             let router = router.clone();
             async move {
@@ -132,5 +146,23 @@ mod tests {
             1,
             "checks ran once for 200 probes"
         );
+    }
+
+    #[tokio::test]
+    async fn a_process_shutting_down_is_not_ready_whatever_its_dependencies_say() {
+        let healthy: ReadinessCheck = ("healthy", Arc::new(|| async { Ok(()) }.boxed()));
+        let shutdown = CancellationToken::new();
+        let router = ops_router(vec![healthy], shutdown.clone());
+        let probe = |path: &'static str| {
+            let router = router.clone();
+            async move {
+                let request = Request::get(path).body(Body::empty()).unwrap();
+                router.oneshot(request).await.unwrap().status()
+            }
+        };
+        assert_eq!(probe("/readyz").await, StatusCode::OK);
+        shutdown.cancel();
+        assert_eq!(probe("/readyz").await, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(probe("/healthz").await, StatusCode::OK, "still alive");
     }
 }

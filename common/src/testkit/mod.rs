@@ -57,6 +57,8 @@ impl TestEnv {
         config.amqp.queue_expires_ms = Some(5 * 60 * 1000);
         config.admin_token = crate::config::AdminToken::new("test-admin-token");
         config.admission.ticket_secret = SecretString::from("test-ticket-secret");
+        // No load balancer watches a test's roles: stop at once.
+        config.drain.not_ready_ms = 0;
         for listen in [
             &mut config.admission.listen,
             &mut config.worker.listen,

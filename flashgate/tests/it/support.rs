@@ -33,6 +33,7 @@ impl Processes for Stack {
             .env("FLASHGATE_STRIPE__BASE_URL", &c.stripe.base_url)
             .env("FLASHGATE_WORKER__LISTEN", "127.0.0.1:0")
             .env("FLASHGATE_WORKER__SWEEP_INTERVAL_MS", "100")
+            .env("FLASHGATE_DRAIN__NOT_READY_MS", "0")
             .env("FLASHGATE_TELEMETRY__LOG_FILTER", "error")
             .kill_on_drop(true)
             .spawn()
