@@ -80,7 +80,38 @@ pub async fn build_state(config: Arc<Config>) -> flashgate_common::Result<AppSta
     }))
 }
 
-/// The door's routes and readiness checks.
+/// The door's API: shoppers' tickets and the operators' admin routes.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    tickets::issue,
+    tickets::poll,
+    sales_api::get_sale,
+    waiting_room::page,
+    admin::list_sales,
+    admin::put_sale,
+    admin::patch_admission,
+    admin::get_stats,
+    admin::get_audit,
+))]
+struct DoorApi;
+
+/// The door's document, with the most units a ticket may ask for as configured.
+fn document(max_quantity: i32) -> utoipa::openapi::OpenApi {
+    use utoipa::openapi::{RefOr, Schema};
+    let mut document = <DoorApi as utoipa::OpenApi>::openapi();
+    let request = document
+        .components
+        .as_mut()
+        .and_then(|c| c.schemas.get_mut("TicketRequest"));
+    if let Some(RefOr::T(Schema::Object(request))) = request
+        && let Some(RefOr::T(Schema::Object(quantity))) = request.properties.get_mut("quantity")
+    {
+        quantity.maximum = Some(utoipa::Number::Int(max_quantity as isize));
+    }
+    http::openapi::complete(document, "flashgate door (admission)")
+}
+
+/// The door's routes, their document and readiness checks.
 pub fn routes(state: AppState) -> http::RoleHttp {
     let issue = post(tickets::issue)
         .route_layer(middleware::from_fn_with_state(state.clone(), limit_address));
@@ -98,6 +129,7 @@ pub fn routes(state: AppState) -> http::RoleHttp {
     ];
     http::RoleHttp {
         api,
+        openapi: document(state.config.admission.max_quantity),
         checks,
         max_body_bytes: state.config.admission.max_body_bytes,
     }

@@ -11,19 +11,39 @@ use crate::Result;
 use crate::state::AppState;
 
 /// The public view of a sale: what a shopper may see of a `Sale`, and its live state.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = PublicSale)]
 pub(crate) struct SaleView {
+    /// The sale.
+    #[schema(value_type = String)]
     sale_id: SaleId,
+    /// The product sold.
+    #[schema(value_type = String)]
     sku: Sku,
+    /// `scheduled`, `open`, `paused` or `sold_out`.
     status: &'static str,
+    /// Unit price, minor units.
     price: i64,
+    /// ISO 4217 currency, lower case.
+    #[schema(value_type = String)]
     currency: Currency,
+    /// Units not yet claimed.
     remaining: i64,
+    /// Tickets the broker confirmed that no worker decided yet.
     queued: i64,
+    /// Opening time (RFC 3339).
     starts_at: String,
 }
 
-/// The handler.
+/// A sale as shoppers see it: price, state, units left, queue length.
+#[utoipa::path(get, path = "/v1/sales/{sale_id}", tag = "shoppers",
+    params(("sale_id" = String, Path, description = "The sale")),
+    responses(
+        (status = 200, description = "The sale", body = SaleView),
+        (status = 404, description = "No such sale (`sale_not_found`)", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "A dependency is unavailable; retry", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
 pub(crate) async fn get_sale(
     State(state): State<AppState>,
     ApiPath(sale_id): ApiPath<String>,

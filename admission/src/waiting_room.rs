@@ -50,7 +50,15 @@ fn wait_text(body: &TicketBody) -> String {
     }
 }
 
-/// The handler.
+/// The waiting-room page of a ticket (HTML, refreshes itself; polls with JavaScript).
+#[utoipa::path(get, path = "/queue/{ticket}", tag = "shoppers",
+    params(("ticket" = String, Path, description = "The ticket token")),
+    responses(
+        (status = 200, description = "The page", body = String, content_type = "text/html"),
+        (status = 404, description = "Unknown or expired ticket", body = String, content_type = "text/html"),
+        (status = 503, description = "Live state unavailable; retry", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
 pub(crate) async fn page(
     State(state): State<AppState>,
     ApiPath(token): ApiPath<String>,

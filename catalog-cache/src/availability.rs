@@ -14,7 +14,7 @@ use crate::error::Fill;
 use crate::stats::{Kind, Layer};
 
 /// What a shopper sees of a sale's stock.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Availability {
     /// The sale.
     pub sale_id: String,

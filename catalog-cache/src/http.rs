@@ -101,14 +101,29 @@ impl RenderedProduct {
     }
 }
 
-#[derive(Serialize)]
-struct ProductView<'a> {
+/// A product with its sale's availability.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ProductWithAvailability)]
+pub(crate) struct ProductView<'a> {
     #[serde(flatten)]
     product: &'a Product,
+    /// The latest sale's units, when the product is on sale.
     availability: Option<&'a Availability>,
 }
 
-/// `GET /v1/products/{sku}`.
+/// One product, with its sale's availability (`ETag`; `If-None-Match` gets `304`).
+#[utoipa::path(get, path = "/v1/products/{sku}", tag = "catalog",
+    params(("sku" = String, Path, pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", description = "The product"),
+           ("If-None-Match" = Option<String>, Header, description = "An `ETag` the client holds")),
+    responses(
+        (status = 200, description = "The product", body = ProductView,
+            headers(("ETag" = String), ("Cache-Control" = String))),
+        (status = 304, description = "Unchanged since the `ETag` given"),
+        (status = 400, description = "Not a valid sku (`invalid_sku`)", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "No such product (`product_not_found`)", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "The catalog cannot be read; retry", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
 pub(crate) async fn get_product(
     State(catalog): State<Arc<Catalog>>,
     ApiPath(sku): ApiPath<String>,
@@ -188,7 +203,20 @@ impl ListParams {
     }
 }
 
-/// `GET /v1/products`.
+/// A page of products in sku order (`ETag`; `If-None-Match` gets `304`).
+#[utoipa::path(get, path = "/v1/products", tag = "catalog",
+    params(("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "Page size (default 20)"),
+           ("cursor" = Option<String>, Query, min_length = 1, description = "`next_cursor` of the page before"),
+           ("category" = Option<String>, Query, pattern = "^[a-z0-9][a-z0-9_-]{0,63}$", description = "Only this category"),
+           ("If-None-Match" = Option<String>, Header, description = "An `ETag` the client holds")),
+    responses(
+        (status = 200, description = "A page", body = crate::pages::Page,
+            headers(("ETag" = String), ("Cache-Control" = String))),
+        (status = 304, description = "Unchanged since the `ETag` given"),
+        (status = 400, description = "A bad limit, cursor or category", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "The catalog cannot be read; retry", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
 pub(crate) async fn list_products(
     State(catalog): State<Arc<Catalog>>,
     ApiQuery(params): ApiQuery<ListParams>,
@@ -198,7 +226,32 @@ pub(crate) async fn list_products(
     Ok(Rendered::new(page.as_ref()).respond(&headers, LIST_CACHE))
 }
 
-/// `PUT /admin/v1/products/{sku}`: writes to PostgreSQL, then invalidates everywhere.
+/// Whether a JSON value holds U+0000 in any string or key.
+fn has_nul(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(s) => s.contains('\0'),
+        serde_json::Value::Array(items) => items.iter().any(has_nul),
+        serde_json::Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
+    }
+}
+
+/// Creates or updates a product: written to PostgreSQL, then invalidated everywhere.
+#[utoipa::path(put, path = "/admin/v1/products/{sku}", tag = "operators",
+    security(("admin_token" = [])),
+    params(("sku" = String, Path, pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", description = "The product")),
+    request_body = ProductInput,
+    responses(
+        (status = 201, description = "Created", body = Product),
+        (status = 200, description = "Updated", body = Product),
+        (status = 400, description = "Malformed JSON", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "No or wrong admin token", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json"),
+        (status = 415, description = "Not `application/json`", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "A bad sku, name, price or currency", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "The catalog cannot be read; retry", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
 pub(crate) async fn put_product(
     State(catalog): State<Arc<Catalog>>,
     ApiPath(sku): ApiPath<String>,
@@ -211,6 +264,26 @@ pub(crate) async fn put_product(
         return Err(Problem::unprocessable(
             "invalid_product",
             "name must be 1..=200 characters and price >= 0",
+        ));
+    }
+    let texts = [&input.name, &input.description];
+    if texts.iter().any(|t| t.contains('\0'))
+        || has_nul(&input.attributes)
+        || has_nul(&input.images)
+    {
+        return Err(Problem::unprocessable(
+            "invalid_product",
+            "text must not contain U+0000 (PostgreSQL cannot store it)",
+        ));
+    }
+    if !input
+        .images
+        .as_array()
+        .is_some_and(|a| a.iter().all(|i| i.is_string()))
+    {
+        return Err(Problem::unprocessable(
+            "invalid_product",
+            "images must be an array of URL strings",
         ));
     }
     let (product, created) = products::upsert(&catalog.pool, &sku, &input, currency.as_str())

@@ -30,7 +30,12 @@ pub use error::FillError;
 pub use products::{Product, ProductInput, upsert as upsert_product};
 pub use stats::Stats;
 
-/// The catalog's routes and readiness checks.
+/// The catalog's API.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(http::list_products, http::get_product, http::put_product))]
+struct CatalogApi;
+
+/// The catalog's routes, their document and readiness checks.
 pub fn routes(catalog: Arc<Catalog>, config: &Config) -> common_http::RoleHttp {
     let admin = Router::new()
         .route("/admin/v1/products/{sku}", put(http::put_product))
@@ -48,6 +53,10 @@ pub fn routes(catalog: Arc<Catalog>, config: &Config) -> common_http::RoleHttp {
     let checks = vec![ready::postgres(catalog.pool.clone())];
     common_http::RoleHttp {
         api,
+        openapi: common_http::openapi::complete(
+            <CatalogApi as utoipa::OpenApi>::openapi(),
+            "flashgate catalog",
+        ),
         checks,
         max_body_bytes: 64 * 1024,
     }

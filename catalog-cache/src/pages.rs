@@ -43,7 +43,7 @@ pub struct PageQuery {
 }
 
 /// A page of products.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Page {
     /// The products.
     pub products: Vec<Product>,

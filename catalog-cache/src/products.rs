@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
 /// A product document, with the sale currently selling it (if any).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Product {
     /// Stock-keeping unit.
     pub sku: String,
@@ -71,25 +71,31 @@ pub(crate) async fn page(
 }
 
 /// The body of a product write.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProductInput {
     /// Name (1..=200 characters).
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     /// Description.
     #[serde(default)]
     pub description: String,
     /// Category (default `general`).
+    #[schema(value_type = Option<String>, pattern = "^[a-z0-9][a-z0-9_-]{0,63}$")]
     pub category: Option<Category>,
     /// List price, minor units.
+    #[schema(minimum = 0)]
     pub price: i64,
     /// Currency (case-insensitive).
+    #[schema(pattern = "^[A-Za-z]{3}$")]
     pub currency: String,
     /// Attributes object.
     #[serde(default = "empty_object")]
+    #[schema(value_type = Object)]
     pub attributes: serde_json::Value,
     /// Image URLs.
     #[serde(default = "empty_array")]
+    #[schema(value_type = Vec<String>)]
     pub images: serde_json::Value,
 }
 

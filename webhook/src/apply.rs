@@ -12,7 +12,8 @@ use crate::event::{Event, Intent};
 use crate::{Error, Result};
 
 /// What became of an event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
 pub enum Received {
     /// Applied now (the order may or may not have moved).
     Applied,

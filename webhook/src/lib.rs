@@ -19,7 +19,6 @@ use flashgate_common::http::{self, ready};
 use flashgate_common::live::Redis;
 use flashgate_common::{Config, db};
 use secrecy::ExposeSecret;
-use serde_json::{Value, json};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -57,7 +56,12 @@ impl AppState {
     }
 }
 
-/// The receiver's routes and readiness checks.
+/// The receiver's API.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(receive))]
+struct WebhookApi;
+
+/// The receiver's routes, their document and readiness checks.
 pub fn routes(state: AppState, max_body_bytes: usize) -> http::RoleHttp {
     let checks = vec![
         ready::postgres(state.pool.clone()),
@@ -68,16 +72,42 @@ pub fn routes(state: AppState, max_body_bytes: usize) -> http::RoleHttp {
         .with_state(state);
     http::RoleHttp {
         api,
+        openapi: http::openapi::complete(
+            <WebhookApi as utoipa::OpenApi>::openapi(),
+            "flashgate webhook receiver",
+        ),
         checks,
         max_body_bytes,
     }
 }
 
+/// The answer to an event taken.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct Receipt {
+    /// Always true.
+    received: bool,
+    /// What the event did.
+    outcome: Received,
+}
+
+/// Takes one Stripe event: `Stripe-Signature` verified, the event recorded and applied in
+/// one transaction; `2xx` only once durable, so Stripe retries anything else.
+#[utoipa::path(post, path = "/v1/stripe/webhook", tag = "stripe",
+    params(("Stripe-Signature" = String, Header, description = "`t=…,v1=…` over the raw body")),
+    request_body(content = Object, description = "A Stripe event", content_type = "application/json"),
+    responses(
+        (status = 200, description = "Recorded (or recorded before)", body = Receipt),
+        (status = 400, description = "Bad signature or not a Stripe event", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "The PaymentIntent's order is not known yet; Stripe retries", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "Not recorded; Stripe retries", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
 async fn receive(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<Value>> {
+) -> Result<Json<Receipt>> {
     let signature = headers
         .get("stripe-signature")
         .and_then(|v| v.to_str().ok());
@@ -88,9 +118,10 @@ async fn receive(
         serde_json::from_slice(&body).map_err(|e| Error::Malformed(e.to_string()))?;
     let received = apply::apply(&state.pool, &state.redis, &event).await?;
     tracing::info!(event = %event.id, kind = %event.kind, ?received, "stripe event");
-    Ok(Json(
-        json!({ "received": true, "outcome": format!("{received:?}").to_lowercase() }),
-    ))
+    Ok(Json(Receipt {
+        received: true,
+        outcome: received,
+    }))
 }
 
 /// Runs the receiver on `listener` until `shutdown`.

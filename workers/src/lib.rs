@@ -42,6 +42,7 @@ pub async fn run(
     tracing::info!(addr = %listener.local_addr()?, "workers listening");
     let routes = http::RoleHttp {
         api: axum::Router::new(),
+        openapi: http::openapi::complete(Default::default(), "flashgate worker"),
         checks,
         max_body_bytes: 1024,
     };

@@ -37,8 +37,24 @@ fn validate(change: &AdmissionChange) -> Result<()> {
     Ok(())
 }
 
-/// The handler.
-pub(super) async fn patch_admission(
+/// Changes a sale's admission live: rate, burst, pause, wait-list (audited).
+#[utoipa::path(patch, path = "/admin/v1/sales/{sale_id}/admission", tag = "operators",
+    security(("admin_token" = [])),
+    params(("sale_id" = String, Path, description = "The sale"),
+           ("X-Actor" = Option<String>, Header, description = "Who, for the audit log")),
+    request_body = AdmissionChange,
+    responses(
+        (status = 200, description = "The admission settings now", body = AdmissionDoc),
+        (status = 400, description = "Malformed JSON, query or path", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "No or wrong admin token", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "A dependency is unavailable; retry", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 404, description = "No such sale (`sale_not_found`)", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json"),
+        (status = 415, description = "Not `application/json`", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "Nothing to change, or a value out of range", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn patch_admission(
     State(state): State<AppState>,
     ApiPath(sale_id): ApiPath<String>,
     headers: HeaderMap,

@@ -36,7 +36,7 @@ pub(super) async fn record(
 }
 
 /// One audited change.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditEntry {
     /// Increasing id; pass the last one seen as `before` for the next page.
     pub id: i64,
@@ -47,13 +47,15 @@ pub struct AuditEntry {
     /// What was changed (`sale.upsert`, `admission.update`).
     pub action: String,
     /// The settings before (none on create).
+    #[schema(value_type = Option<Object>)]
     pub old: Option<Value>,
     /// The settings after.
+    #[schema(value_type = Object)]
     pub new: Value,
 }
 
 /// A page of the audit log, newest first.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditPage {
     /// The entries.
     pub entries: Vec<AuditEntry>,
@@ -62,7 +64,7 @@ pub struct AuditPage {
 /// `?limit=&before=`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct AuditParams {
+pub(crate) struct AuditParams {
     limit: Option<i64>,
     before: Option<i64>,
 }
@@ -70,8 +72,22 @@ pub(super) struct AuditParams {
 /// Most entries a page holds.
 const MAX_PAGE: i64 = 500;
 
-/// The handler.
-pub(super) async fn get_audit(
+/// Who changed a sale, when, from what to what; newest first.
+#[utoipa::path(get, path = "/admin/v1/sales/{sale_id}/audit", tag = "operators",
+    security(("admin_token" = [])),
+    params(("sale_id" = String, Path, description = "The sale"),
+           ("limit" = Option<i64>, Query, minimum = 1, maximum = 500, description = "Most entries (default 50)"),
+           ("before" = Option<i64>, Query, description = "Only entries older than this id")),
+    responses(
+        (status = 200, description = "A page of the log", body = AuditPage),
+        (status = 400, description = "Malformed JSON, query or path", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "No or wrong admin token", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "A dependency is unavailable; retry", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 404, description = "No such sale (`sale_not_found`)", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "`limit` out of range (`invalid_limit`)", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn get_audit(
     State(state): State<AppState>,
     ApiPath(sale_id): ApiPath<String>,
     ApiQuery(params): ApiQuery<AuditParams>,

@@ -15,10 +15,14 @@ use axum::routing::{get, patch, put};
 use flashgate_common::http::require_admin;
 
 use crate::state::AppState;
+pub(crate) use admission::__path_patch_admission;
 pub use admission::update_admission;
+pub(crate) use audit::__path_get_audit;
 pub use audit::{AuditEntry, AuditPage};
 pub use flashgate_common::ledger::sales::{AdmissionChange, AdmissionDoc, Sale, SaleInput};
 pub use sale::upsert_sale;
+pub(crate) use sale::{__path_list_sales, __path_put_sale};
+pub(crate) use stats::__path_get_stats;
 pub use stats::{SaleStats, sale_stats};
 
 /// The admin routes, guarded by the bearer token.

@@ -46,8 +46,25 @@ fn validate(input: &SaleInput) -> Result<Currency> {
         .map_err(|e| Problem::unprocessable("invalid_sale", e.to_string()).into())
 }
 
-/// The handler: 201 when created, 200 when updated.
-pub(super) async fn put_sale(
+/// Creates or updates a sale (audited; every door follows within a second).
+#[utoipa::path(put, path = "/admin/v1/sales/{sale_id}", tag = "operators",
+    security(("admin_token" = [])),
+    params(("sale_id" = String, Path, pattern = "^[a-z0-9][a-z0-9_-]{0,63}$", description = "The sale"),
+           ("X-Actor" = Option<String>, Header, description = "Who, for the audit log")),
+    request_body = SaleInput,
+    responses(
+        (status = 201, description = "Created", body = flashgate_common::ledger::sales::SaleDocument),
+        (status = 200, description = "Updated", body = flashgate_common::ledger::sales::SaleDocument),
+        (status = 400, description = "Malformed JSON, query or path", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "No or wrong admin token", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "A dependency is unavailable; retry", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 409, description = "Stock below what is held and sold, or the sku of a sale that began", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json"),
+        (status = 415, description = "Not `application/json`", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "A value out of range, an unknown sku or a bad sale id", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn put_sale(
     State(state): State<AppState>,
     ApiPath(sale_id): ApiPath<String>,
     headers: HeaderMap,
@@ -131,23 +148,36 @@ fn upsert_problem(error: sqlx::Error) -> crate::Error {
 }
 
 /// `GET /admin/v1/sales`: the newest sales first.
-#[derive(Debug, serde::Serialize)]
-pub(super) struct SaleList {
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct SaleList {
+    /// The sales.
+    #[schema(value_type = Vec<flashgate_common::ledger::sales::SaleDocument>)]
     sales: Vec<Sale>,
 }
 
 /// `?limit=`.
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct ListParams {
+pub(crate) struct ListParams {
     limit: Option<i64>,
 }
 
 /// Most sales one list holds.
 const MAX_LIST: i64 = 1000;
 
-/// The list handler.
-pub(super) async fn list_sales(
+/// The newest sales first (by opening time).
+#[utoipa::path(get, path = "/admin/v1/sales", tag = "operators",
+    security(("admin_token" = [])),
+    params(("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "Most sales (default 100)")),
+    responses(
+        (status = 200, description = "The sales", body = SaleList),
+        (status = 400, description = "Malformed JSON, query or path", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "No or wrong admin token", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "A dependency is unavailable; retry", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 422, description = "`limit` out of range (`invalid_limit`)", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn list_sales(
     State(state): State<AppState>,
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> Result<Json<SaleList>> {

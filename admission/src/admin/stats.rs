@@ -14,7 +14,8 @@ use crate::Result;
 use crate::state::AppState;
 
 /// The stats document.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = SaleStats)]
 pub struct SaleStats {
     /// Sale id.
     pub sale_id: String,
@@ -22,7 +23,8 @@ pub struct SaleStats {
     pub tickets: BTreeMap<String, i64>,
     /// Stock terms: stock, available, reserved, sold.
     pub stock: BTreeMap<String, i64>,
-    /// Admission settings and rates.
+    /// Admission settings and this door's rates.
+    #[schema(value_type = Object)]
     pub admission: serde_json::Value,
     /// Tickets issued, decided and waiting.
     pub queue: BTreeMap<String, i64>,
@@ -85,8 +87,19 @@ async fn ticket_counts(pool: &PgPool, id: &SaleId) -> Result<BTreeMap<String, i6
     Ok(rows.into_iter().map(|r| (r.status, r.n)).collect())
 }
 
-/// The handler: adds this process's admitted/rejected rates to the database counts.
-pub(super) async fn get_stats(
+/// Tickets by status, stock terms, queue, admission settings and this door's rates.
+#[utoipa::path(get, path = "/admin/v1/sales/{sale_id}/stats", tag = "operators",
+    security(("admin_token" = [])),
+    params(("sale_id" = String, Path, description = "The sale")),
+    responses(
+        (status = 200, description = "The stats", body = SaleStats),
+        (status = 400, description = "Malformed JSON, query or path", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "No or wrong admin token", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "A dependency is unavailable; retry", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 404, description = "No such sale (`sale_not_found`)", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn get_stats(
     State(state): State<AppState>,
     ApiPath(sale_id): ApiPath<String>,
 ) -> Result<Json<SaleStats>> {

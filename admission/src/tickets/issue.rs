@@ -24,11 +24,17 @@ use crate::state::AppState;
 use crate::ticket_token::TicketClaims;
 
 /// The request body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub(crate) struct TicketRequest {
+    /// The shopper (one ticket per customer and sale).
+    #[schema(value_type = String, pattern = "^[A-Za-z0-9._:@+-]{1,128}$")]
     customer_id: CustomerId,
+    /// Units wanted.
+    #[schema(minimum = 1, maximum = 100)]
     quantity: i64,
+    /// A saved payment method (`pm_…`): the payment is confirmed without the shopper.
     #[serde(default)]
+    #[schema(value_type = Option<String>, pattern = "^pm_[A-Za-z0-9_]{1,120}$")]
     payment_method: Option<PaymentMethodId>,
 }
 
@@ -57,7 +63,32 @@ fn unknown_sale() -> Problem {
     Problem::not_found("sale_not_found", "no sale with this id")
 }
 
-/// The handler.
+/// Asks for a place in the sale's queue. The answer comes at once: a ticket the broker
+/// confirmed, the ticket this customer already holds, or why not.
+#[utoipa::path(post, path = "/v1/sales/{sale_id}/tickets", tag = "shoppers",
+    params(
+        ("sale_id" = String, Path, description = "The sale"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer to a retry with the same key and body (1–255 printable ASCII)"),
+    ),
+    request_body = TicketRequest,
+    responses(
+        (status = 202, description = "A new ticket, confirmed by the broker; poll `Location`", body = super::TicketBody,
+            headers(("Location" = String, description = "The ticket's poll URL"))),
+        (status = 200, description = "The ticket this customer already holds", body = super::TicketBody,
+            headers(("Location" = String, description = "The ticket's poll URL"))),
+        (status = 400, description = "Malformed JSON or Idempotency-Key", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "No such sale (`sale_not_found`)", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "Not open yet or paused (`sale_not_open`)", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 410, description = "Sold out, or every unit already claimed by the queue (`sold_out`)", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json"),
+        (status = 415, description = "Not `application/json`", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid customer or quantity, or an Idempotency-Key used before with another body", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json"),
+        (status = 429, description = "Over the sale's, the customer's or the address's rate", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "Queue saturated, broker or Redis unavailable, door busy", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
 pub(crate) async fn issue(
     State(state): State<AppState>,
     ApiPath(sale_id): ApiPath<String>,

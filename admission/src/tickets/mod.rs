@@ -13,11 +13,12 @@ use serde::Serialize;
 use uuid::Uuid;
 
 pub(crate) use batcher::{Outlet, TicketBatcher};
-pub(crate) use issue::{IssueResult, issue};
-pub(crate) use poll::{poll, ticket_state, verify_token};
+pub(crate) use issue::{__path_issue, IssueResult, issue};
+pub(crate) use poll::{__path_poll, poll, ticket_state, verify_token};
 
 /// The JSON a shopper gets for a ticket (issue and poll share it).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = Ticket)]
 pub(crate) struct TicketBody {
     /// The ticket token.
     pub ticket: String,
@@ -37,13 +38,15 @@ pub(crate) struct TicketBody {
     /// Expected wait while queued, from the measured service rate.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub estimated_wait_ms: Option<u64>,
-    /// Queued past what the stock can serve, on the sale's wait-list.
+    /// Queued past what the stock can serve, on the sale's wait-list (absent: false).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[schema(required = false)]
     pub waitlisted: bool,
 }
 
 /// The PaymentIntent a shopper confirms with Stripe.js.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+#[schema(as = Payment)]
 pub(crate) struct PaymentBody {
     /// PaymentIntent id.
     pub payment_intent: String,

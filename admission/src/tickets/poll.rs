@@ -31,7 +31,15 @@ pub(crate) fn verify_token(state: &AppState, token: &str) -> Result<TicketClaims
         .map_err(|_| Problem::not_found("ticket_not_found", "unknown or expired ticket").into())
 }
 
-/// The handler.
+/// A ticket's status, position, order and payment; poll again after `poll_after_ms`.
+#[utoipa::path(get, path = "/v1/tickets/{ticket}", tag = "shoppers",
+    params(("ticket" = String, Path, description = "The ticket token from the 202")),
+    responses(
+        (status = 200, description = "The ticket", body = super::TicketBody),
+        (status = 404, description = "Unknown, forged or expired ticket (`ticket_not_found`)", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "Live state unavailable; retry", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
 pub(crate) async fn poll(
     State(state): State<AppState>,
     ApiPath(token): ApiPath<String>,

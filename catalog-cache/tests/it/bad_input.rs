@@ -164,6 +164,33 @@ async fn admin_writes_need_the_token_and_a_valid_body() {
             "invalid_body",
             "bad category",
         ),
+        // Found by the contract test: PostgreSQL cannot store U+0000, and the write
+        // failed as a 503 that no retry could ever fix.
+        (
+            json!({ "name": "x\u{0}", "price": 1, "currency": "eur" }),
+            "invalid_product",
+            "NUL in the name",
+        ),
+        (
+            json!({ "name": "x", "description": "a\u{0}b", "price": 1, "currency": "eur" }),
+            "invalid_product",
+            "NUL in the description",
+        ),
+        (
+            json!({ "name": "x", "price": 1, "currency": "eur", "attributes": { "k\u{0}": 1 } }),
+            "invalid_product",
+            "NUL in an attribute's name",
+        ),
+        (
+            json!({ "name": "x", "price": 1, "currency": "eur", "attributes": { "k": ["\u{0}"] } }),
+            "invalid_product",
+            "NUL in an attribute's value",
+        ),
+        (
+            json!({ "name": "x", "price": 1, "currency": "eur", "images": [{}] }),
+            "invalid_product",
+            "an image that is not a URL string",
+        ),
     ];
     for (body, code, case) in bodies {
         let put = app.http.put(&url).bearer_auth(ADMIN).json(&body);

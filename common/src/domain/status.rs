@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// What a shopper sees of a ticket. Transitions only move forward: see [`TicketStatus::rank`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TicketStatus {
     /// Accepted at the door and confirmed by the broker; waiting for a reservation worker.

@@ -6,6 +6,7 @@
 mod auth;
 mod extract;
 mod layers;
+pub mod openapi;
 mod ops;
 mod problem;
 pub mod ready;
@@ -22,7 +23,7 @@ pub use auth::require_admin;
 pub use extract::{ApiJson, ApiPath, ApiQuery};
 pub use layers::with_common_layers;
 pub use ops::{ReadinessCheck, healthz_router, ops_router};
-pub use problem::Problem;
+pub use problem::{Problem, ProblemBody};
 
 use crate::config::DrainConfig;
 
@@ -85,11 +86,13 @@ pub async fn serve(
     }
 }
 
-/// A role's HTTP face: its API routes (state applied, common layers not yet) and the
-/// checks behind its `/readyz`.
+/// A role's HTTP face: its API routes (state applied, common layers not yet), their
+/// OpenAPI document and the checks behind its `/readyz`.
 pub struct RoleHttp {
     /// The API.
     pub api: Router,
+    /// The API's document, completed by [`openapi::complete`]; served at `/openapi.json`.
+    pub openapi: utoipa::openapi::OpenApi,
     /// What `/readyz` asks.
     pub checks: Vec<ReadinessCheck>,
     /// Largest request body the API takes (`413` past it).
@@ -106,12 +109,19 @@ pub async fn serve_role(
     shutdown: CancellationToken,
     drain: &DrainConfig,
 ) -> std::io::Result<()> {
-    let ops_routes = ops_router(role.checks, shutdown.clone());
+    let RoleHttp {
+        api,
+        openapi,
+        checks,
+        max_body_bytes,
+    } = role;
+    let api = api.merge(openapi::route(&openapi));
+    let ops_routes = ops_router(checks, shutdown.clone());
     let Some(ops) = ops else {
-        let router = with_common_layers(role.api.merge(ops_routes), role.max_body_bytes);
+        let router = with_common_layers(api.merge(ops_routes), max_body_bytes);
         return serve(listener, router, shutdown, drain).await;
     };
-    let public = with_common_layers(role.api.merge(healthz_router()), role.max_body_bytes);
+    let public = with_common_layers(api.merge(healthz_router()), max_body_bytes);
     let (api, ops) = tokio::join!(
         serve(listener, public, shutdown.clone(), drain),
         serve(ops, with_common_layers(ops_routes, 1024), shutdown, drain),
@@ -203,6 +213,7 @@ mod tests {
         let (public_addr, ops_addr) = (public.local_addr().unwrap(), ops.local_addr().unwrap());
         let role = RoleHttp {
             api: Router::new().route("/v1/thing", axum::routing::get(|| async { "thing" })),
+            openapi: openapi::complete(Default::default(), "test"),
             checks: Vec::new(),
             max_body_bytes: 1024,
         };

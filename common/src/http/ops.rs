@@ -27,7 +27,7 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 const READY_FRESH_FOR: Duration = Duration::from_millis(500);
 
 /// The checks and their newest result.
-struct Readiness {
+pub(super) struct ReadinessState {
     checks: Vec<ReadinessCheck>,
     /// Cancelled when the process begins to shut down: from then on it is not ready.
     shutdown: CancellationToken,
@@ -39,7 +39,7 @@ struct Readiness {
 /// The operational routes, with `checks` behind `/readyz`, which answers `503` once
 /// `shutdown` is cancelled.
 pub fn ops_router(checks: Vec<ReadinessCheck>, shutdown: CancellationToken) -> Router {
-    let readiness = Readiness {
+    let readiness = ReadinessState {
         checks,
         shutdown,
         last: tokio::sync::Mutex::new(None),
@@ -52,13 +52,40 @@ pub fn ops_router(checks: Vec<ReadinessCheck>, shutdown: CancellationToken) -> R
 
 /// `/healthz` alone: the process answers.
 pub fn healthz_router<S: Clone + Send + Sync + 'static>() -> Router<S> {
-    Router::new().route(
-        "/healthz",
-        get(|| async { Json(json!({ "status": "ok" })) }),
-    )
+    Router::new().route("/healthz", get(healthz))
 }
 
-async fn readyz(State(readiness): State<Arc<Readiness>>) -> Response {
+/// The answer of `/healthz`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(super) struct Health {
+    /// `ok`.
+    status: &'static str,
+}
+
+/// The answer of `/readyz`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // Documents the JSON built in `readyz`.
+pub(super) struct Readiness {
+    /// `ready`, `not_ready` or `shutting_down`.
+    status: String,
+    /// Each dependency checked: `ok` or why not.
+    checks: std::collections::BTreeMap<String, String>,
+}
+
+/// Whether the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "The process answers", body = Health)))]
+pub(super) async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+/// Whether the process should get traffic: its dependencies answer and it is not
+/// shutting down. Results are reused for half a second.
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses(
+    (status = 200, description = "Ready", body = Readiness),
+    (status = 503, description = "A dependency does not answer, or the process is shutting down", body = Readiness),
+))]
+pub(super) async fn readyz(State(readiness): State<Arc<ReadinessState>>) -> Response {
     if readiness.shutdown.is_cancelled() {
         let body = json!({ "status": "shutting_down", "checks": {} });
         return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
@@ -104,7 +131,11 @@ async fn run_checks(checks: &[ReadinessCheck]) -> (bool, Value) {
     (ready, Value::Object(report))
 }
 
-async fn metrics() -> Response {
+/// Prometheus metrics of this process.
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses(
+    (status = 200, description = "The Prometheus text format", body = String, content_type = "text/plain"),
+))]
+pub(super) async fn metrics() -> Response {
     let body = crate::telemetry::metrics().render();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }

@@ -18,13 +18,20 @@ pub struct Problem {
     pub retry_after: Option<u64>,
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
+/// A problem as it goes on the wire (`application/problem+json`).
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Problem)]
+pub struct ProblemBody<'a> {
+    /// `urn:flashgate:problem:{code}`.
     #[serde(rename = "type")]
     type_: String,
+    /// The status's reason phrase.
     title: &'a str,
+    /// The HTTP status.
     status: u16,
+    /// What happened, for a person.
     detail: &'a str,
+    /// Stable machine-readable code (`sold_out`, `rate_limited`, …).
     code: &'a str,
 }
 
@@ -86,7 +93,7 @@ impl Problem {
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
-        let body = Body {
+        let body = ProblemBody {
             type_: format!("urn:flashgate:problem:{}", self.code),
             title: self.status.canonical_reason().unwrap_or("Error"),
             status: self.status.as_u16(),

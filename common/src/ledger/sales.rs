@@ -10,24 +10,31 @@ use sqlx::{AssertSqlSafe, PgConnection, PgPool, Row};
 use crate::domain::{Currency, SaleId, SaleTerms, Sku};
 
 /// The body of a sale upsert.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SaleInput {
     /// The product sold (must exist in the catalog).
+    #[schema(value_type = String, pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
     pub sku: Sku,
     /// Units for sale.
+    #[schema(minimum = 0, maximum = 10_000_000)]
     pub stock: i64,
     /// Unit price in minor units.
+    #[schema(minimum = 1, maximum = 100_000_000_000_i64)]
     pub price: i64,
     /// ISO 4217 currency (case-insensitive).
+    #[schema(pattern = "^[A-Za-z]{3}$")]
     pub currency: String,
     /// Opening time; default now (on create) or unchanged.
     pub starts_at: Option<DateTime<Utc>>,
     /// How long a reservation holds units; default 600 (on create) or unchanged.
+    #[schema(minimum = 5, maximum = 86_400)]
     pub hold_seconds: Option<i32>,
     /// Admission rate.
+    #[schema(minimum = 1, maximum = 1_000_000)]
     pub rate_per_second: i32,
     /// Admission burst.
+    #[schema(minimum = 1, maximum = 1_000_000)]
     pub burst: i32,
     /// Start paused; default false (on create) or unchanged.
     pub paused: Option<bool>,
@@ -37,6 +44,7 @@ pub struct SaleInput {
     /// Most tickets on the wait-list. Default: as many as the units that could still come
     /// back (available and held) could serve, times the oversubscription factor.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 100_000_000)]
     pub waitlist_limit: Option<i32>,
 }
 
@@ -102,32 +110,55 @@ impl<'r> sqlx::FromRow<'r, PgRow> for Sale {
     }
 }
 
+/// The admin API's sale document: the terms flat beside the settings.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Sale)]
+pub struct SaleDocument<'a> {
+    /// The sale.
+    #[schema(value_type = String)]
+    sale_id: &'a SaleId,
+    /// The product sold.
+    #[schema(value_type = String)]
+    sku: &'a Sku,
+    /// Units for sale.
+    stock: i64,
+    /// Units held by reservations not yet paid.
+    reserved: i64,
+    /// Units paid for.
+    sold: i64,
+    /// Units neither held nor sold.
+    available: i64,
+    /// Tickets decided so far.
+    decided: i64,
+    /// Unit price, minor units.
+    price: i64,
+    /// ISO 4217 currency, lower case.
+    #[schema(value_type = String)]
+    currency: &'a Currency,
+    /// Opening time.
+    starts_at: DateTime<Utc>,
+    /// How long a reservation holds units.
+    hold_seconds: i32,
+    /// Admission rate.
+    rate_per_second: i32,
+    /// Admission burst.
+    burst: i32,
+    /// Paused by an operator.
+    paused: bool,
+    /// Wait-list on.
+    waitlist: bool,
+    /// Tickets on the wait-list.
+    waitlisted: i64,
+    /// The operator's cap on the wait-list (`null`: derived from the held units).
+    waitlist_limit: Option<i32>,
+    /// Version of the stock terms.
+    version: i64,
+}
+
 impl Serialize for Sale {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        /// The admin API's sale document: the terms flat beside the settings.
-        #[derive(Serialize)]
-        struct Document<'a> {
-            sale_id: &'a SaleId,
-            sku: &'a Sku,
-            stock: i64,
-            reserved: i64,
-            sold: i64,
-            available: i64,
-            decided: i64,
-            price: i64,
-            currency: &'a Currency,
-            starts_at: DateTime<Utc>,
-            hold_seconds: i32,
-            rate_per_second: i32,
-            burst: i32,
-            paused: bool,
-            waitlist: bool,
-            waitlisted: i64,
-            waitlist_limit: Option<i32>,
-            version: i64,
-        }
         let t = &self.terms;
-        Document {
+        SaleDocument {
             sale_id: &self.id,
             sku: &self.sku,
             stock: t.stock,
@@ -172,12 +203,15 @@ pub async fn list(db: &PgPool, limit: i64) -> sqlx::Result<Vec<Sale>> {
 }
 
 /// What to change; absent fields stay as they are.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[schema(min_properties = 1)]
 #[serde(deny_unknown_fields)]
 pub struct AdmissionChange {
     /// New admission rate.
+    #[schema(minimum = 1, maximum = 1_000_000)]
     pub rate_per_second: Option<i32>,
     /// New burst.
+    #[schema(minimum = 1, maximum = 1_000_000)]
     pub burst: Option<i32>,
     /// Pause (true) or resume (false).
     pub paused: Option<bool>,
@@ -186,7 +220,7 @@ pub struct AdmissionChange {
 }
 
 /// A sale's admission settings.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct AdmissionDoc {
     /// Sale id.
     pub sale_id: String,
