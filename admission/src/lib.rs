@@ -147,7 +147,7 @@ async fn limit_address(State(state): State<AppState>, request: Request, next: Ne
     match state.limits.check_address(client) {
         Ok(()) => next.run(request).await,
         Err(wait) => {
-            metrics::counter!("admission_rejected_total", "sale" => "*", "reason" => "address_rate_limited").increment(1);
+            metrics::counter!("flashgate_admission_rejected_total", "sale" => "*", "reason" => "address_rate_limited").increment(1);
             Problem::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "too_many_requests",

@@ -91,14 +91,16 @@ impl Counters {
             std::array::from_fn(|k| Tally::new(metrics::counter!(name, "kind" => KINDS[k])))
         };
         Self {
-            hits: by_layer("catalog_hits_total"),
-            misses: by_layer("catalog_misses_total"),
-            coalesced: by_kind("catalog_coalesced_waits_total"),
-            db_reads: by_kind("catalog_db_fallthrough_total"),
-            redis_failures: Tally::new(metrics::counter!("catalog_redis_errors_total")),
-            redis_bypassed: Tally::new(metrics::counter!("catalog_redis_bypassed_total")),
-            invalidations: Tally::new(metrics::counter!("catalog_invalidations_total")),
-            undelivered: Tally::new(metrics::counter!("catalog_invalidations_undelivered_total")),
+            hits: by_layer("flashgate_catalog_hits_total"),
+            misses: by_layer("flashgate_catalog_misses_total"),
+            coalesced: by_kind("flashgate_catalog_coalesced_waits_total"),
+            db_reads: by_kind("flashgate_catalog_db_fallthrough_total"),
+            redis_failures: Tally::new(metrics::counter!("flashgate_catalog_redis_errors_total")),
+            redis_bypassed: Tally::new(metrics::counter!("flashgate_catalog_redis_bypassed_total")),
+            invalidations: Tally::new(metrics::counter!("flashgate_catalog_invalidations_total")),
+            undelivered: Tally::new(metrics::counter!(
+                "flashgate_catalog_invalidations_undelivered_total"
+            )),
         }
     }
 

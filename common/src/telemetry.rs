@@ -1,5 +1,8 @@
 //! Logs (tracing, text or JSON), traces (the same spans, exported over OTLP when
-//! `telemetry.otlp_endpoint` is set) and metrics (one Prometheus recorder per process).
+//! `telemetry.otlp_endpoint` is set) and metrics (one Prometheus recorder per process,
+//! every metric described in [`catalogue`]).
+
+pub mod catalogue;
 
 use std::sync::OnceLock;
 
@@ -86,16 +89,26 @@ pub fn metrics() -> &'static PrometheusHandle {
                 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
             ])
             .expect("bucket list is not empty")
-            // Counts of things per batch (`*_batch_size`), not seconds.
+            // Tickets per batch (`*_batch_tickets`), not seconds.
             .set_buckets_for_metric(
-                Matcher::Suffix("_batch_size".into()),
+                Matcher::Suffix("_batch_tickets".into()),
                 &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0],
+            )
+            .expect("bucket list is not empty")
+            // Time in the queue: seconds to minutes in a crowded sale.
+            .set_buckets_for_metric(
+                Matcher::Suffix("_queue_seconds".into()),
+                &[
+                    0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+                    600.0,
+                ],
             )
             .expect("bucket list is not empty")
             .build_recorder();
         let handle = recorder.handle();
         // Fails only when another recorder was installed first; then ours just renders empty.
         let _ = metrics::set_global_recorder(recorder);
+        catalogue::describe();
         handle
     })
 }

@@ -254,6 +254,18 @@ fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
+/// An RFC 3339 time in a document.
+fn instant(value: &Value) -> Option<chrono::DateTime<chrono::Utc>> {
+    let text = value.as_str()?;
+    let parsed = chrono::DateTime::parse_from_rfc3339(text).ok()?;
+    Some(parsed.with_timezone(&chrono::Utc))
+}
+
+/// `time` in UTC as `format`, `-` when there is none.
+fn utc(time: Option<chrono::DateTime<chrono::Utc>>, format: &str) -> String {
+    time.map_or_else(|| "-".into(), |t| t.format(format).to_string())
+}
+
 /// `sales list` and `sale`: one row per sale.
 fn sales_table(list: &Value) -> String {
     let now = chrono::Utc::now();
@@ -263,9 +275,7 @@ fn sales_table(list: &Value) -> String {
         .unwrap_or_default()
         .iter()
         .map(|s| {
-            let starts = s["starts_at"]
-                .as_str()
-                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+            let starts = instant(&s["starts_at"]);
             let state = if s["paused"] == true {
                 "paused"
             } else if starts.is_some_and(|t| t > now) {
@@ -275,11 +285,7 @@ fn sales_table(list: &Value) -> String {
             } else {
                 "open"
             };
-            let starts = starts.map_or("-".into(), |t| {
-                t.with_timezone(&chrono::Utc)
-                    .format("%Y-%m-%d %H:%M")
-                    .to_string()
-            });
+            let starts = utc(starts, "%Y-%m-%d %H:%M");
             let price = format!(
                 "{} {}",
                 cell(&s["price"]),
@@ -416,14 +422,7 @@ fn audit_table(page: &Value) -> String {
         .unwrap_or_default()
         .iter()
         .map(|e| {
-            let at = e["at"]
-                .as_str()
-                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-                .map_or("-".into(), |t| {
-                    t.with_timezone(&chrono::Utc)
-                        .format("%Y-%m-%d %H:%M:%S")
-                        .to_string()
-                });
+            let at = utc(instant(&e["at"]), "%Y-%m-%d %H:%M:%S");
             vec![
                 cell(&e["id"]),
                 at,

@@ -186,7 +186,7 @@ def sums(role, *metrics):
     return found
 
 
-PUBLISHES = ("admission_publish_batch_size_sum", "admission_publish_batch_size_count")
+PUBLISHES = ("flashgate_admission_publish_batch_tickets_sum", "flashgate_admission_publish_batch_tickets_count")
 
 
 def published(count):
@@ -199,7 +199,7 @@ def per_publish(before, after):
     return round((after[0] - before[0]) / max(after[1] - before[1], 1), 1)
 
 
-BATCHES = ("reserve_batch_size_sum", "reserve_batch_size_count", "reserve_batch_seconds_sum")
+BATCHES = ("flashgate_reserve_batch_tickets_sum", "flashgate_reserve_batch_tickets_count", "flashgate_reserve_batch_seconds_sum")
 
 
 def batch_totals(roles):

@@ -62,7 +62,7 @@ pub(crate) async fn apply(pool: &PgPool, redis: &Redis, event: &Event) -> Result
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    metrics::counter!("webhook_events_applied_total", "type" => event.kind.clone(), "outcome" => label).increment(1);
+    metrics::counter!("flashgate_webhook_events_applied_total", "type" => event.kind.clone(), "outcome" => label).increment(1);
     publish(redis, applied).await
 }
 

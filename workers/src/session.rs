@@ -45,7 +45,7 @@ pub(crate) async fn consume<F, Fut>(
         match outcome {
             Ok(()) => break,
             Err(e) => {
-                metrics::counter!("worker_session_restarts_total", "queue" => queue.clone())
+                metrics::counter!("flashgate_worker_session_restarts_total", "queue" => queue.clone())
                     .increment(1);
                 tracing::warn!(error = ?e, %queue, ?backoff, "consumer session ended; reconnecting");
                 if shutdown

@@ -100,7 +100,7 @@ where
         if !failure.is_retryable() || tokio::time::Instant::now() + jittered > deadline {
             return Err(failure);
         }
-        metrics::counter!("stripe_retries_total").increment(1);
+        metrics::counter!("flashgate_stripe_retries_total").increment(1);
         tokio::time::sleep(jittered).await;
         delay = (delay * 2).min(Duration::from_secs(5));
     }

@@ -92,14 +92,7 @@ pub(crate) async fn get_audit(
     ApiPath(sale_id): ApiPath<String>,
     ApiQuery(params): ApiQuery<AuditParams>,
 ) -> Result<Json<AuditPage>> {
-    let limit = params.limit.unwrap_or(50);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(Problem::unprocessable(
-            "invalid_limit",
-            format!("limit must be 1..={MAX_PAGE}"),
-        )
-        .into());
-    }
+    let limit = super::page_limit(params.limit, 50, MAX_PAGE)?;
     let not_found = || Problem::not_found("sale_not_found", "no sale with this id");
     let sale_id = SaleId::parse(sale_id).map_err(|_| not_found())?;
     let exists = sqlx::query_scalar!(

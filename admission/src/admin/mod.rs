@@ -50,6 +50,18 @@ async fn announce(redis: &flashgate_common::live::Redis, sale: &flashgate_common
     }
 }
 
+/// The `limit` a list was asked for (`default` when none), or `422 invalid_limit` when
+/// it is outside 1..=`max`.
+fn page_limit(asked: Option<i64>, default: i64, max: i64) -> crate::Result<i64> {
+    let limit = asked.unwrap_or(default);
+    if (1..=max).contains(&limit) {
+        Ok(limit)
+    } else {
+        let detail = format!("limit must be 1..={max}");
+        Err(flashgate_common::http::Problem::unprocessable("invalid_limit", detail).into())
+    }
+}
+
 /// Who made an admin change: `X-Actor` when the caller names itself.
 fn actor(headers: &HeaderMap) -> String {
     let named = headers

@@ -181,14 +181,7 @@ pub(crate) async fn list_sales(
     State(state): State<AppState>,
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> Result<Json<SaleList>> {
-    let limit = params.limit.unwrap_or(100);
-    if !(1..=MAX_LIST).contains(&limit) {
-        return Err(Problem::unprocessable(
-            "invalid_limit",
-            format!("limit must be 1..={MAX_LIST}"),
-        )
-        .into());
-    }
+    let limit = super::page_limit(params.limit, 100, MAX_LIST)?;
     let sales = sales::list(&state.pool, limit).await?;
     Ok(Json(SaleList { sales }))
 }

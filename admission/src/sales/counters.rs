@@ -74,10 +74,10 @@ impl Counters {
             last: Mutex::default(),
             exported: Outcome::ALL.map(|outcome| match outcome {
                 Outcome::Admitted => {
-                    metrics::counter!("admission_tickets_issued_total", "sale" => sale.to_owned())
+                    metrics::counter!("flashgate_admission_tickets_issued_total", "sale" => sale.to_owned())
                 }
                 _ => metrics::counter!(
-                    "admission_rejected_total",
+                    "flashgate_admission_rejected_total",
                     "sale" => sale.to_owned(),
                     "reason" => outcome.as_str()
                 ),

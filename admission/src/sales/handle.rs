@@ -158,6 +158,7 @@ impl SaleHandle {
             service_rate: 0.7 * live.service_rate + 0.3 * instant_rate,
             ..**live
         });
+        publish_live(&self.id(), &self.live());
     }
 
     /// The sale's state at `now`.
@@ -241,9 +242,27 @@ impl SaleHandle {
     }
 }
 
+/// The queue and the stock as this door last saw them (every door reports its view: take
+/// the `max` across doors).
+fn publish_live(sale: &SaleId, live: &Live) {
+    let sale = sale.to_string();
+    metrics::gauge!("flashgate_queue_depth_tickets", "sale" => sale.clone())
+        .set(live.queued() as f64);
+    let terms = &live.terms;
+    for (state, units) in [
+        ("available", terms.available()),
+        ("reserved", terms.reserved),
+        ("sold", terms.sold),
+    ] {
+        metrics::gauge!("flashgate_stock_units", "sale" => sale.clone(), "state" => state)
+            .set(units as f64);
+    }
+}
+
 fn publish_gauges(settings: &Sale) {
     let sale = settings.id.to_string();
-    metrics::gauge!("admission_rate_per_second", "sale" => sale.clone())
+    metrics::gauge!("flashgate_admission_rate_per_second", "sale" => sale.clone())
         .set(f64::from(settings.rate_per_second));
-    metrics::gauge!("admission_burst", "sale" => sale).set(f64::from(settings.burst));
+    metrics::gauge!("flashgate_admission_burst_tickets", "sale" => sale)
+        .set(f64::from(settings.burst));
 }

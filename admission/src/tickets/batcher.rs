@@ -116,8 +116,9 @@ async fn flush(outlet: &Outlet, batch: Vec<Waiting>) {
             tracing::warn!(error = ?error, tickets = size, "ticket message not confirmed by the broker");
             NotConfirmed
         });
-    metrics::histogram!("admission_publish_batch_size").record(size as f64);
-    metrics::histogram!("admission_publish_batch_seconds").record(started.elapsed().as_secs_f64());
+    metrics::histogram!("flashgate_admission_publish_batch_tickets").record(size as f64);
+    metrics::histogram!("flashgate_admission_publish_batch_seconds")
+        .record(started.elapsed().as_secs_f64());
     // The marks go before the answers: a customer who asks again the moment their 202
     // arrives must find the ticket confirmed (200, the same ticket), not pending (which
     // would publish it again and answer 202 a second time). One attempt only before the

@@ -275,14 +275,36 @@ async fn stats_count_tickets_stock_and_admission() {
         .await
         .unwrap();
     for series in [
-        r#"admission_tickets_issued_total{sale="counted"} 2"#,
-        r#"admission_rejected_total{sale="counted",reason="rate_limited"} 1"#,
-        r#"admission_rejected_total{sale="counted",reason="sold_out"} 0"#,
+        r#"flashgate_admission_tickets_issued_total{sale="counted"} 2"#,
+        r#"flashgate_admission_rejected_total{sale="counted",reason="rate_limited"} 1"#,
+        r#"flashgate_admission_rejected_total{sale="counted",reason="sold_out"} 0"#,
     ] {
         assert!(
             metrics.lines().any(|l| l == series),
             "{series} in\n{metrics}"
         );
     }
+    // The queue and the stock as the door sees them, refreshed about once a second.
+    let gauges = [
+        r#"flashgate_queue_depth_tickets{sale="counted"} 2"#,
+        r#"flashgate_stock_units{sale="counted",state="available"} 7"#,
+        r#"flashgate_stock_units{sale="counted",state="sold"} 0"#,
+    ];
+    flashgate_common::testkit::poll_until(10, "the door's queue and stock gauges", || async {
+        let metrics = door
+            .http
+            .get(door.url("/metrics"))
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        gauges
+            .iter()
+            .all(|g| metrics.lines().any(|l| l == *g))
+            .then_some(())
+    })
+    .await;
     door.stop().await;
 }

@@ -28,7 +28,7 @@ pub(crate) struct Breaker {
 impl Breaker {
     /// Opens after `threshold` consecutive failures, for `open_for`.
     pub(crate) fn new(threshold: u32, open_for: Duration) -> Self {
-        metrics::gauge!("catalog_redis_breaker_state").set(0.0);
+        metrics::gauge!("flashgate_catalog_redis_breaker_state").set(0.0);
         Self {
             state: Mutex::new(State::Closed { failures: 0 }),
             threshold,
@@ -43,7 +43,7 @@ impl Breaker {
             State::HalfOpen { .. } => 1.0,
             State::Open { .. } => 2.0,
         };
-        metrics::gauge!("catalog_redis_breaker_state").set(gauge);
+        metrics::gauge!("flashgate_catalog_redis_breaker_state").set(gauge);
     }
 
     /// Whether Redis may be called now.

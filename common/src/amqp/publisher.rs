@@ -132,7 +132,7 @@ impl Publisher {
                 .await
         };
         let outcome = tokio::time::timeout(self.amqp.config().confirm_timeout(), confirm).await;
-        metrics::histogram!("amqp_publish_confirm_seconds", "routing_key" => routing_key.to_owned())
+        metrics::histogram!("flashgate_amqp_publish_confirm_seconds", "routing_key" => routing_key.to_owned())
             .record(started.elapsed().as_secs_f64());
         match outcome {
             Err(_) => Err(Error::NotConfirmed("confirm timed out")),

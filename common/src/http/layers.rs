@@ -78,7 +78,7 @@ impl LatencyHistograms {
             return histogram;
         }
         let histogram = metrics::histogram!(
-            "http_request_duration_seconds",
+            "flashgate_http_request_duration_seconds",
             "route" => route.to_owned(),
             "method" => method,
             "status" => status.to_string(),

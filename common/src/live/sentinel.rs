@@ -55,7 +55,7 @@ pub(super) fn follow(primary: Weak<ArcSwap<Primary>>, config: RedisConfig) {
             match Primary::open(info, &config) {
                 Ok(next) => {
                     tracing::warn!(primary = %next.addr(), "Redis primary moved; following it");
-                    metrics::counter!("redis_primary_changes_total").increment(1);
+                    metrics::counter!("flashgate_redis_primary_changes_total").increment(1);
                     current.store(next.into());
                 }
                 Err(error) => tracing::warn!(%error, "cannot open the new Redis primary"),

@@ -84,7 +84,7 @@ async fn refund(ctx: &Context, order: &Effect) -> Result<bool> {
     let mut tx = ctx.pool.begin().await?;
     let marked = ledger::mark_refunded(&mut tx, order.id).await?;
     tx.commit().await?;
-    metrics::counter!("payments_refunded_total").increment(1);
+    metrics::counter!("flashgate_payments_refunded_total").increment(1);
     if let Some(update) = marked.and_then(|o| o.status_update()) {
         ctx.redis.write_statuses(&[update]).await.ok();
     }

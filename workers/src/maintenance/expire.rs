@@ -16,7 +16,7 @@ pub async fn expire_holds(ctx: &Context, limit: i64) -> Result<usize> {
     if released == 0 {
         return Ok(expiry.to_cancel);
     }
-    metrics::counter!("holds_expired_total").increment(released as u64);
+    metrics::counter!("flashgate_holds_expired_total").increment(released as u64);
     if let Err(e) = ledger::publish_changes(&ctx.redis, "hold expired", &expiry.released).await {
         tracing::warn!(error = ?e, "expiries not published to redis");
     }

@@ -50,6 +50,6 @@ pub async fn relay(ctx: &Context, limit: i64) -> Result<usize> {
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    metrics::counter!("order_events_published_total").increment(published.len() as u64);
+    metrics::counter!("flashgate_order_events_published_total").increment(published.len() as u64);
     Ok(published.len())
 }

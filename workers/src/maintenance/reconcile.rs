@@ -65,7 +65,7 @@ async fn reconcile_one(ctx: &Context, order: Uuid, intent: &str) -> Result<bool>
     let applied = resolve::apply(ctx, "reconciled", order, intent, &outcome).await?;
     let moved = matches!(applied, Applied::Changed(_) | Applied::RefundNeeded(_));
     if moved {
-        metrics::counter!("orders_reconciled_total").increment(1);
+        metrics::counter!("flashgate_orders_reconciled_total").increment(1);
         tracing::info!(%order, %intent, ?outcome, "order reconciled from stripe");
     }
     Ok(moved)

@@ -191,7 +191,7 @@ async fn decline(ctx: &Context, order_id: Uuid, code: &str, intent: Option<Strin
     )
     .await?;
     tx.commit().await?;
-    metrics::counter!("payments_declined_total").increment(1);
+    metrics::counter!("flashgate_payments_declined_total").increment(1);
     if let Some(change) = change
         && let Err(e) = ledger::publish_changes(&ctx.redis, "payment declined", &[change]).await
     {

@@ -94,7 +94,8 @@ async fn handle(
         Ok(PaymentMessage::Requested { order_ids }) => order_ids,
         Err(e) => {
             tracing::error!(error = %e, "undecodable payment message: dead-lettering it");
-            metrics::counter!("worker_poison_messages_total", "queue" => "payments").increment(1);
+            metrics::counter!("flashgate_worker_poison_messages_total", "queue" => "payments")
+                .increment(1);
             return session::answer(&delivery, Action::DeadLetter).await;
         }
     };
@@ -106,7 +107,8 @@ async fn handle(
         }
         Err(e) => {
             tracing::error!(error = ?e, "payment task failed permanently: dead-lettering it");
-            metrics::counter!("worker_poison_messages_total", "queue" => "payments").increment(1);
+            metrics::counter!("flashgate_worker_poison_messages_total", "queue" => "payments")
+                .increment(1);
             Action::DeadLetter
         }
     };
@@ -132,7 +134,7 @@ async fn pay_patiently(
                     && started.elapsed() < TRANSIENT_PATIENCE
                     && !shutdown.is_cancelled() =>
             {
-                metrics::counter!("worker_transient_retries_total", "queue" => "payments")
+                metrics::counter!("flashgate_worker_transient_retries_total", "queue" => "payments")
                     .increment(1);
                 tracing::warn!(error = ?e, ?delay, "transient failure paying; retrying in place");
                 shutdown
@@ -176,18 +178,18 @@ async fn pay_all(ctx: &Arc<Context>, permits: &Arc<Semaphore>, orders: &[Uuid]) 
     first_failure.map_or(Ok(()), Err)
 }
 
-/// One payment held in memory (its future made), counted in `payments_in_flight`.
+/// One payment held in memory (its future made), counted in `flashgate_payments_in_flight`.
 struct InFlight;
 
 impl InFlight {
     fn start() -> Self {
-        metrics::gauge!("payments_in_flight").increment(1.0);
+        metrics::gauge!("flashgate_payments_in_flight").increment(1.0);
         Self
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        metrics::gauge!("payments_in_flight").decrement(1.0);
+        metrics::gauge!("flashgate_payments_in_flight").decrement(1.0);
     }
 }

@@ -86,11 +86,13 @@ pub async fn decide(pool: &PgPool, tickets: &[IssuedTicket]) -> Result<Batch> {
     let mut plan = Plan::default();
     let mut outcomes: BTreeMap<SaleId, Vec<TicketOutcome>> = BTreeMap::new();
     let mut unknown = Vec::new();
+    let mut issued = Vec::with_capacity(tickets.len());
     for (sale_id, fresh) in fresh_by_sale(tickets, &known) {
         let Some(sale) = sales.get_mut(&sale_id) else {
             unknown.extend(fresh.iter().map(|c| c.ticket_id));
             continue;
         };
+        issued.extend(fresh.iter().map(|c| c.issued_at));
         let waited = super::waitlist::promote(&mut tx, &mut plan, &sale_id, sale).await?;
         let decided = decide_sale(&mut plan, &sale_id, sale, &fresh);
         outcomes
@@ -100,6 +102,7 @@ pub async fn decide(pool: &PgPool, tickets: &[IssuedTicket]) -> Result<Batch> {
     }
     let terms = plan.write(&mut tx).await?;
     tx.commit().await?;
+    record_queue_times(&issued);
     for (sale, outcome) in known.into_values() {
         outcomes.entry(sale).or_default().push(outcome);
     }
@@ -115,6 +118,16 @@ pub async fn decide(pool: &PgPool, tickets: &[IssuedTicket]) -> Result<Batch> {
         })
         .collect();
     Ok(Batch { sales, unknown })
+}
+
+/// How long each ticket decided now waited between the door and its decision.
+fn record_queue_times(issued: &[chrono::DateTime<chrono::Utc>]) {
+    let now = chrono::Utc::now();
+    let histogram = metrics::histogram!("flashgate_ticket_queue_seconds");
+    for at in issued {
+        let waited = (now - *at).num_microseconds().unwrap_or(i64::MAX);
+        histogram.record(waited.max(0) as f64 / 1e6);
+    }
 }
 
 /// Fresh tickets (not decided before), per sale, in sequence order, each once.
@@ -166,7 +179,7 @@ fn decide_sale(
         })
         .collect();
     plan.decide(id, fresh, &decisions);
-    metrics::counter!("sold_out_decisions_total", "sale" => id.to_string())
+    metrics::counter!("flashgate_sold_out_decisions_total", "sale" => id.to_string())
         .increment(granted.iter().filter(|o| o.is_none()).count() as u64);
     fresh
         .iter()

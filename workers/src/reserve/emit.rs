@@ -15,7 +15,7 @@ use crate::context::Context;
 /// is a cache, rewritten by every later step and healed from PostgreSQL by the poll path.
 pub(super) async fn emit(ctx: &Context, batch: &Batch) -> Result<()> {
     if let Err(e) = publish_live(ctx, batch).await {
-        metrics::counter!("worker_redis_write_failures_total").increment(1);
+        metrics::counter!("flashgate_worker_redis_write_failures_total").increment(1);
         tracing::warn!(error = ?e, "statuses not published to redis");
     }
     let order_ids: Vec<Uuid> = batch

@@ -112,7 +112,7 @@ async fn decide_deliveries(
                 }
             }
             Err(e) => {
-                metrics::counter!("worker_poison_messages_total", "queue" => "tickets")
+                metrics::counter!("flashgate_worker_poison_messages_total", "queue" => "tickets")
                     .increment(1);
                 tracing::error!(error = %e, tag = delivery.delivery_tag, "undecodable ticket message: dead-lettering it");
                 actions[i] = Action::DeadLetter;
@@ -149,8 +149,8 @@ async fn decide_deliveries(
             None
         }
     };
-    metrics::histogram!("reserve_batch_seconds").record(started.elapsed().as_secs_f64());
-    metrics::histogram!("reserve_batch_size").record(tickets.len() as f64);
+    metrics::histogram!("flashgate_reserve_batch_seconds").record(started.elapsed().as_secs_f64());
+    metrics::histogram!("flashgate_reserve_batch_tickets").record(tickets.len() as f64);
     Handoff {
         batch,
         strays,
@@ -228,7 +228,7 @@ async fn decide_with_retry(
                     && started.elapsed() < crate::error::TRANSIENT_PATIENCE
                     && !shutdown.is_cancelled() =>
             {
-                metrics::counter!("worker_transient_retries_total", "queue" => "tickets")
+                metrics::counter!("flashgate_worker_transient_retries_total", "queue" => "tickets")
                     .increment(1);
                 tracing::warn!(error = ?e, ?delay, "transient failure deciding a batch; retrying");
                 shutdown

@@ -98,7 +98,7 @@ pub(super) async fn promote(
         .filter_map(|(c, o)| Some((c.ticket_id, o?)))
         .collect();
     plan.promote(id, promoted.iter().map(|(ticket, _)| *ticket));
-    metrics::counter!("waitlist_promoted_total").increment(promoted.len() as u64);
+    metrics::counter!("flashgate_waitlist_promoted_total").increment(promoted.len() as u64);
     Ok(promoted
         .into_iter()
         .map(|(ticket, order)| {

@@ -642,10 +642,10 @@ async fn a_payment_task_for_many_orders_holds_only_as_many_payments_as_may_run()
         .await
         .unwrap();
     wait_until(30, "payments are in flight", || async {
-        gauge(&stack, "payments_in_flight").await > 0.0
+        gauge(&stack, "flashgate_payments_in_flight").await > 0.0
     })
     .await;
-    let in_flight = gauge(&stack, "payments_in_flight").await;
+    let in_flight = gauge(&stack, "flashgate_payments_in_flight").await;
     assert!(
         in_flight <= 2.0,
         "{in_flight} payments held at once with payment_concurrency = 2"

@@ -78,6 +78,26 @@ async fn two_thousand_tickets_for_a_hundred_units_grant_exactly_a_hundred_in_ord
         );
     }
     stack.assert_invariants("hot", Some(2000)).await;
+    // Each ticket's time in the queue was observed once it was decided (the recorder is
+    // the test process's, shared with tests running beside this one: at least 2,000).
+    let metrics = stack
+        .http
+        .get(format!("http://{}/metrics", stack.addrs.workers))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let observed: f64 = metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("flashgate_ticket_queue_seconds_count ")?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no time-in-queue histogram in\n{metrics}"));
+    assert!(observed >= 2000.0, "{observed} tickets' time in the queue");
     stack.stop().await;
 }
 

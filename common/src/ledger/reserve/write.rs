@@ -89,7 +89,8 @@ impl Plan {
             *per_sale.entry(&order.sale).or_default() += 1;
         }
         for (sale, n) in per_sale {
-            metrics::counter!("reservations_total", "sale" => sale.to_string()).increment(n);
+            metrics::counter!("flashgate_reservations_total", "sale" => sale.to_string())
+                .increment(n);
         }
         Ok(())
     }
