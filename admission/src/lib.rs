@@ -6,6 +6,7 @@
 
 pub mod admin;
 mod error;
+pub mod identity;
 mod limits;
 mod sales;
 mod sales_api;
@@ -54,6 +55,7 @@ pub async fn build_state(config: Arc<Config>) -> flashgate_common::Result<AppSta
     } else {
         TicketSigner::new(secret.as_bytes())
     };
+    let identity = Arc::new(identity::Identity::new(&config.admission.identity).await?);
     let publisher = Publisher::new(amqp.clone());
     let batcher = tickets::TicketBatcher::start(tickets::Outlet {
         publisher: publisher.clone(),
@@ -77,6 +79,7 @@ pub async fn build_state(config: Arc<Config>) -> flashgate_common::Result<AppSta
         redis,
         amqp,
         signer,
+        identity,
     }))
 }
 
@@ -173,9 +176,15 @@ pub async fn run(
     ));
     let prune = tokio::spawn(state.limits.clone().prune(shutdown.clone()));
     let listen = tokio::spawn(state.sales.clone().listen(shutdown.clone()));
+    let keys = tokio::spawn(
+        state
+            .identity
+            .clone()
+            .refresh(config.admission.identity.clone(), shutdown.clone()),
+    );
     let ops = http::bind_ops(config.admission.ops_listen)?;
     tracing::info!(addr = %listener.local_addr()?, ops = ?config.admission.ops_listen, "admission listening");
     http::serve_role(listener, ops, routes(state), shutdown, &config.drain).await?;
-    let _ = tokio::join!(refresh, prune, listen);
+    let _ = tokio::join!(refresh, prune, listen, keys);
     Ok(())
 }

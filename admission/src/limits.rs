@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::HeaderMap;
-use flashgate_common::config::{AdmissionConfig, RateConfig};
+use flashgate_common::config::{AdmissionConfig, IdentityMode, RateConfig};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tokio_util::sync::CancellationToken;
@@ -44,10 +44,16 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// Limiters as configured; a rate of 0 turns one off.
+    /// Limiters as configured; a rate of 0 turns one off. With shoppers identified by
+    /// the shop's login, the address limit is identity's (a crowd behind one address is
+    /// many customers, each limited on its own).
     pub fn new(config: &AdmissionConfig) -> Self {
+        let per_address = match config.identity.mode {
+            IdentityMode::Jwt => config.identity.per_address,
+            IdentityMode::None => config.per_address,
+        };
         Self {
-            per_address: keyed(config.per_address),
+            per_address: keyed(per_address),
             per_customer: keyed(config.per_customer),
             trusted_proxies: config.trusted_proxies.clone(),
         }

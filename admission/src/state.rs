@@ -44,6 +44,8 @@ pub struct Inner {
     pub pending: tokio::sync::Semaphore,
     /// Polls allowed to read PostgreSQL at once (a quarter of the pool).
     pub db_lookups: tokio::sync::Semaphore,
+    /// Who a shopper is (the body's word, or the shop's login's token).
+    pub identity: Arc<crate::identity::Identity>,
 }
 
 impl AppState {

@@ -214,16 +214,6 @@ impl SaleHandle {
             .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
     }
 
-    /// Counts a ticket this door just had confirmed, until the next refresh reads the
-    /// shared count.
-    pub fn note_published(&self) {
-        self.live.rcu(|live| {
-            let mut next = **live;
-            next.published += 1;
-            next
-        });
-    }
-
     /// Tickets ahead of `seq`, counting itself (at least 1 while queued).
     pub fn position(&self, seq: i64) -> i64 {
         (seq - self.live().terms.decided).max(1)

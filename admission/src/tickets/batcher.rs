@@ -22,9 +22,17 @@ use super::claim;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NotConfirmed;
 
+/// The broker confirmed the ticket; `published` is its sale's shared count of confirmed
+/// tickets once it was counted in (`None` if Redis did not answer then).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Confirmed {
+    /// The sale's published count, this ticket included.
+    pub published: Option<i64>,
+}
+
 struct Waiting {
     ticket: IssuedTicket,
-    done: oneshot::Sender<Result<(), NotConfirmed>>,
+    done: oneshot::Sender<Result<Confirmed, NotConfirmed>>,
 }
 
 /// Hands tickets to the publishing task (cheap to clone).
@@ -57,7 +65,7 @@ impl TicketBatcher {
     }
 
     /// Publishes `ticket` and waits for the broker's confirm of the message carrying it.
-    pub async fn publish(&self, ticket: IssuedTicket) -> Result<(), NotConfirmed> {
+    pub async fn publish(&self, ticket: IssuedTicket) -> Result<Confirmed, NotConfirmed> {
         let (done, confirmed) = oneshot::channel();
         let waiting = Waiting { ticket, done };
         self.queue.send(waiting).map_err(|_| NotConfirmed)?;
@@ -124,10 +132,15 @@ async fn flush(outlet: &Outlet, batch: Vec<Waiting>) {
     // would publish it again and answer 202 a second time). One attempt only before the
     // answers, so a Redis that stalls now delays them by one timeout at most; the
     // answers do not depend on the marks, and the next attempts come after them.
-    let unmarked = outcome.is_ok() && claim::confirm_all(&outlet.redis, &marks, 1).await.is_err();
-    for waiter in waiters {
+    let counted = match outcome {
+        Ok(()) => claim::confirm_all(&outlet.redis, &marks, 1).await.ok(),
+        Err(_) => None,
+    };
+    let unmarked = outcome.is_ok() && counted.is_none();
+    for ((sale, _), waiter) in marks.iter().zip(waiters) {
+        let published = counted.as_ref().and_then(|c| c.get(sale).copied());
         // A waiter gone (client hung up) changes nothing: the ticket is queued.
-        let _ = waiter.send(outcome);
+        let _ = waiter.send(outcome.map(|()| Confirmed { published }));
     }
     if unmarked && let Err(e) = claim::confirm_all(&outlet.redis, &marks, 2).await {
         tracing::warn!(error = %e, tickets = size, "confirmed tickets still marked pending; a retry re-publishes them");

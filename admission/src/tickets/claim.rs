@@ -118,7 +118,7 @@ pub(super) async fn claim(
 
 /// KEYS[1] the sale's published counter, KEYS[2..] ticket hashes. Clears each pending
 /// mark and counts the marks it cleared, so a ticket is counted once however often its
-/// confirmation is written.
+/// confirmation is written; returns the counter after.
 static CONFIRM: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         r"
@@ -126,8 +126,8 @@ static CONFIRM: LazyLock<Script> = LazyLock::new(|| {
         for k = 2, #KEYS do
             cleared = cleared + redis.call('HDEL', KEYS[k], '{pending}')
         end
-        if cleared > 0 then redis.call('INCRBY', KEYS[1], cleared) end
-        return cleared
+        if cleared > 0 then return redis.call('INCRBY', KEYS[1], cleared) end
+        return tonumber(redis.call('GET', KEYS[1]) or '0')
         ",
         pending = PENDING,
     ))
@@ -135,33 +135,34 @@ static CONFIRM: LazyLock<Script> = LazyLock::new(|| {
 
 /// Marks tickets confirmed by the broker and counts them into their sales' published
 /// counts, in one round trip (idempotent; tried up to `attempts` times, since a
-/// lingering mark only costs a needless re-publish later).
+/// lingering mark only costs a needless re-publish later). Answers each sale's published
+/// count once its tickets are in it.
 pub(super) async fn confirm_all(
     redis: &Redis,
     tickets: &[(SaleId, CustomerId)],
     attempts: usize,
-) -> redis::RedisResult<()> {
+) -> redis::RedisResult<BTreeMap<SaleId, i64>> {
     let mut by_sale: BTreeMap<&SaleId, Vec<&CustomerId>> = BTreeMap::new();
     for (sale, customer) in tickets {
         by_sale.entry(sale).or_default().push(customer);
     }
     let mut pipe = redis::pipe();
     pipe.load_script(&CONFIRM).ignore();
-    for (sale, customers) in by_sale {
+    for (sale, customers) in &by_sale {
         let mut invocation = CONFIRM.key(redis.keys().published(sale));
         for customer in customers {
             invocation.key(redis.keys().ticket(sale, ticket_id(sale, customer)));
         }
-        pipe.invoke_script(&invocation).ignore();
+        pipe.invoke_script(&invocation);
     }
-    let mut outcome = Ok(());
+    let mut outcome = Ok(Vec::new());
     for _ in 0..attempts.max(1) {
-        outcome = pipe.query_async(&mut redis.conn()).await;
+        outcome = pipe.query_async::<Vec<i64>>(&mut redis.conn()).await;
         if outcome.is_ok() {
             break;
         }
     }
-    outcome
+    Ok(by_sale.into_keys().cloned().zip(outcome?).collect())
 }
 
 /// The ticket a customer holds, if any, and whether the sale's sequence counter exists

@@ -26,9 +26,12 @@ use crate::ticket_token::TicketClaims;
 /// The request body.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub(crate) struct TicketRequest {
-    /// The shopper (one ticket per customer and sale).
-    #[schema(value_type = String, pattern = "^[A-Za-z0-9._:@+-]{1,128}$")]
-    customer_id: CustomerId,
+    /// The shopper (one ticket per customer and sale). Required unless the door takes
+    /// identity from the shop's login (`admission.identity.mode = "jwt"`): then it may
+    /// only name the signed-in shopper.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, pattern = "^[A-Za-z0-9._:@+-]{1,128}$")]
+    customer_id: Option<CustomerId>,
     /// Units wanted.
     #[schema(minimum = 1, maximum = 100)]
     quantity: i64,
@@ -69,6 +72,7 @@ fn unknown_sale() -> Problem {
     params(
         ("sale_id" = String, Path, description = "The sale"),
         ("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer to a retry with the same key and body (1–255 printable ASCII)"),
+        ("Authorization" = Option<String>, Header, description = "`Bearer <token>` from the shop's login, when the door takes identity from it (`admission.identity.mode = \"jwt\"`)"),
     ),
     request_body = TicketRequest,
     responses(
@@ -77,6 +81,9 @@ fn unknown_sale() -> Problem {
         (status = 200, description = "The ticket this customer already holds", body = super::TicketBody,
             headers(("Location" = String, description = "The ticket's poll URL"))),
         (status = 400, description = "Malformed JSON or Idempotency-Key", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token from the shop's login (`invalid_token`; identity mode `jwt`)", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 403, description = "customer_id names someone other than the signed-in shopper (`customer_mismatch`)", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such sale (`sale_not_found`)", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json"),
         (status = 409, description = "Not open yet or paused (`sale_not_open`)", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
@@ -100,12 +107,10 @@ pub(crate) async fn issue(
         .map_err(|e| Problem::unprocessable("invalid_quantity", e.to_string()))?;
     let idempotency_key = idempotency::key_from(&headers)?;
     let sale = state.sales.get(&sale_id).await?.ok_or_else(unknown_sale)?;
+    let customer = state.identity.customer(&headers, body.customer_id)?;
     let payment_method = body.payment_method.as_ref().map_or("", |p| p.as_str());
-    let fingerprint = idempotency::fingerprint(&[
-        body.customer_id.as_str(),
-        &quantity.to_string(),
-        payment_method,
-    ]);
+    let fingerprint =
+        idempotency::fingerprint(&[customer.as_str(), &quantity.to_string(), payment_method]);
     if let Some(key) = &idempotency_key
         && let Some(stored) = idempotency::lookup(&state.redis, &sale_id, key, &fingerprint).await?
     {
@@ -113,7 +118,7 @@ pub(crate) async fn issue(
     }
     let arrival = Arrival {
         sale_id,
-        customer: body.customer_id,
+        customer,
         quantity,
         payment_method: body.payment_method,
         request_id: headers
@@ -273,15 +278,19 @@ async fn publish(
         .batcher
         .publish(arrival.ticket(ticket, held.seq))
         .await;
-    if confirmed.is_err() {
+    let Ok(confirmed) = confirmed else {
         sale.counters.record(Outcome::BrokerUnavailable);
         return Err(Problem::unavailable(
             "broker_unavailable",
             "the ticket could not be queued; retry",
             2,
         ));
+    };
+    // The shared count with this ticket in it: exact, where adding one to the door's own
+    // count would count twice a ticket a refresh had already read.
+    if let Some(published) = confirmed.published {
+        sale.merge_live(None, published);
     }
-    sale.note_published();
     sale.counters.record(Outcome::Admitted);
     trail::issued(
         ticket,

@@ -4,5 +4,6 @@
 mod admin;
 mod backpressure;
 mod bad_input;
+mod identity;
 mod support;
 mod tickets;

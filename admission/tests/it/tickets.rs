@@ -277,3 +277,35 @@ async fn a_queued_ticket_shows_its_position_and_the_waiting_room_page_shows_it_t
     );
     door.stop().await;
 }
+
+/// The door counts its own confirmed tickets between refreshes of the shared count; a
+/// refresh landing between the shared count's increment and the door's own must not count
+/// a ticket twice (the sale showed 4 queued for 3 tickets).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_queue_length_counts_each_confirmed_ticket_once_while_the_door_refreshes() {
+    let door = Door::start_with(|config| {
+        crowd_from_one_address(config);
+        config.admission.live_refresh_ms = 1;
+    })
+    .await;
+    door.sale("count", json!({ "stock": 1000 })).await;
+    let tickets = 400;
+    for wave in 0..8 {
+        let customers: Vec<String> = (0..tickets / 8).map(|i| format!("c-{wave}-{i}")).collect();
+        let requests = customers.iter().map(|c| door.ticket("count", c));
+        for response in futures_util::future::join_all(requests).await {
+            assert_eq!(response.status(), 202);
+        }
+    }
+    let sale: Value = door
+        .http
+        .get(door.url("/v1/sales/count"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(sale["queued"], tickets, "{sale}");
+    door.stop().await;
+}

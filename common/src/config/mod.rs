@@ -17,7 +17,8 @@ pub use infra::{
     AmqpConfig, DatabaseConfig, DrainConfig, LogFormat, RedisConfig, StripeConfig, TelemetryConfig,
 };
 pub use roles::{
-    AdmissionConfig, CatalogConfig, RateConfig, StripeSimConfig, WebhookConfig, WorkerConfig,
+    AdmissionConfig, CatalogConfig, IdentityConfig, IdentityMode, RateConfig, StripeSimConfig,
+    WebhookConfig, WorkerConfig,
 };
 
 use crate::{Error, Result};
@@ -172,6 +173,22 @@ mod tests {
         let err = config.validate().unwrap_err().to_string();
         assert!(err.contains("worker.batch_size"), "{err}");
         assert!(err.contains("admission.oversubscription_factor"), "{err}");
+    }
+
+    #[test]
+    fn identity_from_a_login_needs_its_keys_issuer_and_audience() {
+        let mut config = Config::default();
+        config.admission.identity.mode = IdentityMode::Jwt;
+        let err = config.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("needs hs256_secret, jwks_file or jwks_url"),
+            "{err}"
+        );
+        assert!(err.contains("needs issuer and audience"), "{err}");
+        config.admission.identity.hs256_secret = Some(SecretString::from("s"));
+        config.admission.identity.issuer = Some("https://login/".into());
+        config.admission.identity.audience = Some("flashgate".into());
+        config.validate().unwrap();
     }
 
     #[test]

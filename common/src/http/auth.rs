@@ -2,7 +2,7 @@
 //! in constant time; anything else is a 401 problem with `WWW-Authenticate: Bearer`.
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, header};
+use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -24,9 +24,5 @@ pub async fn require_admin(
     if token.matches(presented) {
         return next.run(request).await;
     }
-    let mut response = Problem::unauthorized().into_response();
-    response
-        .headers_mut()
-        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-    response
+    Problem::unauthorized().into_response()
 }
