@@ -8,6 +8,7 @@ pub mod admin;
 mod error;
 pub mod identity;
 mod limits;
+pub mod pass;
 mod sales;
 mod sales_api;
 mod state;
@@ -56,6 +57,7 @@ pub async fn build_state(config: Arc<Config>) -> flashgate_common::Result<AppSta
         TicketSigner::new(secret.as_bytes())
     };
     let identity = Arc::new(identity::Identity::new(&config.admission.identity).await?);
+    let pass = pass::PassSigner::new(&config.admission.pass)?;
     let publisher = Publisher::new(amqp.clone());
     let batcher = tickets::TicketBatcher::start(tickets::Outlet {
         publisher: publisher.clone(),
@@ -80,6 +82,7 @@ pub async fn build_state(config: Arc<Config>) -> flashgate_common::Result<AppSta
         amqp,
         signer,
         identity,
+        pass,
     }))
 }
 
@@ -88,6 +91,8 @@ pub async fn build_state(config: Arc<Config>) -> flashgate_common::Result<AppSta
 #[openapi(paths(
     tickets::issue,
     tickets::poll,
+    pass::pass,
+    pass::jwks,
     sales_api::get_sale,
     waiting_room::page,
     admin::list_sales,
@@ -121,6 +126,8 @@ pub fn routes(state: AppState) -> http::RoleHttp {
     let api = Router::new()
         .route("/v1/sales/{sale_id}/tickets", issue)
         .route("/v1/tickets/{ticket}", get(tickets::poll))
+        .route("/v1/tickets/{ticket}/pass", get(pass::pass))
+        .route("/.well-known/jwks.json", get(pass::jwks))
         .route("/v1/sales/{sale_id}", get(sales_api::get_sale))
         .route("/queue/{ticket}", get(waiting_room::page))
         .merge(admin::router(state.clone()))

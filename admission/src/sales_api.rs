@@ -33,6 +33,8 @@ pub(crate) struct SaleView {
     queued: i64,
     /// Opening time (RFC 3339).
     starts_at: String,
+    /// Most units one customer buys (one ticket per customer, this its largest quantity).
+    max_quantity_per_customer: i32,
 }
 
 /// A sale as shoppers see it: price, state, units left, queue length.
@@ -62,5 +64,6 @@ pub(crate) async fn get_sale(
         remaining: live.terms.available().max(0),
         queued: live.queued(),
         starts_at: settings.starts_at.to_rfc3339(),
+        max_quantity_per_customer: settings.most_per_customer(state.config.admission.max_quantity),
     }))
 }

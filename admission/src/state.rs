@@ -46,6 +46,8 @@ pub struct Inner {
     pub db_lookups: tokio::sync::Semaphore,
     /// Who a shopper is (the body's word, or the shop's login's token).
     pub identity: Arc<crate::identity::Identity>,
+    /// Signs passes for the shop's checkout (`None`: passes are off).
+    pub pass: Option<crate::pass::PassSigner>,
 }
 
 impl AppState {

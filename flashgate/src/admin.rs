@@ -212,6 +212,7 @@ fn sale_body(args: &SaleArgs) -> Value {
         "paused": args.paused.then_some(true),
         "waitlist": args.waitlist.map(|s| s == Switch::On),
         "waitlist_limit": args.waitlist_limit,
+        "max_quantity_per_customer": args.max_quantity_per_customer,
     }))
 }
 

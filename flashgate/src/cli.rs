@@ -221,6 +221,9 @@ pub struct SaleArgs {
     /// Most tickets on the wait-list (default: what the held units could serve).
     #[arg(long)]
     pub waitlist_limit: Option<i32>,
+    /// Most units one customer buys in the sale (default: the door's max_quantity).
+    #[arg(long)]
+    pub max_quantity_per_customer: Option<i32>,
 }
 
 /// `flashgate dlq …`.

@@ -62,6 +62,7 @@ pub async fn seed(config: &Config, args: &SeedArgs) -> anyhow::Result<()> {
         paused: None,
         waitlist: None,
         waitlist_limit: None,
+        max_quantity_per_customer: None,
     };
     let (_, sale) = admin::upsert_sale(&pool, &redis, &actor(), &sale_id(&args.sale)?, input)
         .await

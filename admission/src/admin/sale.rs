@@ -39,6 +39,9 @@ fn validate(input: &SaleInput) -> Result<Currency> {
     if let Some(limit) = input.waitlist_limit {
         within(i64::from(limit), 1, 100_000_000, "waitlist_limit")?;
     }
+    if let Some(most) = input.max_quantity_per_customer {
+        within(i64::from(most), 1, 100, "max_quantity_per_customer")?;
+    }
     if let Some(hold) = input.hold_seconds {
         within(i64::from(hold), 5, 86_400, "hold_seconds")?;
     }

@@ -90,7 +90,7 @@ fn unknown_sale() -> Problem {
         (status = 410, description = "Sold out, or every unit already claimed by the queue (`sold_out`)", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json"),
         (status = 415, description = "Not `application/json`", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid customer or quantity, or an Idempotency-Key used before with another body", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid customer or quantity, a quantity over the sale's most per customer (`quantity_over_limit`), or an Idempotency-Key used before with another body", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json"),
         (status = 429, description = "Over the sale's, the customer's or the address's rate", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 503, description = "Queue saturated, broker or Redis unavailable, door busy", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json",
@@ -107,6 +107,16 @@ pub(crate) async fn issue(
         .map_err(|e| Problem::unprocessable("invalid_quantity", e.to_string()))?;
     let idempotency_key = idempotency::key_from(&headers)?;
     let sale = state.sales.get(&sale_id).await?.ok_or_else(unknown_sale)?;
+    let most = sale
+        .settings()
+        .most_per_customer(state.config.admission.max_quantity);
+    if quantity.get() > most {
+        return Err(Problem::unprocessable(
+            "quantity_over_limit",
+            format!("this sale sells at most {most} per customer"),
+        )
+        .into());
+    }
     let customer = state.identity.customer(&headers, body.customer_id)?;
     let payment_method = body.payment_method.as_ref().map_or("", |p| p.as_str());
     let fingerprint =

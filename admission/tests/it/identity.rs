@@ -200,7 +200,12 @@ async fn a_crowd_behind_one_address_is_served_and_one_token_cannot_flood() {
         identity.hs256_secret = Some(SecretString::from(SECRET));
     })
     .await;
-    assert_eq!(door.sale("members", json!({ "stock": 1000 })).await.status(), 201);
+    assert_eq!(
+        door.sale("members", json!({ "stock": 1000 }))
+            .await
+            .status(),
+        201
+    );
     let tokens: Vec<String> = (0..800)
         .map(|i| hs256(&claims(&format!("shopper-{i}")), SECRET))
         .collect();
@@ -213,7 +218,11 @@ async fn a_crowd_behind_one_address_is_served_and_one_token_cannot_flood() {
         assert_eq!(*status, 202, "{answer}");
         positions.insert(answer["position"].as_i64().unwrap());
     }
-    assert_eq!(positions.len(), 800, "each shopper has a place of their own");
+    assert_eq!(
+        positions.len(),
+        800,
+        "each shopper has a place of their own"
+    );
 
     let script = hs256(&claims("one-script"), SECRET);
     let answers =
@@ -229,6 +238,9 @@ async fn a_crowd_behind_one_address_is_served_and_one_token_cannot_flood() {
         .iter()
         .filter(|(status, answer)| *status == 429 && answer["code"] == "too_many_requests")
         .count();
-    assert!(limited >= 30, "past its burst of 60 the script is refused: {limited} of 100");
+    assert!(
+        limited >= 30,
+        "past its burst of 60 the script is refused: {limited} of 100"
+    );
     door.stop().await;
 }

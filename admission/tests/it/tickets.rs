@@ -309,3 +309,57 @@ async fn the_queue_length_counts_each_confirmed_ticket_once_while_the_door_refre
     assert_eq!(sale["queued"], tickets, "{sale}");
     door.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sale_caps_what_one_customer_buys() {
+    let door = Door::start().await;
+    let refused = door
+        .sale("pairs", json!({ "max_quantity_per_customer": 0 }))
+        .await;
+    assert_eq!(refused.status(), 422);
+    assert_eq!(
+        door.sale("pairs", json!({ "max_quantity_per_customer": 2 }))
+            .await
+            .status(),
+        201
+    );
+    let sale: Value = door
+        .http
+        .get(door.url("/v1/sales/pairs"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(sale["max_quantity_per_customer"], 2);
+    let ask = |customer: &'static str, quantity: i64| {
+        door.http
+            .post(door.url("/v1/sales/pairs/tickets"))
+            .json(&json!({ "customer_id": customer, "quantity": quantity }))
+            .send()
+    };
+    let over = ask("greedy", 3).await.unwrap();
+    assert_eq!(over.status(), 422);
+    let problem: Value = over.json().await.unwrap();
+    assert_eq!(problem["code"], "quantity_over_limit", "{problem}");
+    assert_eq!(ask("greedy", 2).await.unwrap().status(), 202);
+    // The door's own limit (10) still bounds a sale that allows more.
+    assert_eq!(
+        door.sale("crates", json!({ "max_quantity_per_customer": 50 }))
+            .await
+            .status(),
+        201
+    );
+    let sale: Value = door
+        .http
+        .get(door.url("/v1/sales/crates"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(sale["max_quantity_per_customer"], 10);
+    door.stop().await;
+}

@@ -70,6 +70,39 @@ pub struct AdmissionConfig {
     /// Who a shopper is: the body's `customer_id`, or the subject of a token the shop's
     /// login signed.
     pub identity: IdentityConfig,
+    /// Passes the shop's checkout verifies offline: off without a signing key.
+    pub pass: PassConfig,
+}
+
+/// A signed pass for a shopper holding a unit (`GET /v1/tickets/{ticket}/pass`), checked
+/// by the shop with the public keys at `/.well-known/jwks.json`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PassConfig {
+    /// Ed25519 private key, PKCS#8 (SECRET): PEM (`openssl genpkey -algorithm ed25519`)
+    /// or its DER in base64. Unset: no passes.
+    pub signing_key: Option<SecretString>,
+    /// Earlier public keys still published (JWK JSON objects), so passes signed before a
+    /// key rotation verify until they expire.
+    pub retired_keys: Vec<String>,
+    /// How long a pass is good for, in seconds.
+    pub ttl_secs: u64,
+    /// The pass's `iss`.
+    pub issuer: String,
+    /// The pass's `aud` (the shop's checkout), if it checks one.
+    pub audience: Option<String>,
+}
+
+impl Default for PassConfig {
+    fn default() -> Self {
+        Self {
+            signing_key: None,
+            retired_keys: Vec::new(),
+            ttl_secs: 300,
+            issuer: "flashgate".into(),
+            audience: None,
+        }
+    }
 }
 
 /// How the door knows who is asking for a ticket.
@@ -181,6 +214,7 @@ impl Default for AdmissionConfig {
             publishes_in_flight: 2,
             max_pending_arrivals: 4096,
             identity: IdentityConfig::default(),
+            pass: PassConfig::default(),
         }
     }
 }
@@ -188,6 +222,11 @@ impl Default for AdmissionConfig {
 impl AdmissionConfig {
     pub(crate) fn check(&self, problems: &mut Vec<String>) {
         self.identity.check(problems);
+        require(
+            problems,
+            (10..=3600).contains(&self.pass.ttl_secs),
+            "admission.pass.ttl_secs must be 10..=3600",
+        );
         require(
             problems,
             self.oversubscription_factor >= 1.0,

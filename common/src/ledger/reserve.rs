@@ -234,6 +234,7 @@ mod tests {
                 paused: false,
                 waitlist: false,
                 waitlist_limit: None,
+                max_quantity_per_customer: None,
                 terms: SaleTerms::default(),
             },
         }

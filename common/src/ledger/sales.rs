@@ -46,6 +46,11 @@ pub struct SaleInput {
     #[serde(default)]
     #[schema(minimum = 1, maximum = 100_000_000)]
     pub waitlist_limit: Option<i32>,
+    /// Most units one customer buys in the sale: the quantity of their one ticket.
+    /// Default: the door's `admission.max_quantity` (on create) or unchanged.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 100)]
+    pub max_quantity_per_customer: Option<i32>,
 }
 
 /// A sale as stored, and as every role reads it: what it sells and at what price, how the
@@ -75,14 +80,16 @@ pub struct Sale {
     pub waitlist: bool,
     /// The operator's cap on the wait-list (`None`: derived from the held units).
     pub waitlist_limit: Option<i32>,
+    /// Most units one customer buys (`None`: the door's `admission.max_quantity`).
+    pub max_quantity_per_customer: Option<i32>,
     /// Stock terms as committed.
     pub terms: SaleTerms,
 }
 
 /// The columns every read of a sale selects (`Sale`'s `FromRow` reads them by name).
 pub const COLUMNS: &str = "id, sku, price, currency, starts_at, hold_seconds, rate_per_second, \
-                           burst, paused, waitlist, waitlist_limit, version, stock, reserved, sold, \
-                           decided, waitlisted";
+                           burst, paused, waitlist, waitlist_limit, max_quantity_per_customer, version, \
+                           stock, reserved, sold, decided, waitlisted";
 
 impl<'r> sqlx::FromRow<'r, PgRow> for Sale {
     fn from_row(row: &'r PgRow) -> sqlx::Result<Self> {
@@ -98,6 +105,7 @@ impl<'r> sqlx::FromRow<'r, PgRow> for Sale {
             paused: row.try_get("paused")?,
             waitlist: row.try_get("waitlist")?,
             waitlist_limit: row.try_get("waitlist_limit")?,
+            max_quantity_per_customer: row.try_get("max_quantity_per_customer")?,
             terms: SaleTerms {
                 version: row.try_get("version")?,
                 stock: i64::from(row.try_get::<i32, _>("stock")?),
@@ -151,8 +159,18 @@ pub struct SaleDocument<'a> {
     waitlisted: i64,
     /// The operator's cap on the wait-list (`null`: derived from the held units).
     waitlist_limit: Option<i32>,
+    /// Most units one customer buys (`null`: the door's `admission.max_quantity`).
+    max_quantity_per_customer: Option<i32>,
     /// Version of the stock terms.
     version: i64,
+}
+
+impl Sale {
+    /// Most units one customer buys here, given the door's own most per ticket.
+    pub fn most_per_customer(&self, door_most: i32) -> i32 {
+        self.max_quantity_per_customer
+            .map_or(door_most, |most| most.min(door_most))
+    }
 }
 
 impl Serialize for Sale {
@@ -176,6 +194,7 @@ impl Serialize for Sale {
             waitlist: self.waitlist,
             waitlisted: t.waitlisted,
             waitlist_limit: self.waitlist_limit,
+            max_quantity_per_customer: self.max_quantity_per_customer,
             version: t.version,
         }
         .serialize(serializer)
@@ -253,15 +272,16 @@ pub async fn write_sale(
 ) -> sqlx::Result<Sale> {
     sqlx::query_as(AssertSqlSafe(format!(
         "INSERT INTO sales (id, sku, stock, price, currency, starts_at, hold_seconds, rate_per_second, burst,
-                            paused, waitlist, waitlist_limit)
+                            paused, waitlist, waitlist_limit, max_quantity_per_customer)
          VALUES ($1, $2, $3, $4, $5, COALESCE($6, now()), COALESCE($7, 600), $8, $9, COALESCE($10, false),
-                 COALESCE($11, true), $12)
+                 COALESCE($11, true), $12, $13)
          ON CONFLICT (id) DO UPDATE SET
              sku = EXCLUDED.sku, stock = EXCLUDED.stock, price = EXCLUDED.price, currency = EXCLUDED.currency,
              starts_at = COALESCE($6, sales.starts_at), hold_seconds = COALESCE($7, sales.hold_seconds),
              rate_per_second = EXCLUDED.rate_per_second, burst = EXCLUDED.burst,
              paused = COALESCE($10, sales.paused), waitlist = COALESCE($11, sales.waitlist),
              waitlist_limit = COALESCE($12, sales.waitlist_limit),
+             max_quantity_per_customer = COALESCE($13, sales.max_quantity_per_customer),
              version = sales.version + 1, updated_at = now()
          RETURNING {COLUMNS}"
     )))
@@ -277,6 +297,7 @@ pub async fn write_sale(
     .bind(input.paused)
     .bind(input.waitlist)
     .bind(input.waitlist_limit)
+    .bind(input.max_quantity_per_customer)
     .fetch_one(&mut *tx)
     .await
 }

@@ -7,6 +7,7 @@ mod door;
 mod failover;
 mod lost;
 mod outages;
+mod pass;
 mod reservations;
 mod support;
 mod trail;
