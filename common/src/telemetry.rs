@@ -80,6 +80,19 @@ fn tracer_provider(endpoint: &str, service: &'static str) -> Result<SdkTracerPro
         .build())
 }
 
+/// Records how long tickets took to reach their final answer `outcome` (`paid`,
+/// `failed`, `expired`, `sold_out`): pairs of (issued, answered).
+pub fn record_final_answers(
+    outcome: &'static str,
+    answers: impl IntoIterator<Item = (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)>,
+) {
+    let histogram = metrics::histogram!("flashgate_ticket_final_seconds", "outcome" => outcome);
+    for (issued, answered) in answers {
+        let took = (answered - issued).num_microseconds().unwrap_or(i64::MAX);
+        histogram.record(took.max(0) as f64 / 1e6);
+    }
+}
+
 /// The process-wide Prometheus recorder, installed on first use.
 pub fn metrics() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -101,6 +114,14 @@ pub fn metrics() -> &'static PrometheusHandle {
                 &[
                     0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
                     600.0,
+                ],
+            )
+            .expect("bucket list is not empty")
+            // Time to a final answer: through payment and holds, up to the longest hold.
+            .set_buckets_for_metric(
+                Matcher::Full("flashgate_ticket_final_seconds".into()),
+                &[
+                    0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
                 ],
             )
             .expect("bucket list is not empty")

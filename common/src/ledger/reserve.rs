@@ -186,22 +186,26 @@ impl Plan {
 }
 
 /// Ends a sale's wait-list when no unit is available and none is held (nothing can come
-/// back): its wait-listed tickets are decided `sold_out`. Returns the tickets closed and
-/// the sale's new terms (`None` when units are still held and the wait-list stays).
+/// back): its wait-listed tickets are decided `sold_out`. Returns the tickets closed
+/// (with when each was issued) and the sale's new terms (`None` when units are still
+/// held and the wait-list stays).
 pub async fn close_waitlist(
     tx: &mut PgConnection,
     id: &SaleId,
     sale: &LockedSale,
-) -> sqlx::Result<(Vec<Uuid>, Option<SaleTerms>)> {
+) -> sqlx::Result<(Vec<(Uuid, DateTime<Utc>)>, Option<SaleTerms>)> {
     if sale.sale.terms.reserved > 0 {
         return Ok((Vec::new(), None));
     }
-    let closed = sqlx::query_scalar!(
-        "UPDATE tickets SET decision = 'sold_out', decided_at = now() WHERE sale_id = $1 AND decision = 'waitlisted' RETURNING id",
+    let closed = sqlx::query!(
+        "UPDATE tickets SET decision = 'sold_out', decided_at = now() WHERE sale_id = $1 AND decision = 'waitlisted' RETURNING id, issued_at",
         id.as_str()
     )
     .fetch_all(&mut *tx)
-    .await?;
+    .await?
+    .into_iter()
+    .map(|r| (r.id, r.issued_at))
+    .collect();
     let terms = sqlx::query!(
         r#"UPDATE sales SET waitlisted = 0, version = version + 1, updated_at = now() WHERE id = $1
            RETURNING version, stock, reserved, sold, decided, waitlisted"#,

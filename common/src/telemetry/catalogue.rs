@@ -85,6 +85,16 @@ pub const METRICS: &[(&str, Kind, &str)] = &[
         "Time from the door issuing a ticket to a worker deciding it",
     ),
     (
+        "flashgate_ticket_final_seconds",
+        Histogram,
+        "Time from the door issuing a ticket to its final answer, by outcome (paid, failed, expired, sold_out)",
+    ),
+    (
+        "flashgate_tickets_out_of_sequence_total",
+        Counter,
+        "Tickets decided after a ticket of the same sale with a later sequence number (FIFO inversions), by sale",
+    ),
+    (
         "flashgate_reservations_total",
         Counter,
         "Units reserved by the workers, by sale",

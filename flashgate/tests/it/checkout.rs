@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::support::{Stack, poll_until};
+use crate::support::{Stack, poll_until, wait_until};
 
 fn rank(status: &str) -> u8 {
     match status {
@@ -117,6 +117,23 @@ async fn a_shopper_who_confirms_in_the_browser_is_shown_the_client_secret_then_p
         "no secret is shown once paid"
     );
     assert_eq!(stack.terms("browser").await, (3, 0, 1));
+    // The paid answer is observed in the time-to-final-answer histogram once the order's
+    // event is relayed (the recorder is shared with the tests beside this one).
+    wait_until(15, "the paid answer is timed", || async {
+        let metrics = stack
+            .http
+            .get(format!("http://{}/metrics", stack.addrs.workers))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        metrics
+            .lines()
+            .any(|l| l.starts_with("flashgate_ticket_final_seconds_count{outcome=\"paid\"}"))
+    })
+    .await;
     stack.stop().await;
 }
 

@@ -12,8 +12,11 @@ use crate::context::Context;
 pub async fn relay(ctx: &Context, limit: i64) -> Result<usize> {
     let mut tx = ctx.pool.begin().await?;
     let events = sqlx::query!(
-        r#"SELECT id, kind, payload FROM order_events WHERE published_at IS NULL
-           ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED"#,
+        r#"SELECT e.id, e.kind, e.payload, e.created_at,
+                  (SELECT t.issued_at FROM orders o JOIN tickets t ON t.id = o.ticket_id
+                   WHERE o.id = e.order_id) AS "issued_at?"
+           FROM order_events e WHERE e.published_at IS NULL
+           ORDER BY e.id LIMIT $1 FOR UPDATE OF e SKIP LOCKED"#,
         limit
     )
     .fetch_all(&mut *tx)
@@ -51,5 +54,15 @@ pub async fn relay(ctx: &Context, limit: i64) -> Result<usize> {
     .await?;
     tx.commit().await?;
     metrics::counter!("flashgate_order_events_published_total").increment(published.len() as u64);
+    // The events that are a shopper's final answer, observed once, when relayed: from the
+    // ticket's issue to the commit that decided it.
+    for outcome in ["paid", "failed", "expired"] {
+        let kind = format!("order.{outcome}.v1");
+        let answers = events
+            .iter()
+            .filter(|e| e.kind == kind && published.contains(&e.id))
+            .filter_map(|e| Some((e.issued_at?, e.created_at)));
+        flashgate_common::telemetry::record_final_answers(outcome, answers);
+    }
     Ok(published.len())
 }

@@ -87,14 +87,32 @@ pub async fn decide(pool: &PgPool, tickets: &[IssuedTicket]) -> Result<Batch> {
     let mut outcomes: BTreeMap<SaleId, Vec<TicketOutcome>> = BTreeMap::new();
     let mut unknown = Vec::new();
     let mut issued = Vec::with_capacity(tickets.len());
-    for (sale_id, fresh) in fresh_by_sale(tickets, &known) {
+    let mut sold_out = Vec::new();
+    let fresh_sales = fresh_by_sale(tickets, &known);
+    let fresh_ids: Vec<SaleId> = fresh_sales.keys().cloned().collect();
+    let highest = highest_decided(&mut tx, &fresh_ids).await?;
+    let mut overtaken = Vec::new();
+    for (sale_id, fresh) in fresh_sales {
         let Some(sale) = sales.get_mut(&sale_id) else {
             unknown.extend(fresh.iter().map(|c| c.ticket_id));
             continue;
         };
         issued.extend(fresh.iter().map(|c| c.issued_at));
+        // Tickets decided after one with a later sequence number: FIFO inverted for them.
+        let before = highest.get(&sale_id).copied().unwrap_or(0);
+        overtaken.push((
+            sale_id.clone(),
+            fresh.iter().filter(|c| c.seq < before).count(),
+        ));
         let waited = super::waitlist::promote(&mut tx, &mut plan, &sale_id, sale).await?;
         let decided = decide_sale(&mut plan, &sale_id, sale, &fresh);
+        sold_out.extend(
+            fresh
+                .iter()
+                .zip(&decided)
+                .filter(|(_, o)| o.status == TicketStatus::SoldOut)
+                .map(|(c, _)| c.issued_at),
+        );
         outcomes
             .entry(sale_id)
             .or_default()
@@ -103,6 +121,15 @@ pub async fn decide(pool: &PgPool, tickets: &[IssuedTicket]) -> Result<Batch> {
     let terms = plan.write(&mut tx).await?;
     tx.commit().await?;
     record_queue_times(&issued);
+    let now = chrono::Utc::now();
+    flashgate_common::telemetry::record_final_answers(
+        "sold_out",
+        sold_out.into_iter().map(|issued| (issued, now)),
+    );
+    for (sale, count) in overtaken.into_iter().filter(|(_, n)| *n > 0) {
+        metrics::counter!("flashgate_tickets_out_of_sequence_total", "sale" => sale.to_string())
+            .increment(count as u64);
+    }
     for (sale, outcome) in known.into_values() {
         outcomes.entry(sale).or_default().push(outcome);
     }
@@ -128,6 +155,21 @@ fn record_queue_times(issued: &[chrono::DateTime<chrono::Utc>]) {
         let waited = (now - *at).num_microseconds().unwrap_or(i64::MAX);
         histogram.record(waited.max(0) as f64 / 1e6);
     }
+}
+
+/// The highest sequence number decided so far in each of `sales` (an index probe each).
+async fn highest_decided(tx: &mut PgConnection, sales: &[SaleId]) -> Result<HashMap<SaleId, i64>> {
+    let rows: Vec<(SaleId, Option<i64>)> = sqlx::query_as(
+        "SELECT s.id, (SELECT max(t.seq) FROM tickets t WHERE t.sale_id = s.id)
+         FROM unnest($1::text[]) AS s(id)",
+    )
+    .bind(sales)
+    .fetch_all(&mut *tx)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(sale, seq)| Some((sale, seq?)))
+        .collect())
 }
 
 /// Fresh tickets (not decided before), per sale, in sequence order, each once.

@@ -54,6 +54,12 @@ async fn serve_sale(ctx: &Context, id: &SaleId) -> Result<usize> {
     if sale.available <= 0 {
         let (closed, terms) = reserve::close_waitlist(&mut tx, id, sale).await?;
         tx.commit().await?;
+        let now = chrono::Utc::now();
+        flashgate_common::telemetry::record_final_answers(
+            "sold_out",
+            closed.iter().map(|(_, issued)| (*issued, now)),
+        );
+        let closed: Vec<Uuid> = closed.into_iter().map(|(ticket, _)| ticket).collect();
         publish_closed(ctx, id, &closed, terms).await;
         return Ok(closed.len());
     }
