@@ -344,6 +344,22 @@ impl Stack {
         Amqp::new(&config).unwrap()
     }
 
+    /// The value of one series (`name` or `name{labels}`) on the workers' `/metrics`, if
+    /// recorded (the recorder is the test process's, shared with the tests beside it).
+    pub async fn worker_metric(&self, series: &str) -> Option<f64> {
+        let text = self
+            .http
+            .get(format!("http://{}/metrics", self.addrs.workers))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+    }
+
     /// Tickets decided so far in `sale`.
     pub async fn decided(&self, sale: &str) -> i64 {
         sqlx::query_scalar("SELECT decided FROM sales WHERE id = $1")

@@ -215,15 +215,7 @@ async fn pausing_a_sale_refuses_arrivals_and_resuming_admits_them_again() {
         paused.json::<Value>().await.unwrap()["code"],
         "sale_not_open"
     );
-    let sale: Value = door
-        .http
-        .get(door.url("/v1/sales/pausable"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let sale = door.public_sale("pausable").await;
     assert_eq!(sale["status"], "paused");
     assert_eq!(
         door.admission("pausable", json!({ "paused": false }))

@@ -158,6 +158,18 @@ impl Door {
         messages
     }
 
+    /// `GET /v1/sales/{sale}`, as shoppers see it.
+    pub(crate) async fn public_sale(&self, sale: &str) -> Value {
+        self.http
+            .get(self.url(&format!("/v1/sales/{sale}")))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// Messages waiting in this test's tickets queue (nothing consumes them here).
     pub(crate) async fn queued_messages(&self) -> u32 {
         let amqp = self.direct_amqp();

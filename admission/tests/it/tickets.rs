@@ -258,15 +258,7 @@ async fn a_queued_ticket_shows_its_position_and_the_waiting_room_page_shows_it_t
         html.contains(&format!("\"{token}\"")),
         "the page polls with its own ticket"
     );
-    let sale: Value = door
-        .http
-        .get(door.url("/v1/sales/room"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let sale = door.public_sale("room").await;
     assert_eq!(
         (
             sale["status"].as_str(),
@@ -297,15 +289,7 @@ async fn the_queue_length_counts_each_confirmed_ticket_once_while_the_door_refre
             assert_eq!(response.status(), 202);
         }
     }
-    let sale: Value = door
-        .http
-        .get(door.url("/v1/sales/count"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let sale = door.public_sale("count").await;
     assert_eq!(sale["queued"], tickets, "{sale}");
     door.stop().await;
 }
@@ -323,15 +307,7 @@ async fn a_sale_caps_what_one_customer_buys() {
             .status(),
         201
     );
-    let sale: Value = door
-        .http
-        .get(door.url("/v1/sales/pairs"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let sale = door.public_sale("pairs").await;
     assert_eq!(sale["max_quantity_per_customer"], 2);
     let ask = |customer: &'static str, quantity: i64| {
         door.http
@@ -351,15 +327,7 @@ async fn a_sale_caps_what_one_customer_buys() {
             .status(),
         201
     );
-    let sale: Value = door
-        .http
-        .get(door.url("/v1/sales/crates"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let sale = door.public_sale("crates").await;
     assert_eq!(sale["max_quantity_per_customer"], 10);
     door.stop().await;
 }

@@ -120,18 +120,10 @@ async fn a_shopper_who_confirms_in_the_browser_is_shown_the_client_secret_then_p
     // The paid answer is observed in the time-to-final-answer histogram once the order's
     // event is relayed (the recorder is shared with the tests beside this one).
     wait_until(15, "the paid answer is timed", || async {
-        let metrics = stack
-            .http
-            .get(format!("http://{}/metrics", stack.addrs.workers))
-            .send()
+        stack
+            .worker_metric("flashgate_ticket_final_seconds_count{outcome=\"paid\"}")
             .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        metrics
-            .lines()
-            .any(|l| l.starts_with("flashgate_ticket_final_seconds_count{outcome=\"paid\"}"))
+            .is_some()
     })
     .await;
     stack.stop().await;

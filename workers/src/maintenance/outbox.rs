@@ -56,11 +56,17 @@ pub async fn relay(ctx: &Context, limit: i64) -> Result<usize> {
     metrics::counter!("flashgate_order_events_published_total").increment(published.len() as u64);
     // The events that are a shopper's final answer, observed once, when relayed: from the
     // ticket's issue to the commit that decided it.
+    let published_ids: std::collections::HashSet<i64> = published.iter().copied().collect();
     for outcome in ["paid", "failed", "expired"] {
-        let kind = format!("order.{outcome}.v1");
         let answers = events
             .iter()
-            .filter(|e| e.kind == kind && published.contains(&e.id))
+            .filter(|e| published_ids.contains(&e.id))
+            .filter(|e| {
+                e.kind
+                    .strip_prefix("order.")
+                    .and_then(|k| k.strip_suffix(".v1"))
+                    == Some(outcome)
+            })
             .filter_map(|e| Some((e.issued_at?, e.created_at)));
         flashgate_common::telemetry::record_final_answers(outcome, answers);
     }

@@ -599,18 +599,7 @@ async fn an_expired_hold_whose_payment_intent_stripe_does_not_know_is_released()
 
 /// The value of a gauge on the worker's `/metrics` (0 before it is first set).
 async fn gauge(stack: &Stack, name: &str) -> f64 {
-    let text = stack
-        .http
-        .get(format!("http://{}/metrics", stack.addrs.workers))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or(0.0)
+    stack.worker_metric(name).await.unwrap_or(0.0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

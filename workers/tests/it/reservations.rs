@@ -80,23 +80,10 @@ async fn two_thousand_tickets_for_a_hundred_units_grant_exactly_a_hundred_in_ord
     stack.assert_invariants("hot", Some(2000)).await;
     // Each ticket's time in the queue was observed once it was decided (the recorder is
     // the test process's, shared with tests running beside this one: at least 2,000).
-    let metrics = stack
-        .http
-        .get(format!("http://{}/metrics", stack.addrs.workers))
-        .send()
+    let observed = stack
+        .worker_metric("flashgate_ticket_queue_seconds_count")
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let observed: f64 = metrics
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("flashgate_ticket_queue_seconds_count ")?
-                .parse()
-                .ok()
-        })
-        .unwrap_or_else(|| panic!("no time-in-queue histogram in\n{metrics}"));
+        .expect("a time-in-queue histogram");
     assert!(observed >= 2000.0, "{observed} tickets' time in the queue");
     stack.stop().await;
 }
@@ -399,21 +386,6 @@ async fn a_unit_a_decline_released_goes_to_the_wait_list_before_a_later_fresh_ti
     stack.stop().await;
 }
 
-/// The value of one metric line (`name{labels} value`) in the workers' exposition.
-async fn metric(stack: &Stack, series: &str) -> Option<f64> {
-    let text = stack
-        .http
-        .get(format!("http://{}/metrics", stack.addrs.workers))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-}
-
 /// Tickets decided after a later ticket of their sale are counted as FIFO inversions (a
 /// sale's operator sees the queue's order broken, e.g. by two workers' batches crossing),
 /// and each ticket told sold out is observed in the time-to-final-answer histogram.
@@ -427,7 +399,7 @@ async fn tickets_decided_out_of_sequence_are_counted_and_sold_out_answers_are_ti
         )
         .await;
     let finals = "flashgate_ticket_final_seconds_count{outcome=\"sold_out\"}";
-    let before = metric(&stack, finals).await.unwrap_or(0.0);
+    let before = stack.worker_metric(finals).await.unwrap_or(0.0);
     let later: Vec<_> = (5..=8)
         .map(|seq| issued_ticket("crossed", seq, &format!("later-{seq}"), None))
         .collect();
@@ -441,17 +413,15 @@ async fn tickets_decided_out_of_sequence_are_counted_and_sold_out_answers_are_ti
         .await
         .unwrap();
     assert_eq!(
-        metric(
-            &stack,
-            "flashgate_tickets_out_of_sequence_total{sale=\"crossed\"}"
-        )
-        .await,
+        stack
+            .worker_metric("flashgate_tickets_out_of_sequence_total{sale=\"crossed\"}")
+            .await,
         Some(4.0),
         "the four earlier tickets were decided after ticket 8"
     );
     // 5, 6 and 7 got the units; 8 and then 1 to 4 were told sold out (the recorder is
     // shared with the tests running beside this one: at least these five).
-    let after = metric(&stack, finals).await.unwrap();
+    let after = stack.worker_metric(finals).await.unwrap();
     assert!(after - before >= 5.0, "{before} then {after}");
     stack.assert_invariants("crossed", Some(8)).await;
     stack.stop().await;
