@@ -102,6 +102,20 @@ impl Identity {
         })))
     }
 
+    /// Whether the customer is the signed-in shopper (not the body's word).
+    pub fn takes_login(&self) -> bool {
+        matches!(self, Self::Jwt(_))
+    }
+
+    /// The signed-in shopper, if the door takes identity from the shop's login and the
+    /// request carries a valid token.
+    pub fn signed_in(&self, headers: &HeaderMap) -> Option<CustomerId> {
+        match self {
+            Self::Declared => None,
+            Self::Jwt(_) => self.customer(headers, None).ok(),
+        }
+    }
+
     /// The customer asking: the token's `sub`, or the body's `customer_id` when the door
     /// believes the body. A body naming someone other than the token is refused.
     pub fn customer(

@@ -9,6 +9,7 @@ mod error;
 pub mod identity;
 mod limits;
 pub mod pass;
+pub mod pow;
 mod sales;
 mod sales_api;
 mod state;
@@ -37,6 +38,7 @@ use tokio_util::sync::CancellationToken;
 use crate::ticket_token::TicketSigner;
 
 pub use error::{Error, Result};
+pub use limits::ClientAddress;
 pub use state::{AppState, Inner};
 
 /// Connects to the services and builds the shared state.
@@ -94,6 +96,9 @@ pub async fn build_state(config: Arc<Config>) -> flashgate_common::Result<AppSta
     pass::pass,
     pass::jwks,
     sales_api::get_sale,
+    sales_api::get_fairness,
+    pow::challenge,
+    waiting_room::join,
     waiting_room::page,
     admin::list_sales,
     admin::put_sale,
@@ -123,12 +128,17 @@ fn document(max_quantity: i32) -> utoipa::openapi::OpenApi {
 pub fn routes(state: AppState) -> http::RoleHttp {
     let issue = post(tickets::issue)
         .route_layer(middleware::from_fn_with_state(state.clone(), limit_address));
+    let challenge = get(pow::challenge)
+        .route_layer(middleware::from_fn_with_state(state.clone(), limit_address));
     let api = Router::new()
         .route("/v1/sales/{sale_id}/tickets", issue)
+        .route("/v1/sales/{sale_id}/challenge", challenge)
+        .route("/sales/{sale_id}/join", get(waiting_room::join))
         .route("/v1/tickets/{ticket}", get(tickets::poll))
         .route("/v1/tickets/{ticket}/pass", get(pass::pass))
         .route("/.well-known/jwks.json", get(pass::jwks))
         .route("/v1/sales/{sale_id}", get(sales_api::get_sale))
+        .route("/v1/sales/{sale_id}/fairness", get(sales_api::get_fairness))
         .route("/queue/{ticket}", get(waiting_room::page))
         .merge(admin::router(state.clone()))
         .with_state(state.clone());
@@ -145,7 +155,11 @@ pub fn routes(state: AppState) -> http::RoleHttp {
     }
 }
 
-async fn limit_address(State(state): State<AppState>, request: Request, next: Next) -> Response {
+async fn limit_address(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let Some(ConnectInfo(peer)) = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -154,6 +168,9 @@ async fn limit_address(State(state): State<AppState>, request: Request, next: Ne
         return next.run(request).await;
     };
     let client = state.limits.client_address(peer.ip(), request.headers());
+    request
+        .extensions_mut()
+        .insert(limits::ClientAddress(client));
     match state.limits.check_address(client) {
         Ok(()) => next.run(request).await,
         Err(wait) => {
@@ -189,9 +206,10 @@ pub async fn run(
             .clone()
             .refresh(config.admission.identity.clone(), shutdown.clone()),
     );
+    let draws = tokio::spawn(tickets::run_prequeue(state.clone(), shutdown.clone()));
     let ops = http::bind_ops(config.admission.ops_listen)?;
     tracing::info!(addr = %listener.local_addr()?, ops = ?config.admission.ops_listen, "admission listening");
     http::serve_role(listener, ops, routes(state), shutdown, &config.drain).await?;
-    let _ = tokio::join!(refresh, prune, listen, keys);
+    let _ = tokio::join!(refresh, prune, listen, keys, draws);
     Ok(())
 }

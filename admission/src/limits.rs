@@ -13,6 +13,11 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tokio_util::sync::CancellationToken;
 
+/// The client's address as the door judges it (the peer, or what trusted proxies say),
+/// put in the request's extensions by the address limiter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddress(pub IpAddr);
+
 /// How often idle limiter entries are dropped.
 const PRUNE_EVERY: Duration = Duration::from_secs(10);
 

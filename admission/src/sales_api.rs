@@ -4,7 +4,10 @@ use axum::Json;
 use axum::extract::State;
 use chrono::Utc;
 use flashgate_common::domain::{Currency, SaleId, Sku};
+use flashgate_common::fairness::FairnessDocument;
 use flashgate_common::http::{ApiPath, Problem};
+use flashgate_common::ledger::prequeue;
+use flashgate_common::ledger::sales::FairnessView;
 use serde::Serialize;
 
 use crate::Result;
@@ -35,6 +38,14 @@ pub(crate) struct SaleView {
     starts_at: String,
     /// Most units one customer buys (one ticket per customer, this its largest quantity).
     max_quantity_per_customer: i32,
+    /// Arrivals now join the pre-queue: the sale has not opened (or opened a moment ago
+    /// and its pre-queue is being drawn), and the pre-queue window is open.
+    prequeue_open: bool,
+    /// When the pre-queue opens (`null`: it is open from the sale's creation).
+    prequeue_opens_at: Option<String>,
+    /// The pre-queue's draw: the commitment to the seed from the start, the seed and the
+    /// sealed list's digest once drawn (the whole list at `/v1/sales/{sale_id}/fairness`).
+    fairness: FairnessView,
 }
 
 /// A sale as shoppers see it: price, state, units left, queue length.
@@ -65,5 +76,44 @@ pub(crate) async fn get_sale(
         queued: live.queued(),
         starts_at: settings.starts_at.to_rfc3339(),
         max_quantity_per_customer: settings.most_per_customer(state.config.admission.max_quantity),
+        prequeue_open: !settings.paused && settings.prequeue_open(Utc::now()),
+        prequeue_opens_at: settings.prequeue_opens_at.map(|at| at.to_rfc3339()),
+        fairness: settings.fairness.view(),
     }))
+}
+
+/// The sale's fairness document: before the opening the commitment alone; after it the
+/// seed, the sealed list of pre-queued tickets and the order drawn, from which
+/// `flashgate verify-fairness` (or anyone) recomputes the order. Immutable once drawn.
+#[utoipa::path(get, path = "/v1/sales/{sale_id}/fairness", tag = "shoppers",
+    params(("sale_id" = String, Path, description = "The sale")),
+    responses(
+        (status = 200, description = "The fairness document", body = FairnessDocument),
+        (status = 404, description = "No such sale (`sale_not_found`)", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "A dependency is unavailable; retry", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
+pub(crate) async fn get_fairness(
+    State(state): State<AppState>,
+    ApiPath(sale_id): ApiPath<String>,
+) -> Result<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let not_found = || Problem::not_found("sale_not_found", "no sale with this id");
+    let sale_id = SaleId::parse(sale_id).map_err(|_| not_found())?;
+    // Known to the door first, so made-up ids cost no database read.
+    state.sales.get(&sale_id).await?.ok_or_else(not_found)?;
+    let _slot = state
+        .db_lookups
+        .acquire()
+        .await
+        .map_err(|_| Problem::internal())?;
+    let document = prequeue::document(&state.pool, &sale_id)
+        .await?
+        .ok_or_else(not_found)?;
+    let cache = if document.seed.is_some() {
+        "public, max-age=86400, immutable"
+    } else {
+        "no-cache"
+    };
+    Ok(([(axum::http::header::CACHE_CONTROL, cache)], Json(document)).into_response())
 }

@@ -22,6 +22,9 @@ fn escape(text: &str) -> String {
 
 fn headline(body: &TicketBody) -> String {
     match body.status {
+        TicketStatus::Prequeued => {
+            "You are in the pre-queue: places are drawn at random when the sale opens".into()
+        }
         TicketStatus::Queued => match body.position {
             Some(p) => format!("You are number {p} in the queue"),
             None => "You are in the queue".into(),
@@ -42,6 +45,11 @@ fn headline(body: &TicketBody) -> String {
 }
 
 fn wait_text(body: &TicketBody) -> String {
+    if let Some(opens) = &body.opens_at {
+        return format!(
+            "The sale opens at {opens}; arriving earlier or later in the pre-queue makes no difference"
+        );
+    }
     match body.estimated_wait_ms {
         Some(ms) if ms >= 60_000 => format!("Estimated wait: about {} min", ms.div_ceil(60_000)),
         Some(ms) => format!("Estimated wait: about {} s", ms.div_ceil(1000).max(1)),
@@ -95,5 +103,81 @@ pub(crate) async fn page(
         .replace("{{WAIT}}", &escape(&wait_text(&body)))
         .replace("{{STATUS}}", body.status.as_str())
         .replace("{{TICKET}}", &escape(&token));
+    ([(header::CACHE_CONTROL, "no-store")], Html(html)).into_response()
+}
+
+const JOIN: &str = include_str!("join.html");
+
+/// The page a shopper joins a sale's queue from: it solves the sale's proof-of-work
+/// challenge in the browser (WebCrypto) when the sale asks for one, asks for a ticket,
+/// waits and retries as the door says, and moves to the ticket's waiting room.
+#[utoipa::path(get, path = "/sales/{sale_id}/join", tag = "shoppers",
+    params(("sale_id" = String, Path, description = "The sale"),
+           ("customer" = Option<String>, Query, description = "Pre-fills the customer id"),
+           ("auto" = Option<String>, Query, description = "`true` or `1`, with `customer`: join at once (other values: wait for a click)")),
+    responses(
+        (status = 200, description = "The page", body = String, content_type = "text/html"),
+        (status = 404, description = "No such sale", body = String, content_type = "text/html"),
+        (status = 503, description = "A dependency is unavailable; retry", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
+pub(crate) async fn join(
+    State(state): State<AppState>,
+    ApiPath(sale_id): ApiPath<String>,
+    axum::extract::Query(query): axum::extract::Query<Vec<(String, String)>>,
+) -> Response {
+    // A person's page: what it does not understand in the address, it ignores.
+    let value = |name: &str| {
+        query
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let customer = value("customer").unwrap_or_default();
+    let auto = matches!(value("auto"), Some("true" | "1"));
+    let sale = match flashgate_common::domain::SaleId::parse(sale_id) {
+        Ok(id) => state.sales.get(&id).await,
+        Err(_) => Ok(None),
+    };
+    let sale = match sale {
+        Ok(Some(sale)) => sale,
+        Ok(None) => {
+            let html = JOIN
+                .replace("{{HEADLINE}}", "No such sale")
+                .replace("{{DETAIL}}", "")
+                .replace("{{SALE}}", "")
+                .replace("{{CUSTOMER}}", "")
+                .replace("{{AUTO}}", "false");
+            return (StatusCode::NOT_FOUND, Html(html)).into_response();
+        }
+        Err(e) => return crate::Error::from(e).into_response(),
+    };
+    let settings = sale.settings();
+    let now = chrono::Utc::now();
+    let detail = if settings.prequeue_open(now) && now < settings.starts_at {
+        format!(
+            "The sale opens at {}. Join now: places are drawn at random at the opening.",
+            settings.starts_at.to_rfc3339()
+        )
+    } else {
+        "The sale is open: join to get your place in the queue.".to_owned()
+    };
+    let html = JOIN
+        .replace(
+            "{{HEADLINE}}",
+            &escape(&format!("Join the queue for {}", settings.sku)),
+        )
+        .replace("{{DETAIL}}", &escape(&detail))
+        .replace("{{SALE}}", settings.id.as_str())
+        .replace("{{CUSTOMER}}", &escape(customer))
+        .replace(
+            "{{AUTO}}",
+            if auto && !customer.is_empty() {
+                "true"
+            } else {
+                "false"
+            },
+        );
     ([(header::CACHE_CONTROL, "no-store")], Html(html)).into_response()
 }

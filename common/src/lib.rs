@@ -12,10 +12,12 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod error;
+pub mod fairness;
 pub mod http;
 pub mod inflight;
 pub mod ledger;
 pub mod live;
+pub mod pow;
 pub mod telemetry;
 pub mod trail;
 

@@ -17,6 +17,11 @@ use crate::ledger::OrderRef;
 /// The target every trail line is logged under.
 pub const TARGET: &str = "flashgate::trail";
 
+/// The door put `ticket` in a sale's pre-queue (its place is drawn at the opening).
+pub fn prequeued(ticket: Uuid, sale: &SaleId, request_id: Option<&str>) {
+    tracing::info!(target: TARGET, %ticket, %sale, request_id, "ticket pre-queued");
+}
+
 /// The door issued `ticket` (the broker confirmed the message carrying it).
 pub fn issued(ticket: Uuid, sale: &SaleId, seq: i64, request_id: Option<&str>) {
     tracing::info!(target: TARGET, %ticket, %sale, seq, request_id, "ticket issued");

@@ -142,6 +142,10 @@ pub async fn run(config: &Config, args: AdminArgs) -> anyhow::Result<()> {
             let change = json!({ "waitlist": state == Switch::On });
             show(&admission(sale, change).await?, fields);
         }
+        AdminCommand::Pow { sale, bits } => {
+            let change = json!({ "pow_difficulty": bits });
+            show(&admission(sale, change).await?, fields);
+        }
         AdminCommand::Stats { sale, watch, count } => {
             let path = format!("/admin/v1/sales/{}/stats", encode(&sale));
             let Some(every) = watch else {
@@ -213,6 +217,8 @@ fn sale_body(args: &SaleArgs) -> Value {
         "waitlist": args.waitlist.map(|s| s == Switch::On),
         "waitlist_limit": args.waitlist_limit,
         "max_quantity_per_customer": args.max_quantity_per_customer,
+        "prequeue_opens_at": args.prequeue_opens_at,
+        "pow_difficulty": args.pow_difficulty,
     }))
 }
 

@@ -45,6 +45,9 @@ pub enum Command {
     Reconcile(ReconcileArgs),
     /// Check the invariants (no oversell, one charge per order, ...) of a sale.
     Verify(VerifyArgs),
+    /// Recompute a sale's pre-queue draw from its public fairness document and say
+    /// whether the order is the one its committed seed gives (exit 1 if not).
+    VerifyFairness(VerifyFairnessArgs),
     /// A whole flash sale, end to end, with simulated shoppers and a printed summary.
     Demo(crate::demo::DemoArgs),
     /// Print a shell completion script (e.g. `flashgate completions bash >
@@ -139,6 +142,14 @@ pub enum AdminCommand {
         /// `off`: they are refused at once.
         state: Switch,
     },
+    /// Set the proof of work asked of each arrival, live: leading zero bits of SHA-256
+    /// (0 turns it off; 16 is about a second in a phone's browser).
+    Pow {
+        /// Sale id.
+        sale: String,
+        /// Difficulty, 0–28.
+        bits: i32,
+    },
     /// Tickets by status, stock terms, queue and admission (rates as one door sees them).
     Stats {
         /// Sale id.
@@ -224,6 +235,12 @@ pub struct SaleArgs {
     /// Most units one customer buys in the sale (default: the door's max_quantity).
     #[arg(long)]
     pub max_quantity_per_customer: Option<i32>,
+    /// When the pre-queue opens (RFC 3339; default: from the sale's creation).
+    #[arg(long)]
+    pub prequeue_opens_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Proof of work asked of each arrival, in leading zero bits (0: none).
+    #[arg(long)]
+    pub pow_difficulty: Option<i32>,
 }
 
 /// `flashgate dlq …`.
@@ -264,4 +281,32 @@ pub struct VerifyArgs {
     /// Base URL of the Stripe emulator, to count PaymentIntents and charges per order.
     #[arg(long)]
     pub stripe_sim: Option<String>,
+}
+
+/// `flashgate verify-fairness`.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  # before the opening, record the commitment a sale shows:
+  curl -s http://door/v1/sales/launch | jq -r .fairness.commitment
+  # after it, check the draw against what you recorded:
+  flashgate verify-fairness launch --door http://door --commitment 5e0c…
+  # check a saved document offline:
+  flashgate verify-fairness launch --file fairness.json")]
+pub struct VerifyFairnessArgs {
+    /// Sale id.
+    pub sale: String,
+    /// Base URL of a door, where `GET /v1/sales/{sale}/fairness` is read.
+    #[arg(
+        long,
+        env = "FLASHGATE_DOOR_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub door: String,
+    /// A commitment (hex) recorded before the opening; without it the published one is
+    /// trusted.
+    #[arg(long)]
+    pub commitment: Option<String>,
+    /// Read the fairness document from this file instead of the door.
+    #[arg(long, conflicts_with = "door")]
+    pub file: Option<PathBuf>,
 }

@@ -63,6 +63,8 @@ pub async fn seed(config: &Config, args: &SeedArgs) -> anyhow::Result<()> {
         waitlist: None,
         waitlist_limit: None,
         max_quantity_per_customer: None,
+        prequeue_opens_at: None,
+        pow_difficulty: None,
     };
     let (_, sale) = admin::upsert_sale(&pool, &redis, &actor(), &sale_id(&args.sale)?, input)
         .await
@@ -105,4 +107,41 @@ pub async fn reconcile(config: Config, args: &ReconcileArgs) -> anyhow::Result<(
     let report =
         flashgate_workers::maintenance::reconcile::reconcile(&ctx, older_than, args.limit).await?;
     print_json(&report)
+}
+
+/// `flashgate verify-fairness`: the draw recomputed from the sale's public document.
+pub async fn verify_fairness(args: &crate::cli::VerifyFairnessArgs) -> anyhow::Result<()> {
+    use flashgate_common::fairness::FairnessDocument;
+    let sale = sale_id(&args.sale)?;
+    let document: FairnessDocument = match &args.file {
+        Some(path) => serde_json::from_slice(&std::fs::read(path)?)
+            .map_err(|e| anyhow::anyhow!("{} is not a fairness document: {e}", path.display()))?,
+        None => {
+            let url = format!(
+                "{}/v1/sales/{sale}/fairness",
+                args.door.trim_end_matches('/')
+            );
+            let response = reqwest::get(&url)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot read {url}: {e}"))?;
+            if !response.status().is_success() {
+                anyhow::bail!("{url} answered {}", response.status());
+            }
+            response.json().await?
+        }
+    };
+    if document.sale_id != sale.as_str() {
+        anyhow::bail!(
+            "the document is sale {:?}'s, not {:?}'s",
+            document.sale_id,
+            sale.as_str()
+        );
+    }
+    match document.verify(args.commitment.as_deref()) {
+        Ok(verified) => {
+            println!("{verified}");
+            Ok(())
+        }
+        Err(unfair) => anyhow::bail!("NOT verified: {unfair}"),
+    }
 }

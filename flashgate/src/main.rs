@@ -22,6 +22,10 @@ async fn main() -> anyhow::Result<()> {
         clap_complete::generate(shell, &mut command, "flashgate", &mut std::io::stdout());
         return Ok(());
     }
+    if let Command::VerifyFairness(args) = &cli.command {
+        // Public data only: no configuration, no database.
+        return commands::verify_fairness(args).await;
+    }
     let mut config = Config::load(cli.config.as_deref())?;
     if matches!(cli.command, Command::Demo(_)) {
         // The demo prints a summary; the stack's request logs would bury it.
@@ -55,6 +59,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Reconcile(args) => commands::reconcile(config, &args).await,
         Command::Verify(args) => verify_command(&config, &args).await,
         Command::Demo(args) => demo::run(config, args).await,
+        Command::VerifyFairness(_) => Ok(()),
     }
 }
 

@@ -12,6 +12,9 @@
 
 use std::time::{Duration, Instant};
 
+mod browser;
+
+pub use browser::Browser;
 pub use flashgate::stack::Role;
 use flashgate::stack::{self, Addrs};
 use flashgate_common::Config;

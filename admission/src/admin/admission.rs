@@ -19,10 +19,21 @@ fn validate(change: &AdmissionChange) -> Result<()> {
         && change.burst.is_none()
         && change.paused.is_none()
         && change.waitlist.is_none()
+        && change.pow_difficulty.is_none()
     {
         return Err(Problem::unprocessable(
             "empty_change",
-            "give at least one of rate_per_second, burst, paused, waitlist",
+            "give at least one of rate_per_second, burst, paused, waitlist, pow_difficulty",
+        )
+        .into());
+    }
+    if change
+        .pow_difficulty
+        .is_some_and(|bits| !(0..=flashgate_common::pow::MAX_BITS as i32).contains(&bits))
+    {
+        return Err(Problem::unprocessable(
+            "invalid_admission",
+            "pow_difficulty must be 0..=28 (leading zero bits)",
         )
         .into());
     }
@@ -37,7 +48,8 @@ fn validate(change: &AdmissionChange) -> Result<()> {
     Ok(())
 }
 
-/// Changes a sale's admission live: rate, burst, pause, wait-list (audited).
+/// Changes a sale's admission live: rate, burst, pause, wait-list, proof-of-work
+/// difficulty (audited).
 #[utoipa::path(patch, path = "/admin/v1/sales/{sale_id}/admission", tag = "operators",
     security(("admin_token" = [])),
     params(("sale_id" = String, Path, description = "The sale"),

@@ -42,6 +42,23 @@ fn validate(input: &SaleInput) -> Result<Currency> {
     if let Some(most) = input.max_quantity_per_customer {
         within(i64::from(most), 1, 100, "max_quantity_per_customer")?;
     }
+    if let (Some(opens), Some(starts)) = (input.prequeue_opens_at, input.starts_at)
+        && opens > starts
+    {
+        return Err(Problem::unprocessable(
+            "invalid_sale",
+            "prequeue_opens_at must not be after starts_at",
+        )
+        .into());
+    }
+    if let Some(bits) = input.pow_difficulty {
+        within(
+            i64::from(bits),
+            0,
+            i64::from(flashgate_common::pow::MAX_BITS),
+            "pow_difficulty",
+        )?;
+    }
     if let Some(hold) = input.hold_seconds {
         within(i64::from(hold), 5, 86_400, "hold_seconds")?;
     }

@@ -11,6 +11,10 @@ use metrics::Counter;
 pub enum Outcome {
     /// A ticket was issued.
     Admitted,
+    /// A ticket joined the pre-queue of a sale not open yet.
+    Prequeued,
+    /// No valid proof of work while the sale asks for one.
+    ProofOfWork,
     /// The sale's admission rate was exceeded.
     RateLimited,
     /// This customer asked too often.
@@ -27,9 +31,14 @@ pub enum Outcome {
     DoorBusy,
 }
 
+/// How many outcomes there are.
+const OUTCOMES: usize = 10;
+
 impl Outcome {
-    const ALL: [Outcome; 8] = [
+    const ALL: [Outcome; OUTCOMES] = [
         Outcome::Admitted,
+        Outcome::Prequeued,
+        Outcome::ProofOfWork,
         Outcome::RateLimited,
         Outcome::CustomerRateLimited,
         Outcome::SoldOut,
@@ -43,6 +52,8 @@ impl Outcome {
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Admitted => "admitted",
+            Outcome::Prequeued => "prequeued",
+            Outcome::ProofOfWork => "proof_of_work",
             Outcome::RateLimited => "rate_limited",
             Outcome::CustomerRateLimited => "customer_rate_limited",
             Outcome::SoldOut => "sold_out",
@@ -59,9 +70,9 @@ impl Outcome {
 /// label to allocate and no registry to search).
 #[derive(Debug)]
 pub struct Counters {
-    totals: [AtomicU64; 8],
-    last: Mutex<([u64; 8], [f64; 8])>,
-    exported: [Counter; 8],
+    totals: [AtomicU64; OUTCOMES],
+    last: Mutex<([u64; OUTCOMES], [f64; OUTCOMES])>,
+    exported: [Counter; OUTCOMES],
 }
 
 impl Counters {
@@ -75,6 +86,9 @@ impl Counters {
             exported: Outcome::ALL.map(|outcome| match outcome {
                 Outcome::Admitted => {
                     metrics::counter!("flashgate_admission_tickets_issued_total", "sale" => sale.to_owned())
+                }
+                Outcome::Prequeued => {
+                    metrics::counter!("flashgate_admission_tickets_prequeued_total", "sale" => sale.to_owned())
                 }
                 _ => metrics::counter!(
                     "flashgate_admission_rejected_total",
@@ -93,7 +107,7 @@ impl Counters {
 
     /// Turns the totals into rates over `elapsed_secs` since the previous sample.
     pub fn sample(&self, elapsed_secs: f64) {
-        let now: [u64; 8] = std::array::from_fn(|i| self.totals[i].load(Ordering::Relaxed));
+        let now: [u64; OUTCOMES] = std::array::from_fn(|i| self.totals[i].load(Ordering::Relaxed));
         if let Ok(mut last) = self.last.lock() {
             let rates =
                 std::array::from_fn(|i| (now[i] - last.0[i]) as f64 / elapsed_secs.max(0.001));

@@ -3,7 +3,7 @@
 //! sale's rate, the queue's depth and the broker's flow control.
 
 use axum::http::StatusCode;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use flashgate_common::domain::CustomerId;
 use flashgate_common::http::Problem;
 
@@ -37,19 +37,7 @@ pub(super) fn check(
     customer: &CustomerId,
 ) -> Result<bool, Refusal> {
     let waitlisted = check_stock(state, sale)?;
-    let sale_id = sale.id();
-    if let Err(wait) = state
-        .limits
-        .check_customer(sale_id.as_str(), customer.as_str())
-    {
-        let problem = Problem::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too_many_requests",
-            "this customer is asking too often",
-        )
-        .retry_after(retry_after_secs(wait));
-        return Err(Refusal::new(problem, Outcome::CustomerRateLimited));
-    }
+    check_customer(state, sale, customer)?;
     if let Err(wait) = sale.check_rate() {
         let problem = Problem::new(
             StatusCode::TOO_MANY_REQUESTS,
@@ -61,6 +49,27 @@ pub(super) fn check(
     }
     check_queue(state, sale)?;
     Ok(waitlisted)
+}
+
+/// The customer's own rate.
+pub(super) fn check_customer(
+    state: &AppState,
+    sale: &SaleHandle,
+    customer: &CustomerId,
+) -> Result<(), Refusal> {
+    let Err(wait) = state
+        .limits
+        .check_customer(sale.id().as_str(), customer.as_str())
+    else {
+        return Ok(());
+    };
+    let problem = Problem::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_requests",
+        "this customer is asking too often",
+    )
+    .retry_after(retry_after_secs(wait));
+    Err(Refusal::new(problem, Outcome::CustomerRateLimited))
 }
 
 fn check_stock(state: &AppState, sale: &SaleHandle) -> Result<bool, Refusal> {
@@ -75,14 +84,18 @@ fn check_stock(state: &AppState, sale: &SaleHandle) -> Result<bool, Refusal> {
             return Err(Refusal::new(problem, Outcome::NotOpen));
         }
         SaleState::Scheduled => {
-            let starts = sale.settings().starts_at;
-            let wait = (starts - now).num_seconds().clamp(1, 3600) as u64;
-            let problem = Problem::new(
-                StatusCode::CONFLICT,
-                "sale_not_open",
-                format!("the sale opens at {}", starts.to_rfc3339()),
-            )
-            .retry_after(wait);
+            let settings = sale.settings();
+            let (starts, opens) = (settings.starts_at, settings.prequeue_opens_at);
+            let detail = match opens.filter(|_| settings.fairness.drawn_at.is_none()) {
+                Some(opens) => format!(
+                    "the pre-queue opens at {}, the sale at {}",
+                    opens.to_rfc3339(),
+                    starts.to_rfc3339()
+                ),
+                None => format!("the sale opens at {}", starts.to_rfc3339()),
+            };
+            let problem = Problem::new(StatusCode::CONFLICT, "sale_not_open", detail)
+                .retry_after(not_open_retry_after(now, opens, starts));
             return Err(Refusal::new(problem, Outcome::NotOpen));
         }
         SaleState::SoldOut | SaleState::Open => {}
@@ -102,6 +115,25 @@ fn check_stock(state: &AppState, sale: &SaleHandle) -> Result<bool, Refusal> {
             ),
             Outcome::SoldOut,
         )),
+    }
+}
+
+/// Seconds to wait before the sale (or its pre-queue) opens, drawn at random over the
+/// pre-queue's window: every moment of the window is as good as another (the order is
+/// drawn at the opening), so the crowd need not come back in one instant. Without a
+/// window (the sale opens first come, first served) it is the time to the opening.
+pub(super) fn not_open_retry_after(
+    now: DateTime<Utc>,
+    prequeue_opens_at: Option<DateTime<Utc>>,
+    starts_at: DateTime<Utc>,
+) -> u64 {
+    let secs = |at: DateTime<Utc>| (at - now).num_seconds().clamp(1, 3600) as u64;
+    match prequeue_opens_at {
+        Some(opens) if opens > now && opens < starts_at => {
+            let (first, last) = (secs(opens), secs(starts_at).max(secs(opens)));
+            rand::random_range(first..=last)
+        }
+        _ => secs(starts_at),
     }
 }
 
@@ -125,4 +157,28 @@ fn check_queue(state: &AppState, sale: &SaleHandle) -> Result<(), Refusal> {
         return Err(Refusal::new(problem, Outcome::QueueSaturated));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn early_arrivals_are_told_to_come_back_at_moments_spread_over_the_window() {
+        let now = Utc::now();
+        let opens = now + chrono::Duration::seconds(60);
+        let starts = now + chrono::Duration::seconds(600);
+        let waits: Vec<u64> = (0..300)
+            .map(|_| not_open_retry_after(now, Some(opens), starts))
+            .collect();
+        assert!(waits.iter().all(|w| (59..=600).contains(w)), "{waits:?}");
+        let distinct: std::collections::BTreeSet<_> = waits.iter().collect();
+        assert!(
+            distinct.len() > 100,
+            "not spread: {} distinct",
+            distinct.len()
+        );
+        // No window: the opening itself.
+        assert!((599..=600).contains(&not_open_retry_after(now, None, starts)));
+    }
 }

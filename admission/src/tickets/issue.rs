@@ -17,11 +17,13 @@ use uuid::Uuid;
 
 use super::claim::{self, Claim, Held};
 use super::idempotency::{self, Stored};
-use super::{TicketBody, gate, poll, recover};
-use crate::Result;
+use super::prequeue::PrequeueArrival;
+use super::{TicketBody, gate, poll, prequeue, recover};
+use crate::pow::{self, ProofOfWork};
 use crate::sales::{Outcome, SaleHandle};
 use crate::state::AppState;
 use crate::ticket_token::TicketClaims;
+use crate::{ClientAddress, Result};
 
 /// The request body.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -39,6 +41,10 @@ pub(crate) struct TicketRequest {
     #[serde(default)]
     #[schema(value_type = Option<String>, pattern = "^pm_[A-Za-z0-9_]{1,120}$")]
     payment_method: Option<PaymentMethodId>,
+    /// A solved challenge from `GET /v1/sales/{sale_id}/challenge`, when the sale asks
+    /// for proof of work.
+    #[serde(default)]
+    proof_of_work: Option<ProofOfWork>,
 }
 
 /// A ticket handed out: new (`created`) or the one the customer held.
@@ -83,7 +89,7 @@ fn unknown_sale() -> Problem {
         (status = 400, description = "Malformed JSON or Idempotency-Key", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json"),
         (status = 401, description = "No valid token from the shop's login (`invalid_token`; identity mode `jwt`)", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json",
             headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
-        (status = 403, description = "customer_id names someone other than the signed-in shopper (`customer_mismatch`)", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "customer_id names someone other than the signed-in shopper (`customer_mismatch`), or the sale asks for proof of work and it is missing, wrong, expired or used by another shopper (`proof_of_work_required`, `proof_of_work_invalid`, `proof_of_work_expired`, `proof_of_work_replayed`)", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such sale (`sale_not_found`)", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json"),
         (status = 409, description = "Not open yet or paused (`sale_not_open`)", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
@@ -100,6 +106,7 @@ pub(crate) async fn issue(
     State(state): State<AppState>,
     ApiPath(sale_id): ApiPath<String>,
     headers: HeaderMap,
+    address: Option<axum::Extension<ClientAddress>>,
     ApiJson(body): ApiJson<TicketRequest>,
 ) -> Result<Response> {
     let sale_id = SaleId::parse(sale_id).map_err(|_| unknown_sale())?;
@@ -118,6 +125,14 @@ pub(crate) async fn issue(
         .into());
     }
     let customer = state.identity.customer(&headers, body.customer_id)?;
+    check_work(
+        &state,
+        &sale,
+        &customer,
+        address,
+        body.proof_of_work.as_ref(),
+    )
+    .await?;
     let payment_method = body.payment_method.as_ref().map_or("", |p| p.as_str());
     let fingerprint =
         idempotency::fingerprint(&[customer.as_str(), &quantity.to_string(), payment_method]);
@@ -148,6 +163,36 @@ pub(crate) async fn issue(
     Ok(respond(status, &body))
 }
 
+/// The sale's proof-of-work check, if it asks for one: the solution in memory, then its
+/// one use in Redis.
+async fn check_work(
+    state: &AppState,
+    sale: &SaleHandle,
+    customer: &CustomerId,
+    address: Option<axum::Extension<ClientAddress>>,
+    proof: Option<&ProofOfWork>,
+) -> Result<()> {
+    let bits = sale.settings().pow_difficulty();
+    if bits == 0 {
+        return Ok(());
+    }
+    let sale_id = sale.id();
+    let signed_in = state.identity.takes_login().then_some(customer);
+    let requester = pow::requester(signed_in, address.map(|a| a.0));
+    let now = Utc::now().timestamp();
+    let checked = match pow::check(state, &sale_id, bits, &requester, proof, now) {
+        Ok(()) => match proof {
+            Some(proof) => pow::use_once(state, &sale_id, proof, customer).await?,
+            None => Ok(()),
+        },
+        Err(refused) => Err(refused),
+    };
+    checked.map_err(|refused| {
+        sale.counters.record(Outcome::ProofOfWork);
+        refused.problem().into()
+    })
+}
+
 fn respond(status: StatusCode, body: &TicketBody) -> Response {
     let location = format!("/v1/tickets/{}", body.ticket);
     (status, [(header::LOCATION, location)], Json(body)).into_response()
@@ -175,6 +220,34 @@ async fn admit(
     sale: &Arc<SaleHandle>,
     arrival: Arrival,
 ) -> Result<(StatusCode, TicketBody)> {
+    let settings = sale.settings();
+    let mut floor = settings.fairness.prequeued;
+    if !settings.paused && settings.prequeue_open(Utc::now()) {
+        if let Err(wait) = gate::check_customer(state, sale, &arrival.customer) {
+            sale.counters.record(wait.outcome);
+            return Err(wait.problem.into());
+        }
+        let Ok(_slot) = state.pending.try_acquire() else {
+            return Err(door_busy(sale).into());
+        };
+        let joined = prequeue::join(
+            state,
+            sale,
+            PrequeueArrival {
+                sale_id: &arrival.sale_id,
+                customer: &arrival.customer,
+                quantity: arrival.quantity,
+                payment_method: arrival.payment_method.as_ref(),
+                request_id: arrival.request_id.as_deref(),
+            },
+        )
+        .await?;
+        match joined {
+            Ok(answer) => return Ok(answer),
+            // Drawn since this door last read the sale: a ticket after the drawn ones.
+            Err(prequeued) => floor = floor.max(prequeued),
+        }
+    }
     let checked = match gate::check(state, sale, &arrival.customer) {
         // Refused for a reason no held ticket changes: answered from memory alone.
         Err(refusal) if !refusal.defers_to_held_ticket() => {
@@ -185,13 +258,7 @@ async fn admit(
     };
     // Everything past here waits on Redis or the broker: bounded, and shed at once past it.
     let Ok(_slot) = state.pending.try_acquire() else {
-        sale.counters.record(Outcome::DoorBusy);
-        return Err(Problem::unavailable(
-            "door_busy",
-            "the door is serving as many arrivals as it can; retry",
-            1,
-        )
-        .into());
+        return Err(door_busy(sale).into());
     };
     let waitlisted = match checked {
         Ok(waitlisted) => waitlisted,
@@ -208,7 +275,7 @@ async fn admit(
         }
     };
     let key = format!("{}\u{1f}{}", arrival.sale_id, arrival.customer);
-    let work = issue_once(state.clone(), sale.clone(), arrival, waitlisted);
+    let work = issue_once(state.clone(), sale.clone(), arrival, waitlisted, floor);
     let (result, leader) = state
         .inflight
         .run(key, work, Err(Problem::internal()))
@@ -220,6 +287,15 @@ async fn admit(
         StatusCode::OK
     };
     Ok((status, body(sale, &issued)))
+}
+
+fn door_busy(sale: &SaleHandle) -> Problem {
+    sale.counters.record(Outcome::DoorBusy);
+    Problem::unavailable(
+        "door_busy",
+        "the door is serving as many arrivals as it can; retry",
+        1,
+    )
 }
 
 fn body(sale: &SaleHandle, issued: &Issued) -> TicketBody {
@@ -239,6 +315,7 @@ fn body(sale: &SaleHandle, issued: &Issued) -> TicketBody {
         poll_after_ms,
         estimated_wait_ms: position.and_then(|p| sale.estimated_wait_ms(p)),
         waitlisted: issued.waitlisted,
+        opens_at: None,
     }
 }
 
@@ -247,6 +324,7 @@ async fn issue_once(
     sale: Arc<SaleHandle>,
     arrival: Arrival,
     waitlisted: bool,
+    drawn: i64,
 ) -> IssueResult {
     let ticket = claim::ticket_id(&arrival.sale_id, &arrival.customer);
     let expires_at = Utc::now().timestamp() + state.config.admission.ticket_ttl_secs as i64;
@@ -255,7 +333,9 @@ async fn issue_once(
         ticket,
         expires_at,
     });
-    let floor = sale.live().terms.decided;
+    // Numbers continue after what was decided (if Redis lost its counter) and after the
+    // tickets the pre-queue's draw numbered.
+    let floor = sale.live().terms.decided.max(drawn);
     let claimed = claim::claim(
         &state.redis,
         &arrival.sale_id,

@@ -6,6 +6,7 @@ mod gate;
 mod idempotency;
 mod issue;
 mod poll;
+mod prequeue;
 mod recover;
 
 use flashgate_common::domain::TicketStatus;
@@ -15,6 +16,7 @@ use uuid::Uuid;
 pub(crate) use batcher::{Outlet, TicketBatcher};
 pub(crate) use issue::{__path_issue, IssueResult, issue};
 pub(crate) use poll::{__path_poll, poll, ticket_state, verify_token};
+pub(crate) use prequeue::run as run_prequeue;
 
 /// The JSON a shopper gets for a ticket (issue and poll share it).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -42,6 +44,9 @@ pub(crate) struct TicketBody {
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     #[schema(required = false)]
     pub waitlisted: bool,
+    /// While pre-queued: when the sale opens and the places are drawn (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub opens_at: Option<String>,
 }
 
 /// The PaymentIntent a shopper confirms with Stripe.js.

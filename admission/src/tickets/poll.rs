@@ -90,6 +90,10 @@ async fn render(
     token: String,
 ) -> TicketBody {
     let sale = state.sales.get(&claims.sale).await.ok().flatten();
+    if view.status == TicketStatus::Prequeued {
+        let starts_at = sale.map_or_else(Utc::now, |s| s.settings().starts_at);
+        return super::prequeue::body(token, starts_at);
+    }
     let position = (view.status == TicketStatus::Queued)
         .then(|| view.seq.map(|seq| (seq - decided.unwrap_or(0)).max(1)))
         .flatten();
@@ -118,6 +122,7 @@ async fn render(
         poll_after_ms,
         estimated_wait_ms: position.zip(sale).and_then(|(p, s)| s.estimated_wait_ms(p)),
         waitlisted: false,
+        opens_at: None,
     }
 }
 
@@ -144,7 +149,8 @@ async fn from_database_bounded(
     from_database(state, &claims.sale, claims.ticket).await
 }
 
-/// The decided state from PostgreSQL, re-published to Redis. `None` if undecided.
+/// The decided state from PostgreSQL, re-published to Redis; else the pre-queue's word
+/// (waiting for the draw, or drawn and queued). `None` if it is neither.
 pub(super) async fn from_database(
     state: &AppState,
     sale: &SaleId,
@@ -160,7 +166,7 @@ pub(super) async fn from_database(
     .fetch_optional(&state.pool)
     .await?
     else {
-        return Ok(None);
+        return from_prequeue(state, ticket).await;
     };
     let status = match row.order_status.as_deref().and_then(OrderStatus::parse) {
         Some(order) => order.ticket_status().unwrap_or(TicketStatus::Expired),
@@ -178,6 +184,24 @@ pub(super) async fn from_database(
     };
     republish(state, sale, ticket, &view).await;
     Ok(Some(view))
+}
+
+/// A ticket not decided yet may be in the pre-queue: waiting for the draw, or drawn.
+async fn from_prequeue(state: &AppState, ticket: Uuid) -> Result<Option<TicketView>> {
+    let view = |status, seq| TicketView {
+        status,
+        seq,
+        order_id: None,
+        payment_intent: None,
+        client_secret: None,
+    };
+    Ok(
+        match flashgate_common::ledger::prequeue::place(&state.pool, ticket).await? {
+            Some(None) => Some(view(TicketStatus::Prequeued, None)),
+            Some(Some(seq)) => Some(view(TicketStatus::Queued, Some(seq))),
+            None => None,
+        },
+    )
 }
 
 async fn republish(state: &AppState, sale: &SaleId, ticket: Uuid, view: &TicketView) {

@@ -224,13 +224,27 @@ async fn pausing_a_sale_refuses_arrivals_and_resuming_admits_them_again() {
         200
     );
     assert_eq!(door.ticket("pausable", "early").await.status(), 202);
+    // Before the pre-queue opens: not open. Once it is: pre-queued, with no place yet.
     let scheduled = door
-        .sale("later", json!({ "starts_at": "2099-01-01T00:00:00Z" }))
+        .sale(
+            "later",
+            json!({ "starts_at": "2099-01-01T00:00:00Z", "prequeue_opens_at": "2098-12-31T00:00:00Z" }),
+        )
         .await;
     assert_eq!(scheduled.status(), 201);
     let early = door.ticket("later", "early").await;
     assert_eq!(early.status(), 409);
     assert!(retry_after(&early) >= 1);
+    let window = door
+        .sale("prequeue", json!({ "starts_at": "2099-01-01T00:00:00Z" }))
+        .await;
+    assert_eq!(window.status(), 201);
+    let prequeued = door.ticket("prequeue", "early").await;
+    assert_eq!(prequeued.status(), 202);
+    assert_eq!(
+        prequeued.json::<Value>().await.unwrap()["status"],
+        "prequeued"
+    );
     door.stop().await;
 }
 

@@ -6,6 +6,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TicketStatus {
+    /// Accepted before the sale opened, in its pre-queue: the place is drawn at the
+    /// opening (then `queued`).
+    Prequeued,
     /// Accepted at the door and confirmed by the broker; waiting for a reservation worker.
     Queued,
     /// No unit was free, but reservations that may expire are outstanding and the sale
@@ -31,6 +34,7 @@ impl TicketStatus {
     /// The wire name.
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::Prequeued => "prequeued",
             Self::Queued => "queued",
             Self::Waitlisted => "waitlisted",
             Self::Reserved => "reserved",
@@ -46,6 +50,7 @@ impl TicketStatus {
     /// Parses a wire name.
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
+            "prequeued" => Self::Prequeued,
             "queued" => Self::Queued,
             "waitlisted" => Self::Waitlisted,
             "reserved" => Self::Reserved,
@@ -63,7 +68,8 @@ impl TicketStatus {
     /// `paid` outranks `failed`/`expired` because a late success takes a unit back.
     pub fn rank(self) -> u8 {
         match self {
-            Self::Queued => 0,
+            // The draw moves a ticket from the one to the other with its own write.
+            Self::Prequeued | Self::Queued => 0,
             Self::Waitlisted => 1,
             Self::Reserved => 2,
             Self::PaymentPending => 3,

@@ -26,6 +26,7 @@
 pub mod expire;
 mod intents;
 pub mod payment;
+pub mod prequeue;
 mod publish;
 pub mod reserve;
 pub mod sales;

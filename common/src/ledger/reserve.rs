@@ -239,6 +239,9 @@ mod tests {
                 waitlist: false,
                 waitlist_limit: None,
                 max_quantity_per_customer: None,
+                prequeue_opens_at: None,
+                pow_difficulty: 0,
+                fairness: Default::default(),
                 terms: SaleTerms::default(),
             },
         }

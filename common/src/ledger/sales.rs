@@ -51,6 +51,16 @@ pub struct SaleInput {
     #[serde(default)]
     #[schema(minimum = 1, maximum = 100)]
     pub max_quantity_per_customer: Option<i32>,
+    /// When shoppers may start joining the pre-queue of a sale that has not opened yet
+    /// (at or before `starts_at`). Default: from the sale's creation (on create) or
+    /// unchanged.
+    #[serde(default)]
+    pub prequeue_opens_at: Option<DateTime<Utc>>,
+    /// Proof of work asked of each arrival, in leading zero bits of SHA-256 (0: none).
+    /// Default: 0 (on create) or unchanged.
+    #[serde(default)]
+    #[schema(minimum = 0, maximum = 28)]
+    pub pow_difficulty: Option<i32>,
 }
 
 /// A sale as stored, and as every role reads it: what it sells and at what price, how the
@@ -82,14 +92,65 @@ pub struct Sale {
     pub waitlist_limit: Option<i32>,
     /// Most units one customer buys (`None`: the door's `admission.max_quantity`).
     pub max_quantity_per_customer: Option<i32>,
+    /// When the pre-queue opens (`None`: from the sale's creation).
+    pub prequeue_opens_at: Option<DateTime<Utc>>,
+    /// Proof of work asked of each arrival (leading zero bits; 0: none).
+    pub pow_difficulty: i32,
+    /// The pre-queue's draw as far as it is public.
+    pub fairness: Fairness,
     /// Stock terms as committed.
     pub terms: SaleTerms,
+}
+
+/// The public side of a sale's pre-queue draw (see [`crate::fairness`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Fairness {
+    /// SHA-256 of the seed (`None` for sales from before the pre-queue).
+    pub commitment: Option<Vec<u8>>,
+    /// The seed: read only once the draw revealed it.
+    pub seed: Option<Vec<u8>>,
+    /// When the pre-queue was drawn; until then arrivals join the pre-queue.
+    pub drawn_at: Option<DateTime<Utc>>,
+    /// SHA-256 of the sealed list of pre-queued tickets.
+    pub digest: Option<Vec<u8>>,
+    /// Tickets the draw numbered (1 to this); later claims are numbered after them.
+    pub prequeued: i64,
+}
+
+/// The fairness part of a sale document.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct FairnessView {
+    /// SHA-256 of the seed the pre-queue is drawn with, hex (public from creation).
+    pub commitment: Option<String>,
+    /// The seed, hex, once the pre-queue is drawn; `null` before.
+    pub seed: Option<String>,
+    /// SHA-256 of the sealed list of pre-queued tickets, hex, once drawn.
+    pub digest: Option<String>,
+    /// When the pre-queue was drawn.
+    pub drawn_at: Option<DateTime<Utc>>,
+    /// Tickets numbered by the draw.
+    pub prequeued: i64,
+}
+
+impl Fairness {
+    /// What shoppers and operators are shown.
+    pub fn view(&self) -> FairnessView {
+        FairnessView {
+            commitment: self.commitment.as_deref().map(hex::encode),
+            seed: self.seed.as_deref().map(hex::encode),
+            digest: self.digest.as_deref().map(hex::encode),
+            drawn_at: self.drawn_at,
+            prequeued: self.prequeued,
+        }
+    }
 }
 
 /// The columns every read of a sale selects (`Sale`'s `FromRow` reads them by name).
 pub const COLUMNS: &str = "id, sku, price, currency, starts_at, hold_seconds, rate_per_second, \
                            burst, paused, waitlist, waitlist_limit, max_quantity_per_customer, version, \
-                           stock, reserved, sold, decided, waitlisted";
+                           stock, reserved, sold, decided, waitlisted, prequeue_opens_at, \
+                           fairness_commitment, prequeue_digest, drawn_at, prequeued, pow_difficulty, \
+                           CASE WHEN drawn_at IS NULL THEN NULL ELSE fairness_seed END AS revealed_seed";
 
 impl<'r> sqlx::FromRow<'r, PgRow> for Sale {
     fn from_row(row: &'r PgRow) -> sqlx::Result<Self> {
@@ -106,6 +167,15 @@ impl<'r> sqlx::FromRow<'r, PgRow> for Sale {
             waitlist: row.try_get("waitlist")?,
             waitlist_limit: row.try_get("waitlist_limit")?,
             max_quantity_per_customer: row.try_get("max_quantity_per_customer")?,
+            prequeue_opens_at: row.try_get("prequeue_opens_at")?,
+            pow_difficulty: row.try_get("pow_difficulty")?,
+            fairness: Fairness {
+                commitment: row.try_get("fairness_commitment")?,
+                seed: row.try_get("revealed_seed")?,
+                drawn_at: row.try_get("drawn_at")?,
+                digest: row.try_get("prequeue_digest")?,
+                prequeued: i64::from(row.try_get::<i32, _>("prequeued")?),
+            },
             terms: SaleTerms {
                 version: row.try_get("version")?,
                 stock: i64::from(row.try_get::<i32, _>("stock")?),
@@ -161,11 +231,29 @@ pub struct SaleDocument<'a> {
     waitlist_limit: Option<i32>,
     /// Most units one customer buys (`null`: the door's `admission.max_quantity`).
     max_quantity_per_customer: Option<i32>,
+    /// When the pre-queue opens (`null`: from the sale's creation).
+    prequeue_opens_at: Option<DateTime<Utc>>,
+    /// Proof of work asked of each arrival (leading zero bits; 0: none).
+    pow_difficulty: i32,
+    /// The pre-queue's draw: the seed's commitment, and after the opening the seed.
+    fairness: FairnessView,
     /// Version of the stock terms.
     version: i64,
 }
 
 impl Sale {
+    /// Whether arrivals at `now` join the pre-queue: the sale has not been drawn (it has
+    /// not opened, or opened a moment ago and the draw is under way) and the pre-queue
+    /// window has opened.
+    pub fn prequeue_open(&self, now: DateTime<Utc>) -> bool {
+        self.fairness.drawn_at.is_none() && self.prequeue_opens_at.is_none_or(|at| at <= now)
+    }
+
+    /// The proof-of-work difficulty in bits (0: none).
+    pub fn pow_difficulty(&self) -> u32 {
+        self.pow_difficulty.clamp(0, crate::pow::MAX_BITS as i32) as u32
+    }
+
     /// Most units one customer buys here, given the door's own most per ticket.
     pub fn most_per_customer(&self, door_most: i32) -> i32 {
         self.max_quantity_per_customer
@@ -195,6 +283,9 @@ impl Serialize for Sale {
             waitlisted: t.waitlisted,
             waitlist_limit: self.waitlist_limit,
             max_quantity_per_customer: self.max_quantity_per_customer,
+            prequeue_opens_at: self.prequeue_opens_at,
+            pow_difficulty: self.pow_difficulty,
+            fairness: self.fairness.view(),
             version: t.version,
         }
         .serialize(serializer)
@@ -236,6 +327,10 @@ pub struct AdmissionChange {
     pub paused: Option<bool>,
     /// Turn the wait-list on or off.
     pub waitlist: Option<bool>,
+    /// New proof-of-work difficulty (leading zero bits; 0: off). Challenges handed out
+    /// at a lower difficulty are refused from then on.
+    #[schema(minimum = 0, maximum = 28)]
+    pub pow_difficulty: Option<i32>,
 }
 
 /// A sale's admission settings.
@@ -251,6 +346,8 @@ pub struct AdmissionDoc {
     pub paused: bool,
     /// Wait-list on.
     pub waitlist: bool,
+    /// Proof-of-work difficulty (leading zero bits; 0: off).
+    pub pow_difficulty: i32,
 }
 
 /// Locks and reads a sale.
@@ -270,11 +367,16 @@ pub async fn write_sale(
     input: &SaleInput,
     currency: &Currency,
 ) -> sqlx::Result<Sale> {
+    // Kept only if this creates the sale: a sale's seed never changes.
+    let seed = crate::fairness::new_seed();
     sqlx::query_as(AssertSqlSafe(format!(
         "INSERT INTO sales (id, sku, stock, price, currency, starts_at, hold_seconds, rate_per_second, burst,
-                            paused, waitlist, waitlist_limit, max_quantity_per_customer)
+                            paused, waitlist, waitlist_limit, max_quantity_per_customer, prequeue_opens_at,
+                            pow_difficulty, fairness_seed, fairness_commitment, drawn_at, prequeue_digest)
          VALUES ($1, $2, $3, $4, $5, COALESCE($6, now()), COALESCE($7, 600), $8, $9, COALESCE($10, false),
-                 COALESCE($11, true), $12, $13)
+                 COALESCE($11, true), $12, $13, $14, COALESCE($18, 0), $15, $16,
+                 CASE WHEN COALESCE($6, now()) <= now() THEN now() END,
+                 CASE WHEN COALESCE($6, now()) <= now() THEN $17::bytea END)
          ON CONFLICT (id) DO UPDATE SET
              sku = EXCLUDED.sku, stock = EXCLUDED.stock, price = EXCLUDED.price, currency = EXCLUDED.currency,
              starts_at = COALESCE($6, sales.starts_at), hold_seconds = COALESCE($7, sales.hold_seconds),
@@ -282,6 +384,8 @@ pub async fn write_sale(
              paused = COALESCE($10, sales.paused), waitlist = COALESCE($11, sales.waitlist),
              waitlist_limit = COALESCE($12, sales.waitlist_limit),
              max_quantity_per_customer = COALESCE($13, sales.max_quantity_per_customer),
+             prequeue_opens_at = COALESCE($14, sales.prequeue_opens_at),
+             pow_difficulty = COALESCE($18, sales.pow_difficulty),
              version = sales.version + 1, updated_at = now()
          RETURNING {COLUMNS}"
     )))
@@ -298,6 +402,11 @@ pub async fn write_sale(
     .bind(input.waitlist)
     .bind(input.waitlist_limit)
     .bind(input.max_quantity_per_customer)
+    .bind(input.prequeue_opens_at)
+    .bind(seed.as_slice())
+    .bind(crate::fairness::commitment(&seed).as_slice())
+    .bind(crate::fairness::digest(&[]).as_slice())
+    .bind(input.pow_difficulty)
     .fetch_one(&mut *tx)
     .await
 }
@@ -309,7 +418,7 @@ pub async fn lock_admission(
 ) -> sqlx::Result<Option<AdmissionDoc>> {
     sqlx::query_as!(
         AdmissionDoc,
-        "SELECT id AS sale_id, rate_per_second, burst, paused, waitlist FROM sales WHERE id = $1 FOR UPDATE",
+        "SELECT id AS sale_id, rate_per_second, burst, paused, waitlist, pow_difficulty FROM sales WHERE id = $1 FOR UPDATE",
         id.as_str()
     )
     .fetch_optional(&mut *tx)
@@ -325,14 +434,16 @@ pub async fn set_admission(
     sqlx::query_as!(
         AdmissionDoc,
         r#"UPDATE sales SET rate_per_second = COALESCE($2, rate_per_second), burst = COALESCE($3, burst),
-               paused = COALESCE($4, paused), waitlist = COALESCE($5, waitlist), updated_at = now()
+               paused = COALESCE($4, paused), waitlist = COALESCE($5, waitlist),
+               pow_difficulty = COALESCE($6, pow_difficulty), updated_at = now()
            WHERE id = $1
-           RETURNING id AS sale_id, rate_per_second, burst, paused, waitlist"#,
+           RETURNING id AS sale_id, rate_per_second, burst, paused, waitlist, pow_difficulty"#,
         id.as_str(),
         change.rate_per_second,
         change.burst,
         change.paused,
-        change.waitlist
+        change.waitlist,
+        change.pow_difficulty
     )
     .fetch_one(&mut *tx)
     .await

@@ -55,6 +55,11 @@ impl Keys {
         self.sale_key(sale, &format!("i:{key}"))
     }
 
+    /// The customer who used a solved proof-of-work challenge (by its nonce).
+    pub fn pow(&self, sale: &SaleId, nonce: &str) -> String {
+        self.sale_key(sale, &format!("w:{nonce}"))
+    }
+
     /// Channel announcing that a sale's settings changed (payload: sale id).
     pub fn sales_channel(&self) -> String {
         format!("{}sales:changed", self.prefix)

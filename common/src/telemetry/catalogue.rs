@@ -40,6 +40,16 @@ pub const METRICS: &[(&str, Kind, &str)] = &[
         "Tickets the door issued (confirmed by the broker), by sale",
     ),
     (
+        "flashgate_admission_tickets_prequeued_total",
+        Counter,
+        "Tickets the door put in a sale's pre-queue before the opening, by sale",
+    ),
+    (
+        "flashgate_prequeue_draw_seconds",
+        Histogram,
+        "Time to draw a sale's pre-queue at its opening and write the places to Redis",
+    ),
+    (
         "flashgate_admission_rejected_total",
         Counter,
         "Arrivals the door turned away, by sale and reason",

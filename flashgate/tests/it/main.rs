@@ -1,6 +1,7 @@
 //! End-to-end tests: the whole stack in one process against the real services.
 #![allow(clippy::unwrap_used)]
 
+mod bots;
 mod checkout;
 mod cli;
 mod door;
@@ -8,6 +9,7 @@ mod failover;
 mod lost;
 mod outages;
 mod pass;
+mod prequeue;
 mod reservations;
 mod support;
 mod trail;

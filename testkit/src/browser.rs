@@ -1,0 +1,148 @@
+//! A real browser for tests: Debian's headless Chromium, driven over the W3C WebDriver
+//! protocol through `chromedriver` (a few JSON calls; no driver crate needed).
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+/// One headless Chromium session.
+pub struct Browser {
+    driver: tokio::process::Child,
+    http: reqwest::Client,
+    session: String,
+}
+
+/// The flags a headless Chromium runs with here.
+const ARGS: [&str; 8] = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+];
+
+impl Browser {
+    /// Starts `chromedriver` and a Chromium session (panics if they are not installed:
+    /// `scripts/setup` installs them).
+    pub async fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let driver = tokio::process::Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("chromedriver is installed (scripts/setup)");
+        let http = reqwest::Client::new();
+        let base = format!("http://127.0.0.1:{port}");
+        let capabilities = json!({ "capabilities": { "alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": { "binary": "/usr/bin/chromium", "args": ARGS },
+        }}});
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let session = loop {
+            let created = http
+                .post(format!("{base}/session"))
+                .json(&capabilities)
+                .send()
+                .await;
+            if let Ok(response) = created {
+                let body: Value = response.json().await.expect("a WebDriver answer");
+                match body["value"]["sessionId"].as_str() {
+                    Some(id) => break id.to_owned(),
+                    None => panic!("no browser session: {body}"),
+                }
+            }
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        Self {
+            driver,
+            http,
+            session: format!("{base}/session/{session}"),
+        }
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        let mut request = self.http.request(method, format!("{}{path}", self.session));
+        if !body.is_null() {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("chromedriver answers");
+        let body: Value = response.json().await.expect("a WebDriver answer");
+        body["value"].clone()
+    }
+
+    /// Opens `url`.
+    pub async fn goto(&self, url: &str) {
+        self.call(reqwest::Method::POST, "/url", json!({ "url": url }))
+            .await;
+    }
+
+    /// Runs `script` (a function body; `return` a value) in the page.
+    pub async fn eval(&self, script: &str) -> Value {
+        self.call(
+            reqwest::Method::POST,
+            "/execute/sync",
+            json!({ "script": script, "args": [] }),
+        )
+        .await
+    }
+
+    /// The page's address now.
+    pub async fn url(&self) -> String {
+        self.call(reqwest::Method::GET, "/url", Value::Null)
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// The text of the first element matching `selector` ("" if none).
+    pub async fn text(&self, selector: &str) -> String {
+        let script = format!(
+            "var e = document.querySelector({}); return e ? e.textContent : '';",
+            json!(selector)
+        );
+        self.eval(&script)
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// Waits up to `secs` for the text of `selector` to satisfy `done`, and returns it.
+    pub async fn wait_for_text(
+        &self,
+        selector: &str,
+        secs: u64,
+        done: impl Fn(&str) -> bool,
+    ) -> String {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let text = self.text(selector).await;
+            if done(&text) {
+                return text;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{selector} never became what was awaited; last: {text:?} at {}",
+                self.url().await
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Ends the session and the driver.
+    pub async fn quit(mut self) {
+        self.call(reqwest::Method::DELETE, "", Value::Null).await;
+        let _ = self.driver.kill().await;
+    }
+}
