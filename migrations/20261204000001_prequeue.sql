@@ -20,6 +20,9 @@ ALTER TABLE sales
 ALTER TABLE sales ADD COLUMN pow_difficulty INT NOT NULL DEFAULT 0
     CHECK (pow_difficulty BETWEEN 0 AND 28);
 
+-- The alternative bot check: each arrival solves the door's captcha provider's widget.
+ALTER TABLE sales ADD COLUMN captcha BOOLEAN NOT NULL DEFAULT false;
+
 -- Sales from before the pre-queue have nothing to draw.
 UPDATE sales SET drawn_at = now();
 

@@ -5,6 +5,7 @@
 //! `202` only after the broker confirmed it. Polls read one Redis key.
 
 pub mod admin;
+pub mod captcha;
 mod error;
 pub mod identity;
 mod limits;
@@ -60,6 +61,7 @@ pub async fn build_state(config: Arc<Config>) -> flashgate_common::Result<AppSta
     };
     let identity = Arc::new(identity::Identity::new(&config.admission.identity).await?);
     let pass = pass::PassSigner::new(&config.admission.pass)?;
+    let captcha = captcha::Captcha::new(&config.admission.captcha)?;
     let publisher = Publisher::new(amqp.clone());
     let batcher = tickets::TicketBatcher::start(tickets::Outlet {
         publisher: publisher.clone(),
@@ -85,6 +87,7 @@ pub async fn build_state(config: Arc<Config>) -> flashgate_common::Result<AppSta
         signer,
         identity,
         pass,
+        captcha,
     }))
 }
 
@@ -171,7 +174,8 @@ async fn limit_address(
     request
         .extensions_mut()
         .insert(limits::ClientAddress(client));
-    match state.limits.check_address(client) {
+    let proven = asks_for_work(&state, request.uri().path()).await;
+    match state.limits.check_address(client, proven) {
         Ok(()) => next.run(request).await,
         Err(wait) => {
             metrics::counter!("flashgate_admission_rejected_total", "sale" => "*", "reason" => "address_rate_limited").increment(1);
@@ -184,6 +188,24 @@ async fn limit_address(
             .into_response()
         }
     }
+}
+
+/// Whether the request is for a sale that asks each arrival for proof of work (`/v1/sales/{sale}/…`).
+async fn asks_for_work(state: &AppState, path: &str) -> bool {
+    let Some(sale) = path
+        .strip_prefix("/v1/sales/")
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|id| flashgate_common::domain::SaleId::parse(id).ok())
+    else {
+        return false;
+    };
+    state
+        .sales
+        .get(&sale)
+        .await
+        .ok()
+        .flatten()
+        .is_some_and(|s| s.settings().pow_difficulty() > 0 || s.settings().captcha)
 }
 
 /// Runs the door on `listener` until `shutdown`, then drains.

@@ -44,6 +44,8 @@ fn wait<K: Clone + std::hash::Hash + Eq>(
 /// The keyed limiters and the proxy list.
 pub struct Limits {
     per_address: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    /// For requests whose shoppers prove something (a sale asking for proof of work).
+    per_address_proven: Option<DefaultKeyedRateLimiter<IpAddr>>,
     per_customer: Option<DefaultKeyedRateLimiter<String>>,
     trusted_proxies: Vec<IpAddr>,
 }
@@ -51,7 +53,8 @@ pub struct Limits {
 impl Limits {
     /// Limiters as configured; a rate of 0 turns one off. With shoppers identified by
     /// the shop's login, the address limit is identity's (a crowd behind one address is
-    /// many customers, each limited on its own).
+    /// many customers, each limited on its own), and so it is for the sales that ask
+    /// each arrival for proof of work (each paid for its request).
     pub fn new(config: &AdmissionConfig) -> Self {
         let per_address = match config.identity.mode {
             IdentityMode::Jwt => config.identity.per_address,
@@ -59,6 +62,7 @@ impl Limits {
         };
         Self {
             per_address: keyed(per_address),
+            per_address_proven: keyed(config.identity.per_address),
             per_customer: keyed(config.per_customer),
             trusted_proxies: config.trusted_proxies.clone(),
         }
@@ -87,8 +91,12 @@ impl Limits {
         peer
     }
 
-    /// Takes one request for `address`, or says how long to wait.
-    pub fn check_address(&self, address: IpAddr) -> Result<(), Duration> {
+    /// Takes one request for `address`, or says how long to wait; `proven`: for a sale
+    /// that asks for proof of work.
+    pub fn check_address(&self, address: IpAddr, proven: bool) -> Result<(), Duration> {
+        if proven {
+            return wait(&self.per_address_proven, &address);
+        }
         wait(&self.per_address, &address)
     }
 
@@ -101,7 +109,10 @@ impl Limits {
     pub async fn prune(self: Arc<Self>, shutdown: CancellationToken) {
         let mut tick = tokio::time::interval(PRUNE_EVERY);
         while shutdown.run_until_cancelled(tick.tick()).await.is_some() {
-            if let Some(l) = &self.per_address {
+            for l in [&self.per_address, &self.per_address_proven]
+                .into_iter()
+                .flatten()
+            {
                 l.retain_recent();
                 l.shrink_to_fit();
             }

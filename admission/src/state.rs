@@ -48,6 +48,8 @@ pub struct Inner {
     pub identity: Arc<crate::identity::Identity>,
     /// Signs passes for the shop's checkout (`None`: passes are off).
     pub pass: Option<crate::pass::PassSigner>,
+    /// The captcha provider (`None`: no sale may ask for a captcha).
+    pub captcha: Option<crate::captcha::Captcha>,
 }
 
 impl AppState {

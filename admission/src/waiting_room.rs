@@ -148,6 +148,8 @@ pub(crate) async fn join(
                 .replace("{{DETAIL}}", "")
                 .replace("{{SALE}}", "")
                 .replace("{{CUSTOMER}}", "")
+                .replace("{{CAPTCHA}}", "")
+                .replace("{{NEEDS_CAPTCHA}}", "false")
                 .replace("{{AUTO}}", "false");
             return (StatusCode::NOT_FOUND, Html(html)).into_response();
         }
@@ -163,6 +165,10 @@ pub(crate) async fn join(
     } else {
         "The sale is open: join to get your place in the queue.".to_owned()
     };
+    let widget = match (&state.captcha, settings.captcha) {
+        (Some(captcha), true) => captcha_widget(captcha),
+        _ => String::new(),
+    };
     let html = JOIN
         .replace(
             "{{HEADLINE}}",
@@ -170,6 +176,11 @@ pub(crate) async fn join(
         )
         .replace("{{DETAIL}}", &escape(&detail))
         .replace("{{SALE}}", settings.id.as_str())
+        .replace("{{CAPTCHA}}", &widget)
+        .replace(
+            "{{NEEDS_CAPTCHA}}",
+            if widget.is_empty() { "false" } else { "true" },
+        )
         .replace("{{CUSTOMER}}", &escape(customer))
         .replace(
             "{{AUTO}}",
@@ -180,4 +191,22 @@ pub(crate) async fn join(
             },
         );
     ([(header::CACHE_CONTROL, "no-store")], Html(html)).into_response()
+}
+
+/// The provider's widget, loaded from the provider (its answer lands in a form field the
+/// page reads).
+fn captcha_widget(captcha: &crate::captcha::Captcha) -> String {
+    use flashgate_common::config::CaptchaProvider;
+    let (class, script) = match captcha.provider {
+        CaptchaProvider::Turnstile => (
+            "cf-turnstile",
+            "https://challenges.cloudflare.com/turnstile/v0/api.js",
+        ),
+        CaptchaProvider::Hcaptcha => ("h-captcha", "https://js.hcaptcha.com/1/api.js"),
+        CaptchaProvider::None => return String::new(),
+    };
+    format!(
+        r#"<div class="{class}" data-sitekey="{}"></div><script src="{script}" async defer></script>"#,
+        escape(&captcha.site_key)
+    )
 }

@@ -65,6 +65,7 @@ pub async fn seed(config: &Config, args: &SeedArgs) -> anyhow::Result<()> {
         max_quantity_per_customer: None,
         prequeue_opens_at: None,
         pow_difficulty: None,
+        captcha: None,
     };
     let (_, sale) = admin::upsert_sale(&pool, &redis, &actor(), &sale_id(&args.sale)?, input)
         .await

@@ -20,10 +20,11 @@ fn validate(change: &AdmissionChange) -> Result<()> {
         && change.paused.is_none()
         && change.waitlist.is_none()
         && change.pow_difficulty.is_none()
+        && change.captcha.is_none()
     {
         return Err(Problem::unprocessable(
             "empty_change",
-            "give at least one of rate_per_second, burst, paused, waitlist, pow_difficulty",
+            "give at least one of rate_per_second, burst, paused, waitlist, pow_difficulty, captcha",
         )
         .into());
     }
@@ -74,6 +75,7 @@ pub(crate) async fn patch_admission(
 ) -> Result<Json<AdmissionDoc>> {
     let sale_id = SaleId::parse(sale_id)
         .map_err(|_| Problem::not_found("sale_not_found", "no sale with this id"))?;
+    captcha_possible(&state, change.captcha)?;
     let doc = update_admission(
         &state.pool,
         &state.redis,
@@ -84,6 +86,18 @@ pub(crate) async fn patch_admission(
     .await?;
     state.sales.reload(&sale_id).await?;
     Ok(Json(doc))
+}
+
+/// A sale may ask for a captcha only from a door with a provider.
+pub(super) fn captcha_possible(state: &AppState, captcha: Option<bool>) -> Result<()> {
+    if captcha == Some(true) && state.captcha.is_none() {
+        return Err(Problem::unprocessable(
+            "captcha_unavailable",
+            "this door has no captcha provider (admission.captcha)",
+        )
+        .into());
+    }
+    Ok(())
 }
 
 /// Applies an admission change, audited, and tells every door.

@@ -92,6 +92,7 @@ pub(crate) async fn put_sale(
 ) -> Result<(StatusCode, Json<Sale>)> {
     let sale_id = SaleId::parse(sale_id)
         .map_err(|e| Problem::unprocessable("invalid_sale_id", e.to_string()))?;
+    super::admission::captcha_possible(&state, input.captcha)?;
     let (created, doc) =
         upsert_sale(&state.pool, &state.redis, &actor(&headers), &sale_id, input).await?;
     state.sales.reload(&sale_id).await?;

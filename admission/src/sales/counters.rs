@@ -13,8 +13,8 @@ pub enum Outcome {
     Admitted,
     /// A ticket joined the pre-queue of a sale not open yet.
     Prequeued,
-    /// No valid proof of work while the sale asks for one.
-    ProofOfWork,
+    /// No valid proof of work or captcha while the sale asks for one.
+    BotCheck,
     /// The sale's admission rate was exceeded.
     RateLimited,
     /// This customer asked too often.
@@ -38,7 +38,7 @@ impl Outcome {
     const ALL: [Outcome; OUTCOMES] = [
         Outcome::Admitted,
         Outcome::Prequeued,
-        Outcome::ProofOfWork,
+        Outcome::BotCheck,
         Outcome::RateLimited,
         Outcome::CustomerRateLimited,
         Outcome::SoldOut,
@@ -53,7 +53,7 @@ impl Outcome {
         match self {
             Outcome::Admitted => "admitted",
             Outcome::Prequeued => "prequeued",
-            Outcome::ProofOfWork => "proof_of_work",
+            Outcome::BotCheck => "bot_check",
             Outcome::RateLimited => "rate_limited",
             Outcome::CustomerRateLimited => "customer_rate_limited",
             Outcome::SoldOut => "sold_out",

@@ -45,6 +45,10 @@ pub(crate) struct TicketRequest {
     /// for proof of work.
     #[serde(default)]
     proof_of_work: Option<ProofOfWork>,
+    /// The answer token of the captcha widget, when the sale asks for a captcha.
+    #[serde(default)]
+    #[schema(max_length = 2048)]
+    captcha_token: Option<String>,
 }
 
 /// A ticket handed out: new (`created`) or the one the customer held.
@@ -89,7 +93,7 @@ fn unknown_sale() -> Problem {
         (status = 400, description = "Malformed JSON or Idempotency-Key", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json"),
         (status = 401, description = "No valid token from the shop's login (`invalid_token`; identity mode `jwt`)", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json",
             headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
-        (status = 403, description = "customer_id names someone other than the signed-in shopper (`customer_mismatch`), or the sale asks for proof of work and it is missing, wrong, expired or used by another shopper (`proof_of_work_required`, `proof_of_work_invalid`, `proof_of_work_expired`, `proof_of_work_replayed`)", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "customer_id names someone other than the signed-in shopper (`customer_mismatch`), or the sale asks for proof of work and it is missing, wrong, expired or used by another shopper (`proof_of_work_required`, `proof_of_work_invalid`, `proof_of_work_expired`, `proof_of_work_replayed`), or it asks for a captcha and the answer is missing, refused or used by another shopper (`captcha_required`, `captcha_invalid`, `captcha_replayed`)", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such sale (`sale_not_found`)", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json"),
         (status = 409, description = "Not open yet or paused (`sale_not_open`)", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
@@ -99,7 +103,7 @@ fn unknown_sale() -> Problem {
         (status = 422, description = "Invalid customer or quantity, a quantity over the sale's most per customer (`quantity_over_limit`), or an Idempotency-Key used before with another body", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json"),
         (status = 429, description = "Over the sale's, the customer's or the address's rate", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 503, description = "Queue saturated, broker or Redis unavailable, door busy", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json",
+        (status = 503, description = "Queue saturated, broker or Redis unavailable, door busy, captcha provider unavailable (`captcha_unavailable`)", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
     ))]
 pub(crate) async fn issue(
@@ -125,6 +129,7 @@ pub(crate) async fn issue(
         .into());
     }
     let customer = state.identity.customer(&headers, body.customer_id)?;
+    let address = address.map(|a| a.0);
     check_work(
         &state,
         &sale,
@@ -133,6 +138,21 @@ pub(crate) async fn issue(
         body.proof_of_work.as_ref(),
     )
     .await?;
+    if sale.settings().captcha {
+        let address = address.map(|a| a.0.to_string());
+        let checked = crate::captcha::check(
+            &state,
+            &sale.id(),
+            &customer,
+            body.captcha_token.as_deref(),
+            address.as_deref(),
+        )
+        .await;
+        if checked.is_err() {
+            sale.counters.record(Outcome::BotCheck);
+        }
+        checked?;
+    }
     let payment_method = body.payment_method.as_ref().map_or("", |p| p.as_str());
     let fingerprint =
         idempotency::fingerprint(&[customer.as_str(), &quantity.to_string(), payment_method]);
@@ -169,7 +189,7 @@ async fn check_work(
     state: &AppState,
     sale: &SaleHandle,
     customer: &CustomerId,
-    address: Option<axum::Extension<ClientAddress>>,
+    address: Option<ClientAddress>,
     proof: Option<&ProofOfWork>,
 ) -> Result<()> {
     let bits = sale.settings().pow_difficulty();
@@ -178,7 +198,7 @@ async fn check_work(
     }
     let sale_id = sale.id();
     let signed_in = state.identity.takes_login().then_some(customer);
-    let requester = pow::requester(signed_in, address.map(|a| a.0));
+    let requester = pow::requester(signed_in, address);
     let now = Utc::now().timestamp();
     let checked = match pow::check(state, &sale_id, bits, &requester, proof, now) {
         Ok(()) => match proof {
@@ -188,7 +208,7 @@ async fn check_work(
         Err(refused) => Err(refused),
     };
     checked.map_err(|refused| {
-        sale.counters.record(Outcome::ProofOfWork);
+        sale.counters.record(Outcome::BotCheck);
         refused.problem().into()
     })
 }

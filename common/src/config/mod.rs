@@ -17,8 +17,8 @@ pub use infra::{
     AmqpConfig, DatabaseConfig, DrainConfig, LogFormat, RedisConfig, StripeConfig, TelemetryConfig,
 };
 pub use roles::{
-    AdmissionConfig, CatalogConfig, IdentityConfig, IdentityMode, PassConfig, RateConfig,
-    StripeSimConfig, WebhookConfig, WorkerConfig,
+    AdmissionConfig, CaptchaConfig, CaptchaProvider, CatalogConfig, IdentityConfig, IdentityMode,
+    PassConfig, RateConfig, StripeSimConfig, WebhookConfig, WorkerConfig,
 };
 
 use crate::{Error, Result};

@@ -72,6 +72,81 @@ pub struct AdmissionConfig {
     pub identity: IdentityConfig,
     /// Passes the shop's checkout verifies offline: off without a signing key.
     pub pass: PassConfig,
+    /// A captcha provider for the sales that ask arrivals to solve one (`captcha`), the
+    /// alternative to proof of work; verified server-side.
+    pub captcha: CaptchaConfig,
+}
+
+/// Which captcha provider the door verifies answers with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CaptchaProvider {
+    /// No provider: no sale may ask for a captcha.
+    #[default]
+    None,
+    /// Cloudflare Turnstile.
+    Turnstile,
+    /// hCaptcha.
+    Hcaptcha,
+}
+
+impl CaptchaProvider {
+    /// The provider's own verification endpoint.
+    pub fn default_verify_url(self) -> Option<&'static str> {
+        match self {
+            Self::None => None,
+            Self::Turnstile => Some("https://challenges.cloudflare.com/turnstile/v0/siteverify"),
+            Self::Hcaptcha => Some("https://api.hcaptcha.com/siteverify"),
+        }
+    }
+}
+
+/// `admission.captcha`: answers are checked by a POST of `secret`, `response` and
+/// `remoteip` (form-encoded) to the provider's siteverify endpoint, which both providers
+/// answer with `{"success": bool, ...}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CaptchaConfig {
+    /// `none`, `turnstile` or `hcaptcha`.
+    pub provider: CaptchaProvider,
+    /// The provider's secret key (SECRET).
+    pub secret: Option<SecretString>,
+    /// The public site key the join page shows the widget with.
+    pub site_key: Option<String>,
+    /// Where answers are verified (default: the provider's siteverify URL).
+    pub verify_url: Option<String>,
+    /// Longest wait for the provider; past it the arrival is answered `503`.
+    pub timeout_ms: u64,
+}
+
+impl Default for CaptchaConfig {
+    fn default() -> Self {
+        Self {
+            provider: CaptchaProvider::None,
+            secret: None,
+            site_key: None,
+            verify_url: None,
+            timeout_ms: 3000,
+        }
+    }
+}
+
+impl CaptchaConfig {
+    fn check(&self, problems: &mut Vec<String>) {
+        if self.provider == CaptchaProvider::None {
+            return;
+        }
+        require(
+            problems,
+            self.secret.is_some() && self.site_key.is_some(),
+            "admission.captcha needs secret and site_key with a provider",
+        );
+        require(
+            problems,
+            (100..=30_000).contains(&self.timeout_ms),
+            "admission.captcha.timeout_ms must be 100..=30000",
+        );
+    }
 }
 
 /// A signed pass for a shopper holding a unit (`GET /v1/tickets/{ticket}/pass`), checked
@@ -137,7 +212,8 @@ pub struct IdentityConfig {
     pub audience: Option<String>,
     /// Clock skew allowed on `exp` and `nbf`, in seconds.
     pub leeway_secs: u64,
-    /// With `jwt`, replaces `admission.per_address`: a crowd behind one address (a
+    /// With `jwt`, and for the sales that ask for proof of work, replaces
+    /// `admission.per_address`: a crowd behind one address (a
     /// carrier-grade NAT, an office) is many customers, each already held to
     /// `admission.per_customer` and to one ticket, so the address limit only bounds
     /// one abusive address (tokens refused cost a signature check each). 1,000/s serves
@@ -215,6 +291,7 @@ impl Default for AdmissionConfig {
             max_pending_arrivals: 4096,
             identity: IdentityConfig::default(),
             pass: PassConfig::default(),
+            captcha: CaptchaConfig::default(),
         }
     }
 }
@@ -222,6 +299,7 @@ impl Default for AdmissionConfig {
 impl AdmissionConfig {
     pub(crate) fn check(&self, problems: &mut Vec<String>) {
         self.identity.check(problems);
+        self.captcha.check(problems);
         require(
             problems,
             (10..=3600).contains(&self.pass.ttl_secs),

@@ -241,6 +241,7 @@ mod tests {
                 max_quantity_per_customer: None,
                 prequeue_opens_at: None,
                 pow_difficulty: 0,
+                captcha: false,
                 fairness: Default::default(),
                 terms: SaleTerms::default(),
             },

@@ -61,6 +61,10 @@ pub struct SaleInput {
     #[serde(default)]
     #[schema(minimum = 0, maximum = 28)]
     pub pow_difficulty: Option<i32>,
+    /// Each arrival solves a captcha (the door's `admission.captcha` provider).
+    /// Default: false (on create) or unchanged.
+    #[serde(default)]
+    pub captcha: Option<bool>,
 }
 
 /// A sale as stored, and as every role reads it: what it sells and at what price, how the
@@ -96,6 +100,8 @@ pub struct Sale {
     pub prequeue_opens_at: Option<DateTime<Utc>>,
     /// Proof of work asked of each arrival (leading zero bits; 0: none).
     pub pow_difficulty: i32,
+    /// Each arrival solves a captcha.
+    pub captcha: bool,
     /// The pre-queue's draw as far as it is public.
     pub fairness: Fairness,
     /// Stock terms as committed.
@@ -149,7 +155,7 @@ impl Fairness {
 pub const COLUMNS: &str = "id, sku, price, currency, starts_at, hold_seconds, rate_per_second, \
                            burst, paused, waitlist, waitlist_limit, max_quantity_per_customer, version, \
                            stock, reserved, sold, decided, waitlisted, prequeue_opens_at, \
-                           fairness_commitment, prequeue_digest, drawn_at, prequeued, pow_difficulty, \
+                           fairness_commitment, prequeue_digest, drawn_at, prequeued, pow_difficulty, captcha, \
                            CASE WHEN drawn_at IS NULL THEN NULL ELSE fairness_seed END AS revealed_seed";
 
 impl<'r> sqlx::FromRow<'r, PgRow> for Sale {
@@ -169,6 +175,7 @@ impl<'r> sqlx::FromRow<'r, PgRow> for Sale {
             max_quantity_per_customer: row.try_get("max_quantity_per_customer")?,
             prequeue_opens_at: row.try_get("prequeue_opens_at")?,
             pow_difficulty: row.try_get("pow_difficulty")?,
+            captcha: row.try_get("captcha")?,
             fairness: Fairness {
                 commitment: row.try_get("fairness_commitment")?,
                 seed: row.try_get("revealed_seed")?,
@@ -235,6 +242,8 @@ pub struct SaleDocument<'a> {
     prequeue_opens_at: Option<DateTime<Utc>>,
     /// Proof of work asked of each arrival (leading zero bits; 0: none).
     pow_difficulty: i32,
+    /// Each arrival solves a captcha.
+    captcha: bool,
     /// The pre-queue's draw: the seed's commitment, and after the opening the seed.
     fairness: FairnessView,
     /// Version of the stock terms.
@@ -285,6 +294,7 @@ impl Serialize for Sale {
             max_quantity_per_customer: self.max_quantity_per_customer,
             prequeue_opens_at: self.prequeue_opens_at,
             pow_difficulty: self.pow_difficulty,
+            captcha: self.captcha,
             fairness: self.fairness.view(),
             version: t.version,
         }
@@ -331,6 +341,8 @@ pub struct AdmissionChange {
     /// at a lower difficulty are refused from then on.
     #[schema(minimum = 0, maximum = 28)]
     pub pow_difficulty: Option<i32>,
+    /// Ask each arrival for a captcha (true) or not (false).
+    pub captcha: Option<bool>,
 }
 
 /// A sale's admission settings.
@@ -348,6 +360,8 @@ pub struct AdmissionDoc {
     pub waitlist: bool,
     /// Proof-of-work difficulty (leading zero bits; 0: off).
     pub pow_difficulty: i32,
+    /// Each arrival solves a captcha.
+    pub captcha: bool,
 }
 
 /// Locks and reads a sale.
@@ -372,9 +386,9 @@ pub async fn write_sale(
     sqlx::query_as(AssertSqlSafe(format!(
         "INSERT INTO sales (id, sku, stock, price, currency, starts_at, hold_seconds, rate_per_second, burst,
                             paused, waitlist, waitlist_limit, max_quantity_per_customer, prequeue_opens_at,
-                            pow_difficulty, fairness_seed, fairness_commitment, drawn_at, prequeue_digest)
+                            pow_difficulty, captcha, fairness_seed, fairness_commitment, drawn_at, prequeue_digest)
          VALUES ($1, $2, $3, $4, $5, COALESCE($6, now()), COALESCE($7, 600), $8, $9, COALESCE($10, false),
-                 COALESCE($11, true), $12, $13, $14, COALESCE($18, 0), $15, $16,
+                 COALESCE($11, true), $12, $13, $14, COALESCE($18, 0), COALESCE($19, false), $15, $16,
                  CASE WHEN COALESCE($6, now()) <= now() THEN now() END,
                  CASE WHEN COALESCE($6, now()) <= now() THEN $17::bytea END)
          ON CONFLICT (id) DO UPDATE SET
@@ -386,6 +400,7 @@ pub async fn write_sale(
              max_quantity_per_customer = COALESCE($13, sales.max_quantity_per_customer),
              prequeue_opens_at = COALESCE($14, sales.prequeue_opens_at),
              pow_difficulty = COALESCE($18, sales.pow_difficulty),
+             captcha = COALESCE($19, sales.captcha),
              version = sales.version + 1, updated_at = now()
          RETURNING {COLUMNS}"
     )))
@@ -407,6 +422,7 @@ pub async fn write_sale(
     .bind(crate::fairness::commitment(&seed).as_slice())
     .bind(crate::fairness::digest(&[]).as_slice())
     .bind(input.pow_difficulty)
+    .bind(input.captcha)
     .fetch_one(&mut *tx)
     .await
 }
@@ -418,7 +434,7 @@ pub async fn lock_admission(
 ) -> sqlx::Result<Option<AdmissionDoc>> {
     sqlx::query_as!(
         AdmissionDoc,
-        "SELECT id AS sale_id, rate_per_second, burst, paused, waitlist, pow_difficulty FROM sales WHERE id = $1 FOR UPDATE",
+        "SELECT id AS sale_id, rate_per_second, burst, paused, waitlist, pow_difficulty, captcha FROM sales WHERE id = $1 FOR UPDATE",
         id.as_str()
     )
     .fetch_optional(&mut *tx)
@@ -435,15 +451,17 @@ pub async fn set_admission(
         AdmissionDoc,
         r#"UPDATE sales SET rate_per_second = COALESCE($2, rate_per_second), burst = COALESCE($3, burst),
                paused = COALESCE($4, paused), waitlist = COALESCE($5, waitlist),
-               pow_difficulty = COALESCE($6, pow_difficulty), updated_at = now()
+               pow_difficulty = COALESCE($6, pow_difficulty), captcha = COALESCE($7, captcha),
+               updated_at = now()
            WHERE id = $1
-           RETURNING id AS sale_id, rate_per_second, burst, paused, waitlist, pow_difficulty"#,
+           RETURNING id AS sale_id, rate_per_second, burst, paused, waitlist, pow_difficulty, captcha"#,
         id.as_str(),
         change.rate_per_second,
         change.burst,
         change.paused,
         change.waitlist,
-        change.pow_difficulty
+        change.pow_difficulty,
+        change.captcha
     )
     .fetch_one(&mut *tx)
     .await

@@ -200,3 +200,219 @@ async fn the_join_page_solves_the_challenge_in_the_browser_and_waits_in_the_pre_
     browser.quit().await;
     stack.stop().await;
 }
+
+/// A captcha provider's siteverify endpoint, as Turnstile and hCaptcha answer it: an
+/// answer starting `good-` is accepted once, anything else refused; `down` makes it fail.
+struct Verifier {
+    url: String,
+    down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    asked: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Verifier {
+    async fn start() -> Self {
+        use std::sync::atomic::Ordering;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/siteverify", listener.local_addr().unwrap());
+        let down = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let (flag, log) = (down.clone(), asked.clone());
+        tokio::spawn(async move {
+            loop {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                let body = loop {
+                    let n = socket.read(&mut buf).await.unwrap();
+                    request.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&request).to_string();
+                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                        let length: usize = head
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse().unwrap())
+                            })
+                            .unwrap_or(0);
+                        if body.len() >= length {
+                            break body.to_owned();
+                        }
+                    }
+                };
+                let (status, verdict) = if flag.load(Ordering::SeqCst) {
+                    ("500 Internal Server Error", String::from("{}"))
+                } else {
+                    let response = body
+                        .split('&')
+                        .find_map(|kv| kv.strip_prefix("response="))
+                        .unwrap_or_default()
+                        .to_owned();
+                    let secret_ok = body.split('&').any(|kv| kv == "secret=test-captcha-secret");
+                    let mut seen = log.lock().unwrap();
+                    let fresh = !seen.contains(&response);
+                    seen.push(response.clone());
+                    let ok = secret_ok && fresh && response.starts_with("good-");
+                    ("200 OK", format!("{{\"success\":{ok}}}"))
+                };
+                let answer = format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{verdict}",
+                    verdict.len()
+                );
+                socket.write_all(answer.as_bytes()).await.unwrap();
+            }
+        });
+        Self { url, down, asked }
+    }
+}
+
+async fn captcha_ticket(stack: &Stack, customer: &str, token: Option<&str>) -> reqwest::Response {
+    let mut body = json!({ "customer_id": customer, "quantity": 1 });
+    if let Some(token) = token {
+        body["captcha_token"] = json!(token);
+    }
+    stack
+        .http
+        .post(stack.door("/v1/sales/human/tickets"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sale_asking_for_a_captcha_checks_each_answer_with_the_provider_once() {
+    let verifier = Verifier::start().await;
+    let url = verifier.url.clone();
+    let stack = Stack::start_with(move |c| {
+        c.admission.captcha.provider = flashgate_common::config::CaptchaProvider::Turnstile;
+        c.admission.captcha.secret = Some(secrecy::SecretString::from("test-captcha-secret"));
+        c.admission.captcha.site_key = Some("0x-test-site-key".into());
+        c.admission.captcha.verify_url = Some(url);
+    })
+    .await;
+    stack
+        .create_sale_with("human", json!({ "stock": 10, "captcha": true }))
+        .await;
+    assert_problem(
+        captcha_ticket(&stack, "alice", None).await,
+        403,
+        "captcha_required",
+        "no answer",
+    )
+    .await;
+    assert_problem(
+        captcha_ticket(&stack, "alice", Some("bot-guess")).await,
+        403,
+        "captcha_invalid",
+        "refused by the provider",
+    )
+    .await;
+    assert_eq!(
+        captcha_ticket(&stack, "alice", Some("good-1"))
+            .await
+            .status(),
+        202
+    );
+    // The same shopper retrying: let through without asking the provider (which would
+    // call the answer a duplicate); another shopper with it: refused.
+    let asked = verifier.asked.lock().unwrap().len();
+    assert_eq!(
+        captcha_ticket(&stack, "alice", Some("good-1"))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(verifier.asked.lock().unwrap().len(), asked);
+    assert_problem(
+        captcha_ticket(&stack, "mallory", Some("good-1")).await,
+        403,
+        "captcha_replayed",
+        "another shopper",
+    )
+    .await;
+    // The provider down: the shopper is told to retry, nothing is issued.
+    verifier
+        .down
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    assert_problem(
+        captcha_ticket(&stack, "bob", Some("good-2")).await,
+        503,
+        "captcha_unavailable",
+        "provider down",
+    )
+    .await;
+    verifier
+        .down
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(
+        captcha_ticket(&stack, "bob", Some("good-2")).await.status(),
+        202
+    );
+    // The join page shows the provider's widget with the site key.
+    let page = stack
+        .http
+        .get(stack.door("/sales/human/join"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(r#"class="cf-turnstile" data-sitekey="0x-test-site-key""#),
+        "{page}"
+    );
+    stack.stop().await;
+
+    // A door without a provider refuses a sale that asks for a captcha.
+    let plain = Stack::start().await;
+    let refused = plain
+        .http
+        .put(plain.door("/admin/v1/sales/human"))
+        .bearer_auth(ADMIN)
+        .json(
+            &json!({ "sku": "sku-human", "stock": 1, "price": 100, "currency": "eur",
+                       "rate_per_second": 10, "burst": 10, "captcha": true }),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_problem(refused, 422, "captcha_unavailable", "no provider").await;
+    plain.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crowd_behind_one_address_gets_in_when_the_sale_asks_for_work() {
+    // A strict address limit, as the default is for anonymous arrivals.
+    let stack = Stack::start_with(|c| {
+        c.admission.per_address = flashgate_common::config::RateConfig {
+            per_second: 2,
+            burst: 5,
+        };
+    })
+    .await;
+    stack
+        .create_sale_with("crowd", json!({ "stock": 100, "pow_difficulty": 8 }))
+        .await;
+    stack.create_sale("anonymous", 100).await;
+    let mut admitted = 0;
+    for i in 0..40 {
+        let offered = challenge(&stack, "crowd").await;
+        let work = solved(offered["challenge"].as_str().unwrap(), 8);
+        let answer = ticket_with(&stack, "crowd", &format!("shopper-{i}"), Some(work)).await;
+        admitted += usize::from(answer.status() == 202);
+    }
+    assert_eq!(admitted, 40, "every shopper who paid the work got in");
+    let mut limited = 0;
+    for i in 0..20 {
+        let answer = ticket_with(&stack, "anonymous", &format!("anon-{i}"), None).await;
+        limited += usize::from(answer.status() == 429);
+    }
+    assert!(
+        limited >= 10,
+        "without work, the address limit still holds: {limited} refused"
+    );
+    stack.stop().await;
+}
