@@ -19,7 +19,7 @@ import stack
 from stack import Stack
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-ORDER = ["browse", "door", "poll", "reserve", "webhook-storm", "flash-sale"]
+ORDER = ["browse", "door", "poll", "reserve", "webhook-storm", "flash-sale", "opening"]
 
 
 class Context:
@@ -40,6 +40,7 @@ class Context:
         self.stack = Stack(ROOT, args.profile or ("debug" if args.short else "release"), self.secrets, self.work,
                            self.supervisor)
         self.phases, self.limits, self.reserve, self.flash, self.storm = [], {}, {}, None, None
+        self.opening = None
         self.goals, self.invariants, self.failures, self.notes = [], [], [], []
         self.sales, self.bench_sales = {}, False
         self.busy_at_start, self.load_at_start, self.commit = None, "", ""

@@ -207,6 +207,32 @@ def storm(ctx):
     ])
 
 
+def opening(ctx):
+    o = ctx.opening
+    rows = []
+    for label, key in (("anonymous", "plain"), ("signed in (HS256 JWT)", "identity"),
+                       (f"proof of work ({o['pow_bits']} bits)", "pow"), ("the opening's crowd", "main")):
+        r = o.get(key)
+        if not r:
+            continue
+        j = r["join"]
+        rows.append([label, fmt(r["shoppers"]), f"{j['per_sec']:,.0f}", f"{j['latency']['p50_ms']:.2f}",
+                     f"{j['latency']['p99_ms']:.2f}", f"{r.get('door_cpu_us_per_join', 0):.0f}",
+                     f"{j['driver_cpu_us_per_request']:.0f}", fmt(j["prequeued"])])
+    text = table(["joining the pre-queue", "shoppers", "joins/s", "p50 ms", "p99 ms", "door CPU µs/join",
+                  "driver CPU µs/join", "pre-queued"], rows)
+    main = (o.get("main") or {}).get("opening")
+    if main:
+        text += "\n" + table(["the opening", ""], [
+            ["draw committed after starts_at", f"{main.get('draw_committed_after_ms', 0):,.0f} ms"],
+            ["every shopper saw a place (polling each until it did)",
+             f"{main['every_ticket_placed_after_ms']:,.0f} ms ({main['polls']:,} polls)"],
+            ["every drawn ticket confirmed by the broker", f"{main.get('every_ticket_confirmed_after_ms', 0):,.0f} ms"],
+            ["tickets drawn", fmt(main.get("drawn"))],
+        ])
+    return text
+
+
 def invariants(ctx):
     rows = []
     for sale, ok, v in ctx.invariants:
@@ -273,6 +299,7 @@ def write(ctx, results_dir):
                 ("Reservations (issue 4)", reservations(ctx) if ctx.reserve else ""),
                 ("Flash sale against the textbook checkout", flash(ctx) if ctx.flash else ""),
                 ("Webhook storm", storm(ctx) if ctx.storm else ""),
+                ("The opening with a pre-queue (issue 14)", opening(ctx) if ctx.opening else ""),
                 ("Invariants, checked in PostgreSQL and the emulator", invariants(ctx) if ctx.invariants else "")]
     for title, body in sections:
         if body:

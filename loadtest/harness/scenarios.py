@@ -205,6 +205,98 @@ def webhook_storm(ctx):
     ctx.sales["storm"] = {}
 
 
+JWT = {"secret": "loadtest-login-secret", "issuer": "https://shop.loadtest", "audience": "flashgate"}
+
+
+def opening_sale(ctx, sale, starts_at, stock, pow_bits=0):
+    admin_put(ctx, f"{url('catalog')}/admin/v1/products/lt-opening",
+              {"name": "Opening drop", "price": 4900, "currency": "eur"})
+    admin_put(ctx, f"{url('admission')}/admin/v1/sales/{sale}", {
+        "sku": "lt-opening", "stock": stock, "price": 4900, "currency": "eur", "hold_seconds": 60,
+        "rate_per_second": 1000000, "burst": 1000000, "starts_at": starts_at, "pow_difficulty": pow_bits})
+
+
+def opening_bench(ctx, name, sale, shoppers, extra, timeout):
+    args = ["opening-bench", "--addr", addr("admission"), "--sale", sale, "--shoppers", str(shoppers),
+            "--prefix", f"{sale}-"] + extra
+    meter = measure.CpuMeter(ctx)
+    report = measure.loadtool(ctx, name, args, ctx.stack.env(), timeout)
+    if report is None:
+        return None
+    cpu, _ = meter.stop(0.0)
+    join = report["join"]
+    report["door_cpu_us_per_join"] = cpu.get("admission", 0.0) / max(1, shoppers) * 1e6
+    print(f"{name}: {shoppers} joined at {join['per_sec']:.0f}/s, p99 {join['latency']['p99_ms']:.1f} ms, "
+          f"{join['statuses']}", flush=True)
+    if join["prequeued"] != shoppers:
+        ctx.fail(f"{name}: {join['prequeued']} of {shoppers} shoppers pre-queued ({join['statuses']})")
+    return report
+
+
+def restart_door(ctx, extra_env):
+    """The door again, with `extra_env` on top of the run's settings."""
+    import signal
+    import time
+    pid = ctx.stack.pids["admission"]
+    os.killpg(pid, signal.SIGTERM)
+    deadline = time.time() + 20
+    while os.path.exists(f"/proc/{pid}") and time.time() < deadline:
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0]:
+                break
+        except ChildProcessError:
+            break
+        time.sleep(0.05)
+    ctx.supervisor.children = [(n, c) for n, c in ctx.supervisor.children if c.pid != pid]
+    child = ctx.supervisor.start("flashgate-admission", [ctx.stack.binary("flashgate"), "admission"],
+                                 dict(ctx.stack.env(), **extra_env))
+    ctx.stack.pids["admission"] = child.pid
+    import procs
+    procs.wait_http(f"{url('admission')}/readyz", 60, lambda: child.poll() is None)
+
+
+def opening(ctx):
+    """Issue 14: the opening second of a sale with a crowd in its pre-queue (every shopper
+    has a place how long after starts_at), and the door's pre-queue throughput with
+    identity and with proof of work on, as ratios to the same run's throughput without."""
+    import datetime
+    o = ctx.mode.opening
+    later = "2099-01-01T00:00:00Z"
+    for sale, bits in (("opening-plain", 0), ("opening-pow", o["POW_BITS"])):
+        opening_sale(ctx, sale, later, 10, bits)
+    timeout = 600
+    plain = opening_bench(ctx, "prequeue-plain", "opening-plain", o["COMPARE"], [], timeout)
+    pow_run = opening_bench(ctx, "prequeue-pow", "opening-pow", o["COMPARE"], ["--pow"], timeout)
+    # The opening: enough lead for the crowd to join first (the join rate measured above).
+    lead = 10 + o["PREQUEUED"] / max(200.0, 0.5 * (plain or {}).get("join", {}).get("per_sec", 200.0))
+    starts = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=lead)
+    starts_at = starts.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    opening_sale(ctx, "opening", starts_at, o["STOCK"])
+    main = opening_bench(ctx, "opening", "opening", o["PREQUEUED"],
+                         ["--starts-at", starts_at, "--database-url", DATABASE_URL], timeout + lead)
+    ctx.sales["opening"] = {"confirm_held": True}
+    restart_door(ctx, {"FLASHGATE_ADMISSION__IDENTITY__MODE": "jwt",
+                       "FLASHGATE_ADMISSION__IDENTITY__HS256_SECRET": JWT["secret"],
+                       "FLASHGATE_ADMISSION__IDENTITY__ISSUER": JWT["issuer"],
+                       "FLASHGATE_ADMISSION__IDENTITY__AUDIENCE": JWT["audience"]})
+    opening_sale(ctx, "opening-jwt", later, 10)
+    jwt_run = opening_bench(ctx, "prequeue-identity", "opening-jwt", o["COMPARE"],
+                            ["--jwt-secret", JWT["secret"], "--issuer", JWT["issuer"],
+                             "--audience", JWT["audience"]], timeout)
+    restart_door(ctx, {})
+    ctx.opening = {"plain": plain, "pow": pow_run, "identity": jwt_run, "main": main, "lead_s": lead,
+                   "pow_bits": o["POW_BITS"]}
+    if main and "opening" in main:
+        ctx.goal("opening_every_shopper_placed_ms", main["opening"]["every_ticket_placed_after_ms"],
+                 f"from starts_at until each of {o['PREQUEUED']:,} pre-queued shoppers saw a place")
+    if plain and pow_run and jwt_run:
+        base = plain["join"]["per_sec"]
+        ctx.goal("prequeue_rate_identity_vs_off", jwt_run["join"]["per_sec"] / base,
+                 "pre-queue joins/s signed in (HS256 JWT) ÷ anonymous")
+        ctx.goal("prequeue_rate_pow_vs_off", pow_run["join"]["per_sec"] / base,
+                 f"pre-queue joins/s with proof of work ({o['POW_BITS']} bits, solved beforehand) ÷ without")
+
+
 RUN = {
     "door": door,
     "poll": poll,
@@ -212,4 +304,5 @@ RUN = {
     "reserve": reserve,
     "flash-sale": flash_sale,
     "webhook-storm": webhook_storm,
+    "opening": opening,
 }

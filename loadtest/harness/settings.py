@@ -25,7 +25,7 @@ AMQP_PREFIX = "lt."
 REDIS_PREFIX = "lt:"
 RESERVE_AMQP_PREFIX = "ltr."
 RESERVE_REDIS_PREFIX = "ltr:"
-SCENARIOS = ["door", "poll", "browse", "reserve", "flash-sale", "webhook-storm"]
+SCENARIOS = ["door", "poll", "browse", "reserve", "flash-sale", "webhook-storm", "opening"]
 
 
 def url(role):
@@ -51,6 +51,9 @@ class Mode:
     pgbench_secs: int = 0
     redis_requests: int = 0
     settle_secs: int = 120
+    # The opening (issue 14): shoppers pre-queued, shoppers in each with/without run,
+    # the proof-of-work difficulty, stock.
+    opening: dict = field(default_factory=dict)
 
     @property
     def open_connections(self):
@@ -69,6 +72,7 @@ SHORT = Mode(
                SALE_BURST=500, SHOPPER_DEADLINE_S=60, GRACE_S=70, P99_LIMIT_MS=30000),
     storm=dict(SHOPPERS=24, RATE=100, DURATION_S=5),
     reserve_tickets=2000, lock_requests=1000, pgbench_secs=3, redis_requests=20000,
+    opening=dict(PREQUEUED=1000, COMPARE=500, POW_BITS=8, STOCK=100),
 )
 
 FULL = Mode(
@@ -79,6 +83,7 @@ FULL = Mode(
     storm=dict(SHOPPERS=100, RATE=500, DURATION_S=30),
     reserve_tickets=50000, lock_requests=20000, pgbench_secs=15, redis_requests=500000,
     settle_secs=240,
+    opening=dict(PREQUEUED=20000, COMPARE=5000, POW_BITS=12, STOCK=2000),
 )
 
 # The goals of issues 3, 4 and 6: (ratio or latency, comparison, target).
@@ -93,6 +98,10 @@ GOALS = {
     "reserve_vs_pgbench_batched": (">=", 0.5),
     "reserve_packed_vs_lock_baseline": (">=", 20.0),
     "reserve_packed_vs_pgbench_batched": (">=", 0.5),
+    # Issue 14: the opening of a sale with a crowd in its pre-queue.
+    "opening_every_shopper_placed_ms": ("<=", 5000.0),
+    "prequeue_rate_identity_vs_off": (">=", 0.8),
+    "prequeue_rate_pow_vs_off": (">=", 0.8),
 }
 # Tickets a message in the reserve bench's packed run: what the door's group commit packed
 # on average over the whole door scenario with the default settings (332,409 tickets in

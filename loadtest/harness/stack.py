@@ -69,6 +69,9 @@ class Stack:
             # All the load comes from 127.0.0.1: the per-address limit would meter k6 itself.
             "FLASHGATE_ADMISSION__PER_ADDRESS__PER_SECOND": "0",
             "FLASHGATE_ADMISSION__PER_ADDRESS__BURST": "0",
+            # The same for signed-in shoppers and sales asking for proof of work.
+            "FLASHGATE_ADMISSION__IDENTITY__PER_ADDRESS__PER_SECOND": "0",
+            "FLASHGATE_ADMISSION__IDENTITY__PER_ADDRESS__BURST": "0",
             "FLASHGATE_WORKER__SWEEP_INTERVAL_MS": "250",
             # One access-log line per request would cost the measured roles CPU at these rates.
             "FLASHGATE_TELEMETRY__LOG_FILTER": "info,sqlx=warn,lapin=warn,hyper=warn,stripe=error,flashgate::access=off",

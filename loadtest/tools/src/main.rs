@@ -7,12 +7,15 @@
 //!   `SELECT … FOR UPDATE` transaction per ticket from concurrent clients.
 //! - `http-bench`: a lean HTTP/1.1 driver, closed or open loop, for the rates that k6
 //!   (a hundred-odd µs of CPU per request) could not reach on a small machine.
+//! - `opening-bench`: a crowd in a sale's pre-queue, and the time from the opening until
+//!   every shopper has a place (issue 14).
 //! - `reset-queues`: deletes every queue and exchange of a prefix (cleanup).
 //!
 //! flashgate settings come from the usual `FLASHGATE_*` environment.
 
 mod http;
 mod lock;
+mod opening;
 mod reserve;
 mod stats;
 mod worker;
@@ -39,6 +42,9 @@ enum Command {
     LockBench(lock::Args),
     /// Closed- or open-loop HTTP/1.1 load on one server.
     HttpBench(http::Args),
+    /// A crowd joins a sale's pre-queue (optionally signed in, with proof of work), then
+    /// the time from the opening until every shopper has a place.
+    OpeningBench(opening::Args),
     /// Delete the queues and exchanges of `FLASHGATE_AMQP__PREFIX`.
     ResetQueues,
 }
@@ -58,6 +64,7 @@ async fn main() -> anyhow::Result<()> {
         Command::ReserveBench(args) => reserve::run(Config::load(None)?, args).await?,
         Command::LockBench(args) => lock::run(args).await?,
         Command::HttpBench(args) => http::run(args).await?,
+        Command::OpeningBench(args) => opening::run(args).await?,
         Command::ResetQueues => {
             let config = Config::load(None)?;
             anyhow::ensure!(
