@@ -63,7 +63,7 @@ pub struct Challenge {
 }
 
 /// A solved challenge, in the ticket request.
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ProofOfWork {
     /// The challenge as handed out.
     #[schema(max_length = 300)]
@@ -157,8 +157,8 @@ impl Refused {
 
 /// Checks a proof of work in memory: signature, sale, requester, expiry, difficulty and
 /// the work itself. The one-use check is [`use_once`].
-pub(crate) fn check(
-    state: &AppState,
+pub fn check(
+    signer: &TicketSigner,
     sale: &SaleId,
     required_bits: u32,
     requester: &str,
@@ -173,7 +173,7 @@ pub(crate) fn check(
     let mac = B64
         .decode(mac)
         .map_err(|_| Refused::Invalid("not a challenge"))?;
-    if !state.signer.verify_mac(DOMAIN, body, &mac) {
+    if !signer.verify_mac(DOMAIN, body, &mac) {
         return Err(Refused::Invalid("not a challenge from this door"));
     }
     let parts: Vec<&str> = body.split('.').collect();
@@ -247,9 +247,8 @@ pub(crate) async fn challenge(
     headers: HeaderMap,
     address: Option<axum::Extension<ClientAddress>>,
 ) -> Result<Response> {
-    let not_found = || Problem::not_found("sale_not_found", "no sale with this id");
-    let sale_id = SaleId::parse(sale_id).map_err(|_| not_found())?;
-    let sale = state.sales.get(&sale_id).await?.ok_or_else(not_found)?;
+    let sale = crate::sales_api::known_sale(&state, sale_id).await?;
+    let sale_id = sale.id();
     let bits = sale.settings().pow_difficulty();
     let signed_in = state.identity.signed_in(&headers);
     let requester = requester(signed_in.as_ref(), address.map(|a| a.0));

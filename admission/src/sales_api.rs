@@ -48,6 +48,16 @@ pub(crate) struct SaleView {
     fairness: FairnessView,
 }
 
+/// The sale named in a shopper's path, or `404 sale_not_found`.
+pub(crate) async fn known_sale(
+    state: &AppState,
+    raw: String,
+) -> Result<std::sync::Arc<crate::sales::SaleHandle>> {
+    let not_found = || Problem::not_found("sale_not_found", "no sale with this id");
+    let sale_id = SaleId::parse(raw).map_err(|_| not_found())?;
+    Ok(state.sales.get(&sale_id).await?.ok_or_else(not_found)?)
+}
+
 /// A sale as shoppers see it: price, state, units left, queue length.
 #[utoipa::path(get, path = "/v1/sales/{sale_id}", tag = "shoppers",
     params(("sale_id" = String, Path, description = "The sale")),
@@ -61,13 +71,11 @@ pub(crate) async fn get_sale(
     State(state): State<AppState>,
     ApiPath(sale_id): ApiPath<String>,
 ) -> Result<Json<SaleView>> {
-    let not_found = || Problem::not_found("sale_not_found", "no sale with this id");
-    let sale_id = SaleId::parse(sale_id).map_err(|_| not_found())?;
-    let sale = state.sales.get(&sale_id).await?.ok_or_else(not_found)?;
+    let sale = known_sale(&state, sale_id).await?;
     let settings = sale.settings();
     let live = sale.live();
     Ok(Json(SaleView {
-        sale_id,
+        sale_id: sale.id(),
         sku: settings.sku.clone(),
         status: sale.state(Utc::now()).as_str(),
         price: settings.price,
@@ -98,10 +106,9 @@ pub(crate) async fn get_fairness(
     ApiPath(sale_id): ApiPath<String>,
 ) -> Result<axum::response::Response> {
     use axum::response::IntoResponse;
-    let not_found = || Problem::not_found("sale_not_found", "no sale with this id");
-    let sale_id = SaleId::parse(sale_id).map_err(|_| not_found())?;
     // Known to the door first, so made-up ids cost no database read.
-    state.sales.get(&sale_id).await?.ok_or_else(not_found)?;
+    let sale_id = known_sale(&state, sale_id).await?.id();
+    let not_found = || Problem::not_found("sale_not_found", "no sale with this id");
     let _slot = state
         .db_lookups
         .acquire()

@@ -12,6 +12,16 @@ use crate::state::AppState;
 use crate::tickets::{TicketBody, ticket_state, verify_token};
 
 const PAGE: &str = include_str!("waiting_room.html");
+const STYLE: &str = include_str!("page.css");
+
+/// `template` with each `{{NAME}}` replaced by its value (given already escaped), and the
+/// shared style.
+fn fill(template: &str, values: &[(&str, &str)]) -> String {
+    values.iter().fold(
+        template.replace("{{STYLE}}", STYLE),
+        |page, (name, value)| page.replace(&format!("{{{{{name}}}}}"), value),
+    )
+}
 
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
@@ -72,18 +82,17 @@ pub(crate) async fn page(
     ApiPath(token): ApiPath<String>,
 ) -> Response {
     let Ok(claims) = verify_token(&state, &token) else {
-        let html = PAGE
-            .replace("{{HEADLINE}}", "Unknown or expired ticket")
-            .replace("{{WAIT}}", "")
-            .replace("{{REFRESH}}", "");
-        return (
-            StatusCode::NOT_FOUND,
-            Html(
-                html.replace("{{TICKET}}", "")
-                    .replace("{{STATUS}}", "unknown"),
-            ),
-        )
-            .into_response();
+        let html = fill(
+            PAGE,
+            &[
+                ("HEADLINE", "Unknown or expired ticket"),
+                ("WAIT", ""),
+                ("REFRESH", ""),
+                ("TICKET", ""),
+                ("STATUS", "unknown"),
+            ],
+        );
+        return (StatusCode::NOT_FOUND, Html(html)).into_response();
     };
     let body = match ticket_state(&state, &claims, token.clone()).await {
         Ok(found) => found.body,
@@ -97,12 +106,16 @@ pub(crate) async fn page(
     } else {
         String::new()
     };
-    let html = PAGE
-        .replace("{{REFRESH}}", &refresh)
-        .replace("{{HEADLINE}}", &escape(&headline(&body)))
-        .replace("{{WAIT}}", &escape(&wait_text(&body)))
-        .replace("{{STATUS}}", body.status.as_str())
-        .replace("{{TICKET}}", &escape(&token));
+    let html = fill(
+        PAGE,
+        &[
+            ("REFRESH", &refresh),
+            ("HEADLINE", &escape(&headline(&body))),
+            ("WAIT", &escape(&wait_text(&body))),
+            ("STATUS", body.status.as_str()),
+            ("TICKET", &escape(&token)),
+        ],
+    );
     ([(header::CACHE_CONTROL, "no-store")], Html(html)).into_response()
 }
 
@@ -143,14 +156,18 @@ pub(crate) async fn join(
     let sale = match sale {
         Ok(Some(sale)) => sale,
         Ok(None) => {
-            let html = JOIN
-                .replace("{{HEADLINE}}", "No such sale")
-                .replace("{{DETAIL}}", "")
-                .replace("{{SALE}}", "")
-                .replace("{{CUSTOMER}}", "")
-                .replace("{{CAPTCHA}}", "")
-                .replace("{{NEEDS_CAPTCHA}}", "false")
-                .replace("{{AUTO}}", "false");
+            let html = fill(
+                JOIN,
+                &[
+                    ("HEADLINE", "No such sale"),
+                    ("DETAIL", ""),
+                    ("SALE", ""),
+                    ("CUSTOMER", ""),
+                    ("CAPTCHA", ""),
+                    ("NEEDS_CAPTCHA", "false"),
+                    ("AUTO", "false"),
+                ],
+            );
             return (StatusCode::NOT_FOUND, Html(html)).into_response();
         }
         Err(e) => return crate::Error::from(e).into_response(),
@@ -169,27 +186,31 @@ pub(crate) async fn join(
         (Some(captcha), true) => captcha_widget(captcha),
         _ => String::new(),
     };
-    let html = JOIN
-        .replace(
-            "{{HEADLINE}}",
-            &escape(&format!("Join the queue for {}", settings.sku)),
-        )
-        .replace("{{DETAIL}}", &escape(&detail))
-        .replace("{{SALE}}", settings.id.as_str())
-        .replace("{{CAPTCHA}}", &widget)
-        .replace(
-            "{{NEEDS_CAPTCHA}}",
-            if widget.is_empty() { "false" } else { "true" },
-        )
-        .replace("{{CUSTOMER}}", &escape(customer))
-        .replace(
-            "{{AUTO}}",
-            if auto && !customer.is_empty() {
-                "true"
-            } else {
-                "false"
-            },
-        );
+    let html = fill(
+        JOIN,
+        &[
+            (
+                "HEADLINE",
+                &escape(&format!("Join the queue for {}", settings.sku)),
+            ),
+            ("DETAIL", &escape(&detail)),
+            ("SALE", settings.id.as_str()),
+            ("CAPTCHA", &widget),
+            (
+                "NEEDS_CAPTCHA",
+                if widget.is_empty() { "false" } else { "true" },
+            ),
+            ("CUSTOMER", &escape(customer)),
+            (
+                "AUTO",
+                if auto && !customer.is_empty() {
+                    "true"
+                } else {
+                    "false"
+                },
+            ),
+        ],
+    );
     ([(header::CACHE_CONTROL, "no-store")], Html(html)).into_response()
 }
 

@@ -218,14 +218,11 @@ def opening_sale(ctx, sale, starts_at, stock, pow_bits=0):
 
 def opening_bench(ctx, name, sale, shoppers, extra, timeout):
     args = ["opening-bench", "--addr", addr("admission"), "--sale", sale, "--shoppers", str(shoppers),
-            "--prefix", f"{sale}-"] + extra
-    meter = measure.CpuMeter(ctx)
+            "--prefix", f"{sale}-", "--door-pid", str(ctx.stack.pids["admission"])] + extra
     report = measure.loadtool(ctx, name, args, ctx.stack.env(), timeout)
     if report is None:
         return None
-    cpu, _ = meter.stop(0.0)
     join = report["join"]
-    report["door_cpu_us_per_join"] = cpu.get("admission", 0.0) / max(1, shoppers) * 1e6
     print(f"{name}: {shoppers} joined at {join['per_sec']:.0f}/s, p99 {join['latency']['p99_ms']:.1f} ms, "
           f"{join['statuses']}", flush=True)
     if join["prequeued"] != shoppers:

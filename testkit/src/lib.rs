@@ -167,6 +167,24 @@ impl Stack {
         .await;
     }
 
+    /// The door's JSON answer to `GET path` (which must be `200`).
+    pub async fn get_json(&self, path: &str) -> Value {
+        let response = self.http.get(self.door(path)).send().await.unwrap();
+        assert_eq!(response.status(), 200, "GET {path}");
+        response.json().await.unwrap()
+    }
+
+    /// `PUT /admin/v1/sales/{sale}` with `body` as it is; the raw answer.
+    pub async fn put_sale(&self, sale: &str, body: &Value) -> reqwest::Response {
+        self.http
+            .put(self.door(&format!("/admin/v1/sales/{sale}")))
+            .bearer_auth(ADMIN)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// Creates a product and a sale with `overrides` on top of the defaults.
     pub async fn create_sale_with(&self, sale: &str, overrides: Value) {
         let sku = format!("sku-{sale}");
@@ -185,12 +203,7 @@ impl Stack {
         for (k, v) in overrides.as_object().unwrap() {
             body[k] = v.clone();
         }
-        let put = self
-            .http
-            .put(self.door(&format!("/admin/v1/sales/{sale}")))
-            .bearer_auth(ADMIN)
-            .json(&body);
-        let response = put.send().await.unwrap();
+        let response = self.put_sale(sale, &body).await;
         assert!(
             response.status().is_success(),
             "sale created: {}",

@@ -200,7 +200,7 @@ async fn check_work(
     let signed_in = state.identity.takes_login().then_some(customer);
     let requester = pow::requester(signed_in, address);
     let now = Utc::now().timestamp();
-    let checked = match pow::check(state, &sale_id, bits, &requester, proof, now) {
+    let checked = match pow::check(&state.signer, &sale_id, bits, &requester, proof, now) {
         Ok(()) => match proof {
             Some(proof) => pow::use_once(state, &sale_id, proof, customer).await?,
             None => Ok(()),

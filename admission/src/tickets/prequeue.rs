@@ -217,6 +217,7 @@ async fn draw(state: &AppState, sale: &SaleId) -> flashgate_common::Result<()> {
     // Places in Redis before the commit: once the draw is visible, a claim finds the
     // counter past the drawn tickets and a pre-queued customer finds their ticket.
     write_drawn(&state.redis, sale, &drawn).await?;
+    prequeue::seal(&mut tx, sale).await?;
     tx.commit().await?;
     tracing::info!(%sale, tickets = drawn.len(), elapsed_ms = started.elapsed().as_millis() as u64, "pre-queue drawn");
     metrics::histogram!("flashgate_prequeue_draw_seconds").record(started.elapsed().as_secs_f64());

@@ -158,8 +158,8 @@ pub async fn due(db: &PgPool) -> sqlx::Result<(Vec<SaleId>, Option<DateTime<Utc>
     Ok((due, next))
 }
 
-/// Draws a sale's pre-queue inside `tx` (the caller commits, once what depends on the
-/// numbers is in place): seals the list of tickets that arrived before the opening,
+/// Draws a sale's pre-queue inside `tx` (the caller [`seal`]s it and commits, once what
+/// depends on the numbers is in place): seals the list of tickets that arrived before the opening,
 /// numbers them in the order the seed gives, then those that arrived since in arrival
 /// order. `None` if the sale is not due (not open yet, already drawn, or gone).
 pub async fn draw(tx: &mut PgConnection, sale: &SaleId) -> sqlx::Result<Option<Vec<DrawnTicket>>> {
@@ -220,8 +220,7 @@ pub async fn draw(tx: &mut PgConnection, sale: &SaleId) -> sqlx::Result<Option<V
     .await?;
     let digest = fairness::digest(&sealed);
     sqlx::query!(
-        "UPDATE sales SET drawn_at = now(), prequeue_digest = $2, prequeued = $3,
-                          prequeue_sealed = $4, updated_at = now()
+        "UPDATE sales SET prequeue_digest = $2, prequeued = $3, prequeue_sealed = $4, updated_at = now()
          WHERE id = $1",
         sale.as_str(),
         digest.as_slice(),
@@ -231,6 +230,19 @@ pub async fn draw(tx: &mut PgConnection, sale: &SaleId) -> sqlx::Result<Option<V
     .execute(&mut *tx)
     .await?;
     Ok(Some(drawn))
+}
+
+/// Marks a drawn sale drawn, at the moment of the call (just before the caller commits,
+/// once the places are where shoppers read them): arrivals claim after the drawn
+/// tickets from then on, and the seed is revealed.
+pub async fn seal(tx: &mut PgConnection, sale: &SaleId) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE sales SET drawn_at = clock_timestamp() WHERE id = $1",
+        sale.as_str()
+    )
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
 }
 
 /// Sales with drawn tickets the broker has not confirmed yet.

@@ -10,15 +10,7 @@ use serde_json::{Value, json};
 use crate::support::{ADMIN, Browser, Stack, assert_problem};
 
 async fn challenge(stack: &Stack, sale: &str) -> Value {
-    stack
-        .http
-        .get(stack.door(&format!("/v1/sales/{sale}/challenge")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    stack.get_json(&format!("/v1/sales/{sale}/challenge")).await
 }
 
 async fn ticket_with(
@@ -369,16 +361,12 @@ async fn a_sale_asking_for_a_captcha_checks_each_answer_with_the_provider_once()
     // A door without a provider refuses a sale that asks for a captcha.
     let plain = Stack::start().await;
     let refused = plain
-        .http
-        .put(plain.door("/admin/v1/sales/human"))
-        .bearer_auth(ADMIN)
-        .json(
+        .put_sale(
+            "human",
             &json!({ "sku": "sku-human", "stock": 1, "price": 100, "currency": "eur",
-                       "rate_per_second": 10, "burst": 10, "captcha": true }),
+                     "rate_per_second": 10, "burst": 10, "captcha": true }),
         )
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_problem(refused, 422, "captcha_unavailable", "no provider").await;
     plain.stop().await;
 }

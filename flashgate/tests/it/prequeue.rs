@@ -21,7 +21,6 @@ async fn verify_fairness(args: &[&str]) -> std::process::Output {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shoppers_before_the_opening_are_all_served_in_a_drawn_order_anyone_can_recompute() {
     let stack = Stack::start().await;
-    let http = reqwest::Client::new();
     let opens = Utc::now() + chrono::Duration::seconds(4);
     stack
         .create_sale_with(
@@ -29,14 +28,7 @@ async fn shoppers_before_the_opening_are_all_served_in_a_drawn_order_anyone_can_
             json!({ "stock": SHOPPERS + 1, "starts_at": opens.to_rfc3339() }),
         )
         .await;
-    let sale: Value = http
-        .get(stack.door("/v1/sales/drop"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let sale: Value = stack.get_json("/v1/sales/drop").await;
     assert_eq!(sale["status"], "scheduled");
     assert_eq!(sale["prequeue_open"], true);
     assert_eq!(sale["fairness"]["seed"], Value::Null);
@@ -69,14 +61,8 @@ async fn shoppers_before_the_opening_are_all_served_in_a_drawn_order_anyone_can_
     assert_eq!(again.status(), 200);
     assert_eq!(again.json::<Value>().await.unwrap()["ticket"], tokens[0]);
     assert_eq!(stack.poll(&tokens[5]).await["status"], "prequeued");
-    let before: FairnessDocument = http
-        .get(stack.door("/v1/sales/drop/fairness"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let before: FairnessDocument =
+        serde_json::from_value(stack.get_json("/v1/sales/drop/fairness").await).unwrap();
     assert!(before.seed.is_none() && before.tickets.is_empty());
     assert!(
         !verify_fairness(&["drop", "--door", &stack.door("")])
@@ -117,14 +103,8 @@ async fn shoppers_before_the_opening_are_all_served_in_a_drawn_order_anyone_can_
     assert_ne!(drawn, arrival, "the places are the arrival order");
 
     // The revealed seed is the committed one, and it gives exactly the order served.
-    let document: FairnessDocument = http
-        .get(stack.door("/v1/sales/drop/fairness"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let document: FairnessDocument =
+        serde_json::from_value(stack.get_json("/v1/sales/drop/fairness").await).unwrap();
     assert_eq!(document.commitment, commitment);
     assert_eq!(
         document.order,
@@ -134,14 +114,7 @@ async fn shoppers_before_the_opening_are_all_served_in_a_drawn_order_anyone_can_
         document.verify(Some(&commitment)).unwrap().tickets,
         SHOPPERS
     );
-    let sale: Value = http
-        .get(stack.door("/v1/sales/drop"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let sale: Value = stack.get_json("/v1/sales/drop").await;
     assert_eq!(
         sale["fairness"]["seed"],
         document.seed.clone().unwrap().as_str()
@@ -210,18 +183,14 @@ async fn before_the_pre_queue_opens_arrivals_are_told_to_come_back_at_spread_mom
     assert!(waits.len() > 3, "one instant for everyone: {waits:?}");
     // A window that opens after the sale makes no sense.
     let bad = stack
-        .http
-        .put(stack.door("/admin/v1/sales/backwards"))
-        .bearer_auth(flashgate_testkit::ADMIN)
-        .json(
+        .put_sale(
+            "backwards",
             &json!({ "sku": "sku-later", "stock": 1, "price": 100, "currency": "eur",
-                       "rate_per_second": 10, "burst": 10,
-                       "prequeue_opens_at": (now + chrono::Duration::seconds(60)).to_rfc3339(),
-                       "starts_at": (now + chrono::Duration::seconds(30)).to_rfc3339() }),
+                     "rate_per_second": 10, "burst": 10,
+                     "prequeue_opens_at": (now + chrono::Duration::seconds(60)).to_rfc3339(),
+                     "starts_at": (now + chrono::Duration::seconds(30)).to_rfc3339() }),
         )
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_problem(bad, 422, "invalid_sale", "window after the opening").await;
     stack.stop().await;
 }

@@ -59,6 +59,9 @@ pub(crate) struct Args {
     /// The sale's opening: wait for it and time until every ticket shows a place.
     #[arg(long)]
     starts_at: Option<DateTime<Utc>>,
+    /// The door's process id: its CPU during the timed joins is reported.
+    #[arg(long)]
+    door_pid: Option<u32>,
     /// PostgreSQL, for the draw's and the broker's view (with `--starts-at`).
     #[arg(long, env = "FLASHGATE_DATABASE__URL")]
     database_url: Option<String>,
@@ -69,11 +72,18 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<Value> {
     let prepare_started = Instant::now();
     let requests = prepare(&args).await?;
     let prepare_secs = prepare_started.elapsed().as_secs_f64();
-    let cpu_before = own_cpu_secs();
+    let cpu_before = cpu_secs("self");
+    let door = args.door_pid.map(|pid| pid.to_string());
+    let door_before = door.as_deref().map(cpu_secs);
     let started = Instant::now();
     let answers = exchange_all(&args, requests).await?;
     let secs = started.elapsed().as_secs_f64();
-    let driver_cpu = own_cpu_secs() - cpu_before;
+    let driver_cpu = cpu_secs("self") - cpu_before;
+    let door_cpu = door
+        .as_deref()
+        .map(cpu_secs)
+        .zip(door_before)
+        .map(|(after, before)| after - before);
     let mut statuses = std::collections::BTreeMap::<String, u64>::new();
     let mut latencies = Vec::with_capacity(answers.len());
     let mut tokens = Vec::new();
@@ -102,17 +112,42 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<Value> {
             "prequeued": prequeued,
             "latency": crate::stats::latency(&mut latencies),
             "driver_cpu_us_per_request": driver_cpu / answers.len().max(1) as f64 * 1e6,
+            "door_cpu_us_per_request": door_cpu.map(|cpu| cpu / answers.len().max(1) as f64 * 1e6),
         },
     });
+    if args.pow {
+        report["pow_check_us"] = json!(pow_check_micros());
+    }
     if let Some(starts_at) = args.starts_at {
         report["opening"] = opening(&args, starts_at, tokens).await?;
     }
     Ok(report)
 }
 
-/// This process's CPU seconds (user + system), from /proc.
-fn own_cpu_secs() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+/// What the door does with a solved challenge in memory (signature, binding, expiry,
+/// difficulty, the hash), in microseconds per check, over 100,000 checks.
+fn pow_check_micros() -> f64 {
+    use flashgate_admission::pow;
+    use flashgate_admission::ticket_token::TicketSigner;
+    let signer = TicketSigner::random();
+    let sale = flashgate_common::domain::SaleId::parse("bench").expect("a sale id");
+    let challenge = pow::sign(&signer, &sale, 12, "address:127.0.0.1", i64::MAX);
+    let proof = pow::ProofOfWork {
+        solution: flashgate_common::pow::solve(&challenge, 12),
+        challenge,
+    };
+    let rounds = 100_000;
+    let started = Instant::now();
+    for _ in 0..rounds {
+        let checked = pow::check(&signer, &sale, 12, "address:127.0.0.1", Some(&proof), 0);
+        assert!(checked.is_ok());
+    }
+    started.elapsed().as_secs_f64() / f64::from(rounds) * 1e6
+}
+
+/// A process's CPU seconds (user + system), from /proc (`self` or a pid).
+fn cpu_secs(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
     let fields: Vec<&str> = after_name.split_whitespace().collect();
     let ticks = |i: usize| {
@@ -140,6 +175,7 @@ fn jwt(args: &Args, secret: &str, customer: &str) -> String {
 async fn prepare(args: &Args) -> anyhow::Result<Vec<Vec<u8>>> {
     let mut conn = connect(&args.addr).await?;
     let mut requests = Vec::with_capacity(args.shoppers);
+    // Solving costs this driver's CPU, not the door's: done before the clock starts.
     for n in 0..args.shoppers {
         let customer = format!("{}{n}", args.prefix);
         let mut body = json!({ "customer_id": customer, "quantity": 1 });
