@@ -85,6 +85,7 @@ pub(crate) async fn page(
         let html = fill(
             PAGE,
             &[
+                ("TITLE", "Waiting room"),
                 ("HEADLINE", "Unknown or expired ticket"),
                 ("WAIT", ""),
                 ("REFRESH", ""),
@@ -106,10 +107,15 @@ pub(crate) async fn page(
     } else {
         String::new()
     };
+    let title = match body.position {
+        Some(position) => format!("#{position} · Waiting room"),
+        None => "Waiting room".to_owned(),
+    };
     let html = fill(
         PAGE,
         &[
             ("REFRESH", &refresh),
+            ("TITLE", &title),
             ("HEADLINE", &escape(&headline(&body))),
             ("WAIT", &escape(&wait_text(&body))),
             ("STATUS", body.status.as_str()),

@@ -13,3 +13,4 @@ mod prequeue;
 mod reservations;
 mod support;
 mod trail;
+mod waiting_room;
