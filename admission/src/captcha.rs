@@ -18,6 +18,10 @@ use sha2::{Digest, Sha256};
 use crate::Result;
 use crate::state::AppState;
 
+/// How long a verified answer stays bound to its customer (providers accept an answer
+/// for 300 s).
+const ANSWER_TTL_SECS: u64 = 600;
+
 /// Longest answer token taken (Turnstile documents at most 2,048 characters).
 pub const MAX_TOKEN_BYTES: usize = 2048;
 
@@ -117,45 +121,28 @@ pub(crate) async fn check(
     let token = token
         .filter(|t| !t.is_empty() && t.len() <= MAX_TOKEN_BYTES)
         .ok_or_else(|| refused("captcha_required", "this sale asks for a solved captcha"))?;
-    let key = state.redis.keys().pow(
-        sale,
-        &format!("c{}", hex::encode(&Sha256::digest(token)[..12])),
-    );
-    let used: Option<String> = redis::cmd("GET")
-        .arg(&key)
-        .query_async(&mut state.redis.conn())
-        .await
-        .map_err(flashgate_common::Error::from)?;
-    match used {
+    let answer = format!("c{}", hex::encode(&Sha256::digest(token)[..12]));
+    let replayed = || {
+        refused(
+            "captcha_replayed",
+            "this captcha answer was already used by another shopper",
+        )
+    };
+    // A retry by the shopper who used it already: the provider would call it a duplicate.
+    match state.redis.answer_user(sale, &answer).await? {
         Some(by) if by == customer.as_str() => return Ok(()),
-        Some(_) => {
-            return Err(refused(
-                "captcha_replayed",
-                "this captcha answer was already used by another shopper",
-            )
-            .into());
-        }
+        Some(_) => return Err(replayed().into()),
         None => {}
     }
     if !captcha.verify(token, address).await? {
         return Err(refused("captcha_invalid", "the captcha answer was not accepted").into());
     }
-    let first: bool = redis::cmd("SET")
-        .arg(&key)
-        .arg(customer.as_str())
-        .arg("NX")
-        .arg("EX")
-        .arg(600)
-        .query_async::<Option<String>>(&mut state.redis.conn())
-        .await
-        .map_err(flashgate_common::Error::from)?
-        .is_some();
-    if !first {
-        return Err(refused(
-            "captcha_replayed",
-            "this captcha answer was already used by another shopper",
-        )
-        .into());
+    if !state
+        .redis
+        .claim_answer(sale, &answer, customer, ANSWER_TTL_SECS)
+        .await?
+    {
+        return Err(replayed().into());
     }
     Ok(())
 }

@@ -9,8 +9,6 @@
 //! difficulty, 12 random bytes and 12 bytes of SHA-256 over the requester (base64url),
 //! and the MAC of the rest under the door's ticket key.
 
-use std::sync::LazyLock;
-
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -20,7 +18,6 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use chrono::Utc;
 use flashgate_common::domain::{CustomerId, SaleId};
 use flashgate_common::http::{ApiPath, Problem};
-use redis::Script;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -32,22 +29,6 @@ use crate::ticket_token::TicketSigner;
 /// How long a challenge may be answered.
 pub const CHALLENGE_TTL_SECS: i64 = 120;
 const DOMAIN: &[u8] = b"flashgate-pow-v1|";
-
-/// KEYS[1] the challenge's use; ARGV customer, ttl. 1 if this customer may use it (first
-/// use, or the same customer again: a retry), 0 if another customer used it.
-static USE_ONCE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-        local used = redis.call('GET', KEYS[1])
-        if not used then
-            redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-            return 1
-        end
-        if used == ARGV[1] then return 1 end
-        return 0
-        ",
-    )
-});
 
 /// A challenge to solve.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
@@ -206,8 +187,8 @@ pub fn check(
     Ok(())
 }
 
-/// Records the use of a solved challenge by `customer`: `Err(Replayed)` if another
-/// customer used it first.
+/// Records the use of a solved challenge by `customer` (by its nonce): `Err(Replayed)`
+/// if another customer used it first.
 pub(crate) async fn use_once(
     state: &AppState,
     sale: &SaleId,
@@ -215,18 +196,9 @@ pub(crate) async fn use_once(
     customer: &CustomerId,
 ) -> Result<std::result::Result<(), Refused>> {
     let nonce = proof.challenge.split('.').nth(4).unwrap_or_default();
-    let fresh: i64 = USE_ONCE
-        .key(state.redis.keys().pow(sale, nonce))
-        .arg(customer.as_str())
-        .arg(CHALLENGE_TTL_SECS + 5)
-        .invoke_async(&mut state.redis.conn())
-        .await
-        .map_err(flashgate_common::Error::from)?;
-    Ok(if fresh == 1 {
-        Ok(())
-    } else {
-        Err(Refused::Replayed)
-    })
+    let ttl = CHALLENGE_TTL_SECS as u64 + 5;
+    let mine = state.redis.claim_answer(sale, nonce, customer, ttl).await?;
+    Ok(if mine { Ok(()) } else { Err(Refused::Replayed) })
 }
 
 /// A challenge for the sale's proof-of-work check, bound to the requester.

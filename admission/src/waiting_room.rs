@@ -14,13 +14,28 @@ use crate::tickets::{TicketBody, ticket_state, verify_token};
 const PAGE: &str = include_str!("waiting_room.html");
 const STYLE: &str = include_str!("page.css");
 
-/// `template` with each `{{NAME}}` replaced by its value (given already escaped), and the
-/// shared style.
+/// `template` with each `{{NAME}}` replaced by its value (given already escaped), and
+/// `{{STYLE}}` by the shared style: in one pass, so a value is never read for names.
 fn fill(template: &str, values: &[(&str, &str)]) -> String {
-    values.iter().fold(
-        template.replace("{{STYLE}}", STYLE),
-        |page, (name, value)| page.replace(&format!("{{{{{name}}}}}"), value),
-    )
+    let mut page = String::with_capacity(template.len() + STYLE.len());
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        page.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("}}") else {
+            rest = &rest[start..];
+            break;
+        };
+        let name = &after[..end];
+        match values.iter().find(|(n, _)| *n == name) {
+            Some((_, value)) => page.push_str(value),
+            None if name == "STYLE" => page.push_str(STYLE),
+            None => page.push_str(&rest[start..start + 2 + end + 2]),
+        }
+        rest = &after[end + 2..];
+    }
+    page.push_str(rest);
+    page
 }
 
 fn escape(text: &str) -> String {
@@ -236,4 +251,19 @@ fn captcha_widget(captcha: &crate::captcha::Captcha) -> String {
         r#"<div class="{class}" data-sitekey="{}"></div><script src="{script}" async defer></script>"#,
         escape(&captcha.site_key)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_value_is_never_read_for_names() {
+        let page = fill(
+            "<p>{{A}}</p><b>{{B}}</b>{{UNKNOWN}}{{",
+            &[("A", "{{B}}"), ("B", "b")],
+        );
+        assert_eq!(page, "<p>{{B}}</p><b>b</b>{{UNKNOWN}}{{");
+        assert!(fill("<style>{{STYLE}}</style>", &[]).contains("font-family"));
+    }
 }

@@ -143,7 +143,7 @@ pub enum AdminCommand {
         state: Switch,
     },
     /// Set the proof of work asked of each arrival, live: leading zero bits of SHA-256
-    /// (0 turns it off; 16 is about a second in a phone's browser).
+    /// (0 turns it off; a shopper's browser tries 2^bits hashes on average).
     Pow {
         /// Sale id.
         sale: String,

@@ -111,7 +111,7 @@ pub(crate) async fn issue(
     ApiPath(sale_id): ApiPath<String>,
     headers: HeaderMap,
     address: Option<axum::Extension<ClientAddress>>,
-    ApiJson(body): ApiJson<TicketRequest>,
+    ApiJson(mut body): ApiJson<TicketRequest>,
 ) -> Result<Response> {
     let sale_id = SaleId::parse(sale_id).map_err(|_| unknown_sale())?;
     let quantity = Quantity::parse(body.quantity, state.config.admission.max_quantity)
@@ -128,31 +128,9 @@ pub(crate) async fn issue(
         )
         .into());
     }
-    let customer = state.identity.customer(&headers, body.customer_id)?;
+    let customer = state.identity.customer(&headers, body.customer_id.take())?;
     let address = address.map(|a| a.0);
-    check_work(
-        &state,
-        &sale,
-        &customer,
-        address,
-        body.proof_of_work.as_ref(),
-    )
-    .await?;
-    if sale.settings().captcha {
-        let address = address.map(|a| a.0.to_string());
-        let checked = crate::captcha::check(
-            &state,
-            &sale.id(),
-            &customer,
-            body.captcha_token.as_deref(),
-            address.as_deref(),
-        )
-        .await;
-        if checked.is_err() {
-            sale.counters.record(Outcome::BotCheck);
-        }
-        checked?;
-    }
+    check_bots(&state, &sale, &customer, address, &body).await?;
     let payment_method = body.payment_method.as_ref().map_or("", |p| p.as_str());
     let fingerprint =
         idempotency::fingerprint(&[customer.as_str(), &quantity.to_string(), payment_method]);
@@ -183,34 +161,45 @@ pub(crate) async fn issue(
     Ok(respond(status, &body))
 }
 
-/// The sale's proof-of-work check, if it asks for one: the solution in memory, then its
-/// one use in Redis.
-async fn check_work(
+/// The sale's bot checks, those it asks for: proof of work (the solution in memory, then
+/// its one use in Redis) and a captcha (verified by the provider). A refusal is counted.
+async fn check_bots(
     state: &AppState,
     sale: &SaleHandle,
     customer: &CustomerId,
     address: Option<ClientAddress>,
-    proof: Option<&ProofOfWork>,
+    body: &TicketRequest,
 ) -> Result<()> {
-    let bits = sale.settings().pow_difficulty();
-    if bits == 0 {
-        return Ok(());
+    let settings = sale.settings();
+    let (bits, captcha) = (settings.pow_difficulty(), settings.captcha);
+    if bits > 0 {
+        let signed_in = state.identity.takes_login().then_some(customer);
+        let requester = pow::requester(signed_in, address);
+        let proof = body.proof_of_work.as_ref();
+        let now = Utc::now().timestamp();
+        let checked = match pow::check(&state.signer, &settings.id, bits, &requester, proof, now) {
+            Ok(()) => match proof {
+                Some(proof) => pow::use_once(state, &settings.id, proof, customer).await?,
+                None => Ok(()),
+            },
+            Err(refused) => Err(refused),
+        };
+        checked.map_err(|refused| {
+            sale.counters.record(Outcome::BotCheck);
+            refused.problem()
+        })?;
     }
-    let sale_id = sale.id();
-    let signed_in = state.identity.takes_login().then_some(customer);
-    let requester = pow::requester(signed_in, address);
-    let now = Utc::now().timestamp();
-    let checked = match pow::check(&state.signer, &sale_id, bits, &requester, proof, now) {
-        Ok(()) => match proof {
-            Some(proof) => pow::use_once(state, &sale_id, proof, customer).await?,
-            None => Ok(()),
-        },
-        Err(refused) => Err(refused),
-    };
-    checked.map_err(|refused| {
-        sale.counters.record(Outcome::BotCheck);
-        refused.problem().into()
-    })
+    if captcha {
+        let address = address.map(|a| a.0.to_string());
+        let token = body.captcha_token.as_deref();
+        let checked =
+            crate::captcha::check(state, &settings.id, customer, token, address.as_deref()).await;
+        if checked.is_err() {
+            sale.counters.record(Outcome::BotCheck);
+        }
+        checked?;
+    }
+    Ok(())
 }
 
 fn respond(status: StatusCode, body: &TicketBody) -> Response {

@@ -55,9 +55,10 @@ impl Keys {
         self.sale_key(sale, &format!("i:{key}"))
     }
 
-    /// The customer who used a solved proof-of-work challenge (by its nonce).
-    pub fn pow(&self, sale: &SaleId, nonce: &str) -> String {
-        self.sale_key(sale, &format!("w:{nonce}"))
+    /// The customer who used a bot-check answer (a challenge's nonce, a captcha
+    /// answer's hash).
+    pub fn answer_used(&self, sale: &SaleId, answer: &str) -> String {
+        self.sale_key(sale, &format!("w:{answer}"))
     }
 
     /// Channel announcing that a sale's settings changed (payload: sale id).

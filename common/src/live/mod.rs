@@ -4,6 +4,7 @@
 //! and writes that arrive out of order are dropped by rank or version.
 
 mod announce;
+mod answers;
 pub mod keys;
 mod sentinel;
 pub mod stock;

@@ -173,14 +173,15 @@ async fn exchange(
     read_response(io).await
 }
 
-async fn connect(addr: &str) -> anyhow::Result<BufStream<TcpStream>> {
+pub(crate) async fn connect(addr: &str) -> anyhow::Result<BufStream<TcpStream>> {
     let tcp = TcpStream::connect(addr).await?;
     tcp.set_nodelay(true)?;
     Ok(BufStream::new(tcp))
 }
 
-/// Reads one response (Content-Length or chunked body); returns its status.
-async fn read_response(io: &mut BufStream<TcpStream>) -> anyhow::Result<u16> {
+/// Reads a response's status line and headers: its status, Content-Length, and whether
+/// the body is chunked.
+pub(crate) async fn read_head(io: &mut BufStream<TcpStream>) -> anyhow::Result<(u16, usize, bool)> {
     let mut line = String::new();
     io.read_line(&mut line).await?;
     let status: u16 = line
@@ -203,6 +204,13 @@ async fn read_response(io: &mut BufStream<TcpStream>) -> anyhow::Result<u16> {
         }
         chunked |= header.starts_with("transfer-encoding:") && header.contains("chunked");
     }
+    Ok((status, length, chunked))
+}
+
+/// Reads one response (Content-Length or chunked body); returns its status.
+async fn read_response(io: &mut BufStream<TcpStream>) -> anyhow::Result<u16> {
+    let (status, length, chunked) = read_head(io).await?;
+    let mut line = String::new();
     if chunked {
         loop {
             line.clear();

@@ -22,7 +22,7 @@ use chrono::{DateTime, Utc};
 use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufStream};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufStream};
 use tokio::net::TcpStream;
 use tokio::sync::Mutex;
 
@@ -173,7 +173,7 @@ fn jwt(args: &Args, secret: &str, customer: &str) -> String {
 }
 
 async fn prepare(args: &Args) -> anyhow::Result<Vec<Vec<u8>>> {
-    let mut conn = connect(&args.addr).await?;
+    let mut conn = crate::http::connect(&args.addr).await?;
     let mut requests = Vec::with_capacity(args.shoppers);
     // Solving costs this driver's CPU, not the door's: done before the clock starts.
     for n in 0..args.shoppers {
@@ -228,7 +228,7 @@ async fn exchange_all(args: &Args, requests: Vec<Vec<u8>>) -> anyhow::Result<Vec
             args.addr.clone(),
         );
         tasks.push(tokio::spawn(async move {
-            let mut conn = connect(&addr).await?;
+            let mut conn = crate::http::connect(&addr).await?;
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(request) = requests.get(i) else {
@@ -264,7 +264,7 @@ async fn opening(
     for _ in 0..args.connections {
         let (pending, polls, addr) = (pending.clone(), polls.clone(), args.addr.clone());
         tasks.push(tokio::spawn(async move {
-            let mut conn = connect(&addr).await?;
+            let mut conn = crate::http::connect(&addr).await?;
             let mut last = Duration::ZERO;
             loop {
                 let Some(token) = pending.lock().await.pop() else {
@@ -321,35 +321,12 @@ async fn opening(
     Ok(view)
 }
 
-async fn connect(addr: &str) -> anyhow::Result<BufStream<TcpStream>> {
-    let tcp = TcpStream::connect(addr).await?;
-    tcp.set_nodelay(true)?;
-    Ok(BufStream::new(tcp))
-}
-
 /// Sends one request and reads its answer (Content-Length bodies: the door's).
 async fn exchange(io: &mut BufStream<TcpStream>, request: &[u8]) -> anyhow::Result<(u16, Vec<u8>)> {
     io.write_all(request).await?;
     io.flush().await?;
-    let mut line = String::new();
-    io.read_line(&mut line).await?;
-    let status: u16 = line
-        .split_whitespace()
-        .nth(1)
-        .context("no status line")?
-        .parse()?;
-    let mut length = 0usize;
-    loop {
-        line.clear();
-        anyhow::ensure!(io.read_line(&mut line).await? > 0, "closed in the headers");
-        let header = line.trim_end().to_ascii_lowercase();
-        if header.is_empty() {
-            break;
-        }
-        if let Some(v) = header.strip_prefix("content-length:") {
-            length = v.trim().parse()?;
-        }
-    }
+    let (status, length, chunked) = crate::http::read_head(io).await?;
+    anyhow::ensure!(!chunked, "a chunked answer from the door");
     let mut body = vec![0; length];
     io.read_exact(&mut body).await?;
     Ok((status, body))
