@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod captcha;
 mod error;
+mod i18n;
 pub mod identity;
 mod limits;
 pub mod pass;

@@ -3,11 +3,12 @@
 //! few lines of plain JavaScript poll the JSON endpoint at the interval it suggests.
 
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use flashgate_common::domain::TicketStatus;
 use flashgate_common::http::ApiPath;
 
+use crate::i18n::{LANGUAGES, Messages};
 use crate::state::AppState;
 use crate::tickets::{TicketBody, ticket_state, verify_token};
 
@@ -45,47 +46,122 @@ fn escape(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
-fn headline(body: &TicketBody) -> String {
-    match body.status {
-        TicketStatus::Prequeued => {
-            "You are in the pre-queue: places are drawn at random when the sale opens".into()
+fn headline(body: &TicketBody, m: Messages) -> String {
+    match (body.status, body.position) {
+        (TicketStatus::Queued, Some(p)) => {
+            m.text("headline.queued_at", &[("position", &p.to_string())])
         }
-        TicketStatus::Queued => match body.position {
-            Some(p) => format!("You are number {p} in the queue"),
-            None => "You are in the queue".into(),
-        },
-        TicketStatus::Waitlisted => {
-            "You are on the wait-list: a unit is yours if one comes back".into()
-        }
-        TicketStatus::Reserved => "A unit is reserved for you".into(),
-        TicketStatus::PaymentPending => "Your unit is reserved: complete the payment".into(),
-        TicketStatus::Paid => "Paid. It's yours!".into(),
-        TicketStatus::Failed => "The payment did not go through; the unit was released".into(),
-        TicketStatus::Expired => "Your reservation expired before payment".into(),
-        TicketStatus::SoldOut => "Sold out: no unit was left for your ticket".into(),
-        TicketStatus::Refunded => {
-            "Sold out before your payment completed: you were refunded".into()
-        }
+        (status, _) => m.text(&format!("headline.{}", status.as_str()), &[]),
     }
 }
 
-fn wait_text(body: &TicketBody) -> String {
+fn wait_text(body: &TicketBody, m: Messages) -> String {
     if let Some(opens) = &body.opens_at {
-        return format!(
-            "The sale opens at {opens}; arriving earlier or later in the pre-queue makes no difference"
-        );
+        return m.text("wait.opens_at", &[("time", opens)]);
     }
     match body.estimated_wait_ms {
-        Some(ms) if ms >= 60_000 => format!("Estimated wait: about {} min", ms.div_ceil(60_000)),
-        Some(ms) => format!("Estimated wait: about {} s", ms.div_ceil(1000).max(1)),
-        None if body.status == TicketStatus::Queued => "Estimating your wait…".into(),
+        Some(ms) if ms >= 60_000 => m.text(
+            "wait.minutes",
+            &[("minutes", &ms.div_ceil(60_000).to_string())],
+        ),
+        Some(ms) => m.text(
+            "wait.seconds",
+            &[("seconds", &ms.div_ceil(1000).max(1).to_string())],
+        ),
+        None if body.status == TicketStatus::Queued => m.text("wait.estimating", &[]),
+        None => String::new(),
+    }
+}
+
+/// Links to the page in each language (the current one marked for screen readers).
+fn language_links(m: Messages) -> String {
+    LANGUAGES
+        .iter()
+        .map(|(lang, name)| {
+            if *lang == m.lang {
+                format!(r#"<a aria-current="true" lang="{lang}">{name}</a>"#)
+            } else {
+                format!(r#"<a href="?lang={lang}" lang="{lang}" hreflang="{lang}">{name}</a>"#)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" · ")
+}
+
+/// What the shopper is buying, as the page shows it.
+struct Product {
+    name: String,
+    image: Option<String>,
+    price: i64,
+    currency: String,
+}
+
+/// Currencies without minor units (Stripe's list): their amounts are whole units.
+fn zero_decimal(currency: &str) -> bool {
+    const ZERO_DECIMAL: [&str; 16] = [
+        "bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv",
+        "xaf", "xof", "xpf",
+    ];
+    ZERO_DECIMAL.contains(&currency)
+}
+
+/// `amount` minor units of `currency`, as the page shows it before its script formats
+/// it for the shopper's locale: `19.99 EUR`, `1500 JPY`.
+fn price_text(amount: i64, currency: &str) -> String {
+    let code = currency.to_ascii_uppercase();
+    if zero_decimal(currency) {
+        format!("{amount} {code}")
+    } else {
+        format!("{}.{:02} {code}", amount / 100, (amount % 100).abs())
+    }
+}
+
+/// The sale's product (name, first image) and price; the SKU alone if the catalogue
+/// does not answer (the page still works).
+async fn product(state: &AppState, sale: &flashgate_common::ledger::sales::Sale) -> Product {
+    let found = sqlx::query!(
+        r#"SELECT name, images->>0 AS image FROM products WHERE sku = $1"#,
+        sale.sku.as_str()
+    )
+    .fetch_optional(&state.pool)
+    .await;
+    let (name, image) = match found {
+        Ok(Some(row)) => (row.name, row.image),
+        Ok(None) => (sale.sku.to_string(), None),
+        Err(e) => {
+            tracing::debug!(error = ?e, "product not read for the waiting room");
+            (sale.sku.to_string(), None)
+        }
+    };
+    Product {
+        name,
+        image: image.filter(|url| url.starts_with("https://") || url.starts_with("http://")),
+        price: sale.price,
+        currency: sale.currency.to_string(),
+    }
+}
+
+fn hold_text(body: &TicketBody, m: Messages) -> String {
+    let until = body
+        .hold_expires_at
+        .as_deref()
+        .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok());
+    match until {
+        Some(until) => {
+            let time = until.format("%H:%M:%S").to_string();
+            m.text("hold.until", &[("time", &time)])
+        }
         None => String::new(),
     }
 }
 
 /// The waiting-room page of a ticket (HTML, refreshes itself; polls with JavaScript).
+/// While the unit waits for the shopper's payment it mounts Stripe's Payment Element
+/// (Stripe.js from `stripe.js_url`) with the ticket's client secret and confirms there;
+/// the order is still finalized by Stripe's webhook.
 #[utoipa::path(get, path = "/queue/{ticket}", tag = "shoppers",
-    params(("ticket" = String, Path, description = "The ticket token")),
+    params(("ticket" = String, Path, description = "The ticket token"),
+           ("lang" = Option<String>, Query, description = "The page's language (`en`, `de`, `fr`, `es`, `ja`), over `Accept-Language`; others are ignored")),
     responses(
         (status = 200, description = "The page", body = String, content_type = "text/html"),
         (status = 404, description = "Unknown or expired ticket", body = String, content_type = "text/html"),
@@ -95,25 +171,55 @@ fn wait_text(body: &TicketBody) -> String {
 pub(crate) async fn page(
     State(state): State<AppState>,
     ApiPath(token): ApiPath<String>,
+    headers: HeaderMap,
+    axum::extract::Query(query): axum::extract::Query<Vec<(String, String)>>,
 ) -> Response {
+    let choice = query
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "lang")
+        .map(|(_, v)| v.as_str());
+    let accept = headers
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok());
+    let m = Messages::negotiate(choice, accept);
+    let words = |key: &str| escape(&m.text(key, &[]));
+    let mut values: Vec<(&str, String)> = vec![
+        ("LANG", m.lang.to_owned()),
+        ("MESSAGES", m.script_json().to_owned()),
+        ("HINT", words("hint")),
+        ("LANGUAGE", words("language")),
+        ("LANGUAGES", language_links(m)),
+    ];
     let Ok(claims) = verify_token(&state, &token) else {
-        let html = fill(
-            PAGE,
-            &[
-                ("TITLE", "Waiting room"),
-                ("HEADLINE", "Unknown or expired ticket"),
-                ("WAIT", ""),
-                ("REFRESH", ""),
-                ("TICKET", ""),
-                ("STATUS", "unknown"),
-            ],
-        );
-        return (StatusCode::NOT_FOUND, Html(html)).into_response();
+        values.extend([
+            ("TITLE", words("title")),
+            ("HEADLINE", words("headline.unknown")),
+            ("STATUS", "unknown".to_owned()),
+            ("STATUS_TEXT", words("status.unknown")),
+        ]);
+        let html = fill(PAGE, &refs(&values));
+        return (StatusCode::NOT_FOUND, Html(strip_unfilled(&html))).into_response();
     };
     let body = match ticket_state(&state, &claims, token.clone()).await {
         Ok(found) => found.body,
         Err(e) => return e.into_response(),
     };
+    let sale = match state.sales.get(&claims.sale).await {
+        Ok(Some(sale)) => sale.settings(),
+        Ok(None) => {
+            values.extend([
+                ("TITLE", words("title")),
+                ("HEADLINE", words("headline.unknown")),
+                ("STATUS", "unknown".to_owned()),
+                ("STATUS_TEXT", words("status.unknown")),
+            ]);
+            let html = fill(PAGE, &refs(&values));
+            return (StatusCode::NOT_FOUND, Html(strip_unfilled(&html))).into_response();
+        }
+        Err(e) => return crate::Error::from(e).into_response(),
+    };
+    let product = product(&state, &sale).await;
     let refresh = if body.poll_after_ms > 0 {
         format!(
             r#"<meta http-equiv="refresh" content="{}">"#,
@@ -123,21 +229,66 @@ pub(crate) async fn page(
         String::new()
     };
     let title = match body.position {
-        Some(position) => format!("#{position} · Waiting room"),
-        None => "Waiting room".to_owned(),
+        Some(position) => format!("#{position} · {}", words("title")),
+        None => words("title"),
     };
-    let html = fill(
-        PAGE,
-        &[
-            ("REFRESH", &refresh),
-            ("TITLE", &title),
-            ("HEADLINE", &escape(&headline(&body))),
-            ("WAIT", &escape(&wait_text(&body))),
-            ("STATUS", body.status.as_str()),
-            ("TICKET", &escape(&token)),
-        ],
-    );
+    let image = product.image.as_deref().map_or_else(String::new, |url| {
+        format!(r#"<img src="{}" alt="">"#, escape(url))
+    });
+    let price = price_text(product.price, &product.currency);
+    let stripe = &state.config.stripe;
+    let first_poll = if body.status == TicketStatus::PaymentPending {
+        "0"
+    } else {
+        "1000"
+    };
+    values.extend([
+        ("REFRESH", refresh),
+        ("TITLE", title),
+        ("HEADLINE", escape(&headline(&body, m))),
+        ("WAIT", escape(&wait_text(&body, m))),
+        ("STATUS", body.status.as_str().to_owned()),
+        (
+            "STATUS_TEXT",
+            words(&format!("status.{}", body.status.as_str())),
+        ),
+        ("TICKET", escape(&token)),
+        ("PRODUCT", escape(&product.name)),
+        ("IMAGE", image),
+        ("PAY", escape(&m.text("pay.button", &[("price", &price)]))),
+        ("PRICE", escape(&price)),
+        ("AMOUNT", product.price.to_string()),
+        ("CURRENCY", escape(&product.currency)),
+        ("ZERO_DECIMAL", zero_decimal(&product.currency).to_string()),
+        ("HOLD", escape(&hold_text(&body, m))),
+        ("STRIPE_KEY", escape(&stripe.publishable_key)),
+        ("STRIPE_JS", escape(&stripe.js_url)),
+        ("FIRST_POLL_MS", first_poll.to_owned()),
+    ]);
+    let html = fill(PAGE, &refs(&values));
     ([(header::CACHE_CONTROL, "no-store")], Html(html)).into_response()
+}
+
+fn refs<'a>(values: &'a [(&'a str, String)]) -> Vec<(&'a str, &'a str)> {
+    values.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+/// A page for no ticket: the names it has no value for are left empty.
+fn strip_unfilled(html: &str) -> String {
+    let mut out = String::with_capacity(html.len());
+    let mut rest = html;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        match rest[start..].find("}}") {
+            Some(end) => rest = &rest[start + end + 2..],
+            None => {
+                rest = &rest[start..];
+                break;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 const JOIN: &str = include_str!("join.html");
@@ -265,5 +416,12 @@ mod tests {
         );
         assert_eq!(page, "<p>{{B}}</p><b>b</b>{{UNKNOWN}}{{");
         assert!(fill("<style>{{STYLE}}</style>", &[]).contains("font-family"));
+    }
+
+    #[test]
+    fn prices_are_shown_in_whole_and_minor_units() {
+        assert_eq!(price_text(1999, "eur"), "19.99 EUR");
+        assert_eq!(price_text(5, "usd"), "0.05 USD");
+        assert_eq!(price_text(1500, "jpy"), "1500 JPY");
     }
 }

@@ -132,6 +132,7 @@ async fn embed_stripe(
     ));
     config.stripe.api_key = Some(SecretString::from(EMBEDDED_KEY));
     config.stripe.base_url = format!("http://{addr}/");
+    config.stripe.js_url = format!("http://{addr}/js/v3/");
     config.webhook.secrets.push(SecretString::from(secret));
     tracing::info!(%addr, "no Stripe key configured: embedded Stripe emulator");
     tokio::spawn(sim.clone().serve(listener, shutdown));

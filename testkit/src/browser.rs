@@ -13,6 +13,9 @@ pub struct Browser {
     session: String,
 }
 
+/// The key of an element reference in the W3C protocol.
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
 /// The flags a headless Chromium runs with here.
 const ARGS: [&str; 8] = [
     "--headless",
@@ -134,6 +137,79 @@ impl Browser {
             assert!(
                 Instant::now() < deadline,
                 "{selector} never became what was awaited; last: {text:?} at {}",
+                self.url().await
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The WebDriver reference of the first element matching `selector` (panics if none).
+    async fn element(&self, selector: &str) -> Value {
+        let found = self
+            .call(
+                reqwest::Method::POST,
+                "/element",
+                json!({ "using": "css selector", "value": selector }),
+            )
+            .await;
+        assert!(
+            found.get(ELEMENT).is_some(),
+            "no element {selector}: {found}"
+        );
+        found
+    }
+
+    /// Types `text` into the element matching `selector`, key by key as a person would.
+    pub async fn type_into(&self, selector: &str, text: &str) {
+        let element = self.element(selector).await;
+        let id = element[ELEMENT].as_str().unwrap_or_default();
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{id}/clear"),
+            json!({}),
+        )
+        .await;
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{id}/value"),
+            json!({ "text": text }),
+        )
+        .await;
+    }
+
+    /// Clicks the element matching `selector`.
+    pub async fn click(&self, selector: &str) {
+        let element = self.element(selector).await;
+        let id = element[ELEMENT].as_str().unwrap_or_default();
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{id}/click"),
+            json!({}),
+        )
+        .await;
+    }
+
+    /// Moves into the frame matching `selector` (later calls act inside it).
+    pub async fn enter_frame(&self, selector: &str) {
+        let element = self.element(selector).await;
+        self.call(reqwest::Method::POST, "/frame", json!({ "id": element }))
+            .await;
+    }
+
+    /// Moves back to the page from a frame.
+    pub async fn leave_frame(&self) {
+        self.call(reqwest::Method::POST, "/frame/parent", json!({}))
+            .await;
+    }
+
+    /// Waits up to `secs` for an element matching `selector` to exist.
+    pub async fn wait_for(&self, selector: &str, secs: u64) {
+        let script = format!("return !!document.querySelector({});", json!(selector));
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while self.eval(&script).await != Value::Bool(true) {
+            assert!(
+                Instant::now() < deadline,
+                "{selector} never appeared at {}",
                 self.url().await
             );
             tokio::time::sleep(Duration::from_millis(100)).await;

@@ -563,6 +563,7 @@ pub async fn start_behind_proxy(
     let stack = Stack::start_custom(roles, Some(format!("http://{sim_addr}")), |c| {
         c.stripe.api_key = Some("sk_test_behind_proxy".into());
         c.stripe.base_url = proxied;
+        c.stripe.js_url = format!("http://{sim_addr}/js/v3/");
         c.webhook.secrets = vec![WEBHOOK_SECRET.into()];
         tweak(c);
     })

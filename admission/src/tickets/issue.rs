@@ -325,6 +325,7 @@ fn body(sale: &SaleHandle, issued: &Issued) -> TicketBody {
         estimated_wait_ms: position.and_then(|p| sale.estimated_wait_ms(p)),
         waitlisted: issued.waitlisted,
         opens_at: None,
+        hold_expires_at: None,
     }
 }
 

@@ -47,6 +47,10 @@ pub(crate) struct TicketBody {
     /// While pre-queued: when the sale opens and the places are drawn (RFC 3339).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub opens_at: Option<String>,
+    /// While a unit is held for the ticket (`reserved`, `payment_pending`): when the hold
+    /// runs out unless paid (RFC 3339). It moves later when a payment in progress extends it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hold_expires_at: Option<String>,
 }
 
 /// The PaymentIntent a shopper confirms with Stripe.js.

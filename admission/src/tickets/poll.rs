@@ -74,6 +74,7 @@ pub(crate) async fn ticket_state(
                 order_id: None,
                 payment_intent: None,
                 client_secret: None,
+                hold_expires_at: None,
             }),
         },
     };
@@ -113,6 +114,10 @@ async fn render(
         }
         _ => None,
     };
+    let held = matches!(
+        view.status,
+        TicketStatus::Reserved | TicketStatus::PaymentPending
+    );
     TicketBody {
         ticket: token,
         status: view.status,
@@ -123,6 +128,10 @@ async fn render(
         estimated_wait_ms: position.zip(sale).and_then(|(p, s)| s.estimated_wait_ms(p)),
         waitlisted: false,
         opens_at: None,
+        hold_expires_at: view
+            .hold_expires_at
+            .filter(|_| held)
+            .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
     }
 }
 
@@ -158,7 +167,8 @@ pub(super) async fn from_database(
 ) -> Result<Option<TicketView>> {
     let Some(row) = sqlx::query!(
         r#"SELECT t.decision, t.seq, o.id AS "order_id?: Uuid", o.status AS "order_status?",
-                  o.payment_intent_id, o.client_secret, o.payment_method
+                  o.payment_intent_id, o.client_secret, o.payment_method,
+                  o.hold_expires_at AS "hold_expires_at?"
            FROM tickets t LEFT JOIN orders o ON o.ticket_id = t.id
            WHERE t.id = $1"#,
         ticket
@@ -181,6 +191,7 @@ pub(super) async fn from_database(
         order_id: row.order_id,
         payment_intent: row.payment_intent_id,
         client_secret: row.client_secret.filter(|_| shopper_confirms),
+        hold_expires_at: row.hold_expires_at,
     };
     republish(state, sale, ticket, &view).await;
     Ok(Some(view))
@@ -194,6 +205,7 @@ async fn from_prequeue(state: &AppState, ticket: Uuid) -> Result<Option<TicketVi
         order_id: None,
         payment_intent: None,
         client_secret: None,
+        hold_expires_at: None,
     };
     Ok(
         match flashgate_common::ledger::prequeue::place(&state.pool, ticket).await? {
@@ -212,6 +224,7 @@ async fn republish(state: &AppState, sale: &SaleId, ticket: Uuid, view: &TicketV
         order_id: view.order_id,
         payment_intent: view.payment_intent.clone(),
         client_secret: view.client_secret.clone(),
+        hold_expires_at: view.hold_expires_at,
     };
     if let Err(e) = state.redis.write_statuses(&[update]).await {
         tracing::debug!(error = ?e, "could not re-publish a ticket status");

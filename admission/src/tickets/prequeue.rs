@@ -162,6 +162,7 @@ pub(super) fn body(token: String, starts_at: DateTime<Utc>) -> TicketBody {
         estimated_wait_ms: None,
         waitlisted: false,
         opens_at: Some(starts_at.to_rfc3339()),
+        hold_expires_at: None,
     }
 }
 

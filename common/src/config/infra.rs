@@ -199,10 +199,15 @@ impl AmqpConfig {
 pub struct StripeConfig {
     /// Secret key. Unset: `flashgate all` embeds the Stripe emulator and uses it.
     pub api_key: Option<SecretString>,
-    /// Publishable key, for the demo shoppers that confirm in the "browser".
+    /// Publishable key: the waiting room's payment form (Stripe.js) and the demo's
+    /// shoppers that confirm in the browser use it.
     pub publishable_key: String,
     /// API base with a trailing slash; production leaves the default.
     pub base_url: String,
+    /// Stripe.js, which the waiting room loads to take the payment; production leaves
+    /// the default. `flashgate all` with the embedded emulator points it at the
+    /// emulator's stand-in (`/js/v3/`).
+    pub js_url: String,
     /// One HTTP attempt fails after this long and is retried with the same idempotency key.
     pub timeout_ms: u64,
 }
@@ -213,6 +218,7 @@ impl Default for StripeConfig {
             api_key: None,
             publishable_key: "pk_test_flashgate".into(),
             base_url: "https://api.stripe.com/".into(),
+            js_url: "https://js.stripe.com/v3/".into(),
             timeout_ms: 10_000,
         }
     }
@@ -224,6 +230,16 @@ impl StripeConfig {
             problems,
             self.base_url.ends_with('/'),
             "stripe.base_url must end with '/'",
+        );
+        require(
+            problems,
+            self.js_url.starts_with("https://") || self.js_url.starts_with("http://"),
+            "stripe.js_url must be an http(s) URL",
+        );
+        require(
+            problems,
+            self.publishable_key.starts_with("pk_"),
+            "stripe.publishable_key must be a publishable key (pk_…)",
         );
         require(
             problems,

@@ -383,6 +383,13 @@ pub struct WorkerConfig {
     pub sweep_interval_ms: u64,
     /// Orders expired per sweep transaction.
     pub sweep_batch: i64,
+    /// A hold that runs out while its payment is in progress at Stripe (the shopper is in
+    /// a 3-D Secure step: `requires_action`; or `processing`) is extended to this many
+    /// seconds from now instead of canceled, again at each expiry while it lasts.
+    pub hold_extension_secs: u64,
+    /// How far past the sale's hold extensions may take a hold (0: never extend): the
+    /// operator's bound on how long a unit waits for a payment someone started.
+    pub hold_extension_max_secs: u64,
     /// Orders pending payment longer than this are reconciled against Stripe.
     pub reconcile_after_secs: u64,
     /// Days an applied Stripe event is kept to recognise a redelivery. Stripe retries a
@@ -408,6 +415,8 @@ impl Default for WorkerConfig {
             stripe_retry_budget_ms: 30_000,
             sweep_interval_ms: 1000,
             sweep_batch: 500,
+            hold_extension_secs: 60,
+            hold_extension_max_secs: 300,
             reconcile_after_secs: 600,
             stripe_events_retention_days: 30,
             order_events_retention_days: 7,

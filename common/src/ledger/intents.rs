@@ -104,6 +104,12 @@ async fn apply_bound(
     let why = match outcome {
         IntentOutcome::Succeeded => return settled(tx, order, payment_intent_id).await,
         IntentOutcome::Pending => return Ok(Applied::Unchanged(order)),
+        // The shopper's own attempt in the browser failed (a decline, a failed 3-D Secure
+        // step): the PaymentIntent takes another card while the hold lasts, and the hold's
+        // expiry cancels it if none comes.
+        IntentOutcome::Failed { .. } if shopper_confirms(tx, order.id).await? => {
+            return Ok(Applied::Unchanged(order));
+        }
         IntentOutcome::Failed { code } => (
             Release::Failed {
                 cancel_intent: true,
@@ -126,6 +132,18 @@ async fn apply_bound(
         Some(change) => Applied::Changed(change),
         None => Applied::Unchanged(order),
     })
+}
+
+/// Whether the shopper confirms the order's payment (no saved payment method), still
+/// holding its unit.
+async fn shopper_confirms(tx: &mut PgConnection, order_id: Uuid) -> sqlx::Result<bool> {
+    sqlx::query_scalar!(
+        r#"SELECT payment_method IS NULL AND status = 'payment_pending' AS "shopper!"
+           FROM orders WHERE id = $1"#,
+        order_id
+    )
+    .fetch_one(&mut *tx)
+    .await
 }
 
 /// Whether the order's hold is past its expiry (the hold sweep then cancels its

@@ -56,27 +56,28 @@ pub async fn claim_payment(db: &PgPool, order_id: Uuid) -> sqlx::Result<Option<P
 }
 
 /// Stores an order's PaymentIntent and moves a `reserved` order to `payment_pending`;
-/// returns the order's status afterwards (a webhook may have moved it further already).
+/// returns the order's status afterwards (a webhook may have moved it further already)
+/// and when its hold runs out.
 pub async fn start_payment(
     db: &PgPool,
     order_id: Uuid,
     payment_intent_id: &str,
     client_secret: Option<&str>,
-) -> sqlx::Result<Option<OrderStatus>> {
+) -> sqlx::Result<(Option<OrderStatus>, DateTime<Utc>)> {
     let stored = sqlx::query!(
         r#"UPDATE orders SET payment_intent_id = COALESCE(payment_intent_id, $2),
                client_secret = COALESCE(client_secret, $3),
                status = CASE WHEN status = 'reserved' THEN 'payment_pending' ELSE status END,
                updated_at = now()
            WHERE id = $1
-           RETURNING status"#,
+           RETURNING status, hold_expires_at"#,
         order_id,
         payment_intent_id,
         client_secret
     )
     .fetch_one(db)
     .await?;
-    Ok(OrderStatus::parse(&stored.status))
+    Ok((OrderStatus::parse(&stored.status), stored.hold_expires_at))
 }
 
 /// Orders still `reserved`, no PaymentIntent asked for, unchanged for `after_secs` and
@@ -138,6 +139,56 @@ pub async fn lease_effects(db: &PgPool, limit: i64) -> sqlx::Result<Vec<Effect>>
             pi_requested_at: r.pi_requested_at,
         })
         .collect())
+}
+
+/// An order whose hold was extended, as its shopper is shown it again.
+#[derive(Debug, Clone)]
+pub struct Extended {
+    /// Its sale.
+    pub sale_id: SaleId,
+    /// Its ticket.
+    pub ticket_id: Uuid,
+    /// Its PaymentIntent.
+    pub payment_intent_id: Option<String>,
+    /// The client secret, when the shopper confirms (no saved payment method).
+    pub client_secret: Option<String>,
+    /// When the hold runs out now.
+    pub hold_expires_at: DateTime<Utc>,
+}
+
+/// Extends the expired hold of a `payment_pending` order waiting for its cancel (its
+/// payment is in progress at Stripe): to `step_secs` from now, never past its creation
+/// plus the sale's hold plus `max_secs`, and takes back the cancel. `None` when the
+/// bound leaves less than a second (the cancel goes ahead).
+pub async fn extend_hold(
+    db: &PgPool,
+    order_id: Uuid,
+    step_secs: f64,
+    max_secs: f64,
+) -> sqlx::Result<Option<Extended>> {
+    let row = sqlx::query!(
+        r#"UPDATE orders o
+           SET hold_expires_at = LEAST(now() + make_interval(secs => $2),
+                                       o.created_at + make_interval(secs => s.hold_seconds + $3::float8)),
+               cancel_pending = false, effect_leased_at = NULL, updated_at = now()
+           FROM sales s
+           WHERE o.id = $1 AND s.id = o.sale_id AND o.cancel_pending AND o.status = 'payment_pending'
+             AND o.created_at + make_interval(secs => s.hold_seconds + $3::float8) > now() + interval '1 second'
+           RETURNING o.sale_id AS "sale_id: SaleId", o.ticket_id, o.payment_intent_id, o.client_secret,
+                     o.payment_method, o.hold_expires_at"#,
+        order_id,
+        step_secs,
+        max_secs
+    )
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(|r| Extended {
+        sale_id: r.sale_id,
+        ticket_id: r.ticket_id,
+        payment_intent_id: r.payment_intent_id,
+        client_secret: r.client_secret.filter(|_| r.payment_method.is_none()),
+        hold_expires_at: r.hold_expires_at,
+    }))
 }
 
 /// Records that an order's cancel is done (its PaymentIntent's end was applied).

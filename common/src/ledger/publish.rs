@@ -19,6 +19,7 @@ impl OrderRef {
             order_id: Some(self.id),
             payment_intent: self.payment_intent_id.clone(),
             client_secret: None,
+            hold_expires_at: None,
         })
     }
 }

@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use chrono::{DateTime, Utc};
 use redis::{Pipeline, Script};
 use uuid::Uuid;
 
@@ -23,6 +24,8 @@ pub mod field {
     pub const PAYMENT_INTENT: &str = "pi";
     /// Client secret, when the shopper confirms the payment.
     pub const CLIENT_SECRET: &str = "cs";
+    /// When the hold on the ticket's unit runs out (Unix milliseconds), while it is held.
+    pub const HOLD: &str = "h";
 }
 
 /// Writes each ticket's fields only if its new rank is above the stored one, or the same
@@ -67,6 +70,8 @@ pub struct StatusUpdate {
     pub payment_intent: Option<String>,
     /// The client secret, when the shopper must confirm.
     pub client_secret: Option<String>,
+    /// When the hold runs out, while the unit is held (an extension rewrites it).
+    pub hold_expires_at: Option<DateTime<Utc>>,
 }
 
 impl StatusUpdate {
@@ -79,6 +84,7 @@ impl StatusUpdate {
             order_id: None,
             payment_intent: None,
             client_secret: None,
+            hold_expires_at: None,
         }
     }
 }
@@ -96,6 +102,8 @@ pub struct TicketView {
     pub payment_intent: Option<String>,
     /// Client secret for the shopper's confirmation.
     pub client_secret: Option<String>,
+    /// When the hold runs out, while the unit is held.
+    pub hold_expires_at: Option<DateTime<Utc>>,
 }
 
 impl StatusUpdate {
@@ -110,6 +118,9 @@ impl StatusUpdate {
         }
         if let Some(secret) = &self.client_secret {
             fields.push((field::CLIENT_SECRET, secret.clone()));
+        }
+        if let Some(hold) = self.hold_expires_at {
+            fields.push((field::HOLD, hold.timestamp_millis().to_string()));
         }
         fields
     }
@@ -178,5 +189,9 @@ fn parse_view(fields: &HashMap<String, String>) -> Option<TicketView> {
         order_id: fields.get(field::ORDER).and_then(|s| s.parse().ok()),
         payment_intent: fields.get(field::PAYMENT_INTENT).cloned(),
         client_secret: fields.get(field::CLIENT_SECRET).cloned(),
+        hold_expires_at: fields
+            .get(field::HOLD)
+            .and_then(|s| s.parse().ok())
+            .and_then(DateTime::from_timestamp_millis),
     })
 }

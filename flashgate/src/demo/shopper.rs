@@ -178,18 +178,19 @@ fn is_final(status: &str) -> bool {
     )
 }
 
-/// What Stripe.js does: confirm the PaymentIntent with the publishable key and its secret.
+/// What the waiting room's payment form does through Stripe.js (the emulator's stand-in
+/// sends this same request): confirm the PaymentIntent with the publishable key and its
+/// client secret as form parameters.
 async fn confirm_in_browser(shop: &Shop, payment: &Payment) -> reqwest::Result<()> {
     let http = shop.lanes.take().await;
     let form = format!(
-        "client_secret={}&payment_method=pm_card_visa",
-        payment.client_secret
+        "key={}&client_secret={}&payment_method=pm_card_visa",
+        shop.publishable_key, payment.client_secret
     );
     http.post(format!(
         "{}v1/payment_intents/{}/confirm",
         shop.stripe, payment.payment_intent
     ))
-    .bearer_auth(&shop.publishable_key)
     .header("content-type", "application/x-www-form-urlencoded")
     .body(form)
     .send()

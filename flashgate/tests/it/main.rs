@@ -9,6 +9,7 @@ mod failover;
 mod lost;
 mod outages;
 mod pass;
+mod pay_in_page;
 mod prequeue;
 mod reservations;
 mod support;

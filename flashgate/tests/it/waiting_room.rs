@@ -13,8 +13,9 @@ async fn the_waiting_room_reconnects_after_errors_and_stops_on_an_unknown_ticket
     let browser = Browser::start().await;
     browser.goto(&stack.door(&format!("/queue/{token}"))).await;
     browser
-        .wait_for_text("#status", 30, |s| s == "payment_pending")
+        .wait_for("#status[data-status=payment_pending]", 30)
         .await;
+    assert_eq!(browser.text("#status").await, "Awaiting payment");
     let title = browser.eval("return document.title;").await;
     assert_eq!(title, "Waiting room", "no position once reserved");
 
@@ -45,7 +46,7 @@ async fn the_waiting_room_reconnects_after_errors_and_stops_on_an_unknown_ticket
     browser
         .wait_for_text("#connection", 10, str::is_empty)
         .await;
-    assert_eq!(browser.text("#status").await, "payment_pending");
+    assert_eq!(browser.text("#status").await, "Awaiting payment");
 
     // The ticket is unknown now: the page says so and stops.
     browser
@@ -60,5 +61,66 @@ async fn the_waiting_room_reconnects_after_errors_and_stops_on_an_unknown_ticket
         .await;
     assert_eq!(browser.text("#connection").await, "");
     browser.quit().await;
+    stack.stop().await;
+}
+
+/// The page in German (chosen on the page) and in Japanese (from `Accept-Language`):
+/// the server's render and the script's updates speak the language, numbers and prices
+/// in its format.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_waiting_room_speaks_german_and_japanese() {
+    let stack = Stack::start().await;
+    stack
+        .create_sale_with("room-i18n", json!({ "stock": 2 }))
+        .await;
+    let token = stack.token("room-i18n", "sprache", None).await;
+    stack
+        .await_ticket(&token, |t| t["status"] == "payment_pending")
+        .await;
+
+    let browser = Browser::start().await;
+    browser
+        .goto(&stack.door(&format!("/queue/{token}?lang=de")))
+        .await;
+    browser
+        .wait_for("#payment-element input[name=cardnumber]", 30)
+        .await;
+    assert_eq!(
+        browser.eval("return document.documentElement.lang;").await,
+        "de"
+    );
+    assert_eq!(
+        browser.text("#headline").await,
+        "Ihr Artikel ist reserviert: Schließen Sie die Zahlung ab"
+    );
+    assert_eq!(browser.text("#status").await, "Zahlung ausstehend");
+    assert_eq!(
+        browser.text("#price").await,
+        "10,00\u{a0}€",
+        "German price format"
+    );
+    assert!(
+        browser
+            .text("#hold")
+            .await
+            .starts_with("Für Sie reserviert: noch ")
+    );
+    assert_eq!(browser.text("label").await.trim_end(), "Kartennummer");
+    browser.quit().await;
+
+    let page = stack
+        .http
+        .get(stack.door(&format!("/queue/{token}")))
+        .header("accept-language", "ja-JP,ja;q=0.9,en;q=0.5")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains(r#"<html lang="ja">"#));
+    assert!(page.contains("商品を確保しました。お支払いを完了してください"));
+    assert!(page.contains(">お支払い待ち<"), "status in words");
+    assert!(page.contains(r#"<a aria-current="true" lang="ja">日本語</a>"#));
     stack.stop().await;
 }

@@ -2,6 +2,7 @@
 //! idempotency, latency), and the unauthenticated `/_sim` control surface.
 
 mod auth;
+mod browser;
 mod control;
 mod events;
 mod idempotent;
@@ -32,6 +33,8 @@ pub(crate) struct Caller {
     pub(crate) key: ApiKey,
     pub(crate) request_id: String,
     pub(crate) idempotency_key: Option<String>,
+    /// The request's `Host`, for links in answers.
+    pub(crate) host: Option<String>,
 }
 
 impl Caller {
@@ -41,6 +44,7 @@ impl Caller {
         Origin {
             request_id,
             idempotency_key: self.idempotency_key.clone(),
+            host: self.host.clone(),
         }
     }
 
@@ -89,7 +93,9 @@ pub(crate) fn router(sim: Sim) -> Router {
         .method_not_allowed_fallback(unrecognized)
         .layer(from_fn_with_state(sim.clone(), pipeline::run))
         .with_state(sim.clone());
-    control::router(sim).merge(api)
+    control::router(sim.clone())
+        .merge(browser::router(sim))
+        .merge(api)
 }
 
 /// Stripe's 404 for a URL it does not serve.

@@ -79,10 +79,16 @@ fn admit(
     } else {
         None
     };
+    let host = parts
+        .headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned);
     let caller = Caller {
         key,
         request_id: request_id.to_owned(),
         idempotency_key,
+        host,
     };
     let claim = idempotent::claim(sim, &caller, parts, bytes)?;
     Ok((caller, claim))

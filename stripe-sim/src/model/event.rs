@@ -13,6 +13,7 @@ pub(crate) enum EventType {
     PaymentIntentCreated,
     PaymentIntentSucceeded,
     PaymentIntentPaymentFailed,
+    PaymentIntentRequiresAction,
     PaymentIntentCanceled,
     RefundCreated,
 }
@@ -24,6 +25,7 @@ impl EventType {
             EventType::PaymentIntentCreated => "payment_intent.created",
             EventType::PaymentIntentSucceeded => "payment_intent.succeeded",
             EventType::PaymentIntentPaymentFailed => "payment_intent.payment_failed",
+            EventType::PaymentIntentRequiresAction => "payment_intent.requires_action",
             EventType::PaymentIntentCanceled => "payment_intent.canceled",
             EventType::RefundCreated => "refund.created",
         }
@@ -35,6 +37,8 @@ impl EventType {
 pub(crate) struct Origin {
     pub(crate) request_id: Option<String>,
     pub(crate) idempotency_key: Option<String>,
+    /// The address the request was sent to (`Host`), for links the answer carries.
+    pub(crate) host: Option<String>,
 }
 
 /// One delivery attempt of an event to an endpoint.

@@ -49,7 +49,6 @@ const ALWAYS_NULL: &[&str] = &[
     "application_fee_amount",
     "customer",
     "excluded_payment_method_types",
-    "next_action",
     "on_behalf_of",
     "payment_method_configuration_details",
     "processing",
@@ -88,6 +87,8 @@ pub(crate) struct PaymentIntent {
     pub(crate) successful_charges: u32,
     /// Sum of its refunds.
     pub(crate) amount_refunded: i64,
+    /// While `requires_action`: the 3-D Secure step (a page the cardholder completes).
+    pub(crate) next_action: Option<Value>,
 }
 
 impl PaymentIntent {
@@ -120,6 +121,7 @@ impl PaymentIntent {
             statement_descriptor_suffix: params.statement_descriptor_suffix,
             successful_charges: 0,
             amount_refunded: 0,
+            next_action: None,
         }
     }
 
@@ -159,6 +161,7 @@ impl PaymentIntent {
             "latest_charge": self.latest_charge,
             "livemode": false,
             "metadata": self.metadata,
+            "next_action": self.next_action,
             "payment_method": self.payment_method,
             "payment_method_options": { "card": card_options },
             "payment_method_types": self.payment_method_types,

@@ -8,6 +8,9 @@ use serde_json::{Value, json};
 pub(crate) enum Outcome {
     /// The charge succeeds.
     Succeed,
+    /// The bank asks the cardholder to authenticate (3-D Secure) before the charge:
+    /// the PaymentIntent waits in `requires_action`; completing the step charges it.
+    Authenticate,
     /// The charge is declined with Stripe's `code`, `decline_code` and message.
     Decline {
         code: &'static str,
@@ -62,6 +65,16 @@ const fn declined(
     }
 }
 
+const fn authenticated(token: &'static str, last4: &'static str) -> TestCard {
+    TestCard {
+        token,
+        brand: "visa",
+        last4,
+        funding: "credit",
+        outcome: Outcome::Authenticate,
+    }
+}
+
 const DECLINED: &str = "Your card was declined.";
 
 /// The tokens of <https://docs.stripe.com/testing#cards> that the emulator knows.
@@ -74,6 +87,8 @@ const TEST_CARDS: &[TestCard] = &[
     ok("pm_card_discover", "discover", "1117", "credit"),
     ok("pm_card_jcb", "jcb", "0505", "credit"),
     ok("pm_card_unionpay", "unionpay", "0005", "credit"),
+    authenticated("pm_card_authenticationRequired", "3184"),
+    authenticated("pm_card_threeDSecure2Required", "3220"),
     declined(
         "pm_card_chargeDeclined",
         "0002",

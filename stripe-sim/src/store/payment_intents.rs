@@ -103,6 +103,7 @@ impl State {
             return Err(Error::unexpected_state(message, payment_intent.to_json()));
         }
         payment_intent.status = Status::Canceled;
+        payment_intent.next_action = None;
         payment_intent.canceled_at = Some(crate::ids::now());
         payment_intent.cancellation_reason = reason;
         let object = payment_intent.to_json();

@@ -109,3 +109,93 @@ async fn a_browser_retrieves_with_the_client_secret_only() {
         .unwrap();
     assert_eq!(without.status(), 400);
 }
+
+/// A card that needs 3-D Secure: the PaymentIntent waits in `requires_action` with a
+/// link to the emulator's authentication page (parsed by async-stripe as Stripe's own
+/// `next_action`); failing the step asks for another card, completing it charges once.
+#[tokio::test]
+async fn a_card_that_needs_authentication_waits_for_the_cardholder() {
+    use stripe_core::PaymentIntentStatus;
+    use stripe_core::payment_intent::RetrievePaymentIntent;
+
+    let app = TestApp::spawn().await;
+    let created = create_order(2200, "b-3ds").send(&app.client).await.unwrap();
+    let id = created.id.as_str().to_owned();
+    let secret = created.client_secret.unwrap();
+    let form = format!("payment_method=pm_card_authenticationRequired&client_secret={secret}");
+    let (status, body, _) = confirm(&app, &id, &form).await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("requires_action"))
+    );
+
+    let parsed = RetrievePaymentIntent::new(id.as_str())
+        .send(&app.client)
+        .await
+        .unwrap();
+    assert_eq!(parsed.status, PaymentIntentStatus::RequiresAction);
+    let action = parsed.next_action.expect("a next action");
+    assert_eq!(action.type_, "redirect_to_url");
+    let url = action.redirect_to_url.and_then(|r| r.url).expect("a url");
+    assert!(
+        url.contains(&format!("/_sim/authenticate/{id}?client_secret=")),
+        "{url}"
+    );
+
+    let http = reqwest::Client::new();
+    let page = http.get(&url).send().await.unwrap().text().await.unwrap();
+    assert!(
+        page.contains(r#"value="complete""#),
+        "the page offers the step"
+    );
+    let step = |outcome: &str, secret: &str| {
+        http.post(app.url(&format!("/_sim/authenticate/{id}")))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(format!("client_secret={secret}&outcome={outcome}"))
+            .send()
+    };
+    assert_eq!(step("complete", "wrong").await.unwrap().status(), 400);
+    assert_eq!(step("fail", &secret).await.unwrap().status(), 200);
+    let failed = RetrievePaymentIntent::new(id.as_str())
+        .send(&app.client)
+        .await
+        .unwrap();
+    assert_eq!(failed.status, PaymentIntentStatus::RequiresPaymentMethod);
+    let code = failed.last_payment_error.and_then(|e| e.code);
+    assert_eq!(
+        code.map(|c| c.as_str().to_owned()).as_deref(),
+        Some("payment_intent_authentication_failure")
+    );
+
+    let (_, again, _) = confirm(&app, &id, &form).await;
+    assert_eq!(again["status"], "requires_action");
+    assert_eq!(step("complete", &secret).await.unwrap().status(), 200);
+    assert_eq!(
+        step("complete", &secret).await.unwrap().status(),
+        400,
+        "once"
+    );
+    assert_eq!(app.sim.successful_charges(&id), 1);
+}
+
+/// The stand-in for Stripe.js is served where a page can load it from another origin.
+#[tokio::test]
+async fn the_stand_in_for_stripe_js_is_served() {
+    let app = TestApp::spawn().await;
+    let answer = reqwest::get(app.url("/js/v3/")).await.unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.headers()["access-control-allow-origin"], "*");
+    assert!(
+        answer.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/javascript")
+    );
+    assert!(
+        answer
+            .text()
+            .await
+            .unwrap()
+            .contains("window.Stripe = Stripe")
+    );
+}

@@ -7,9 +7,12 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use flashgate_common::domain::TicketStatus;
 use flashgate_common::ledger::payment::Effect;
 use flashgate_common::ledger::{self, IntentOutcome, Release};
+use flashgate_common::live::tickets::StatusUpdate;
 use stripe::StripeRequest;
+use stripe_core::PaymentIntentStatus;
 use stripe_core::payment_intent::{CancelPaymentIntent, SearchPaymentIntent};
 use stripe_core::refund::CreateRefund;
 use uuid::Uuid;
@@ -106,6 +109,11 @@ async fn cancel(ctx: &Context, order: &Effect) -> Result<bool> {
         },
         (None, None) => None,
     };
+    if let Some(intent) = &intent
+        && extend_if_paying(ctx, order.id, intent).await?
+    {
+        return Ok(false);
+    }
     let outcome = match &intent {
         Some(intent) => cancel_at_stripe(ctx, order.id, intent).await?,
         None => None,
@@ -132,6 +140,53 @@ async fn cancel(ctx: &Context, order: &Effect) -> Result<bool> {
         ledger::payment::cancel_done(&ctx.pool, order.id).await?;
     }
     Ok(resolved)
+}
+
+/// A hold that ran out while its shopper is still paying (a 3-D Secure step, or the
+/// payment processing) is extended within the operator's bound rather than canceled
+/// under them. Returns whether it was.
+async fn extend_if_paying(ctx: &Context, order: Uuid, intent: &str) -> Result<bool> {
+    let worker = &ctx.config.worker;
+    if worker.hold_extension_max_secs == 0 {
+        return Ok(false);
+    }
+    let paying = match resolve::retrieve(ctx, intent).await {
+        Ok(found) => matches!(
+            found.status,
+            PaymentIntentStatus::RequiresAction | PaymentIntentStatus::Processing
+        ),
+        // Stripe has no such PaymentIntent: the cancel finds out and releases.
+        Err(Error::Stripe(Failure::Permanent { code, .. })) if code == MISSING => false,
+        Err(e) => return Err(e),
+    };
+    if !paying {
+        return Ok(false);
+    }
+    let Some(extended) = ledger::payment::extend_hold(
+        &ctx.pool,
+        order,
+        worker.hold_extension_secs as f64,
+        worker.hold_extension_max_secs as f64,
+    )
+    .await?
+    else {
+        return Ok(false);
+    };
+    metrics::counter!("flashgate_holds_extended_total").increment(1);
+    tracing::info!(%order, until = %extended.hold_expires_at, "hold extended: payment in progress");
+    let update = StatusUpdate {
+        sale: extended.sale_id,
+        ticket: extended.ticket_id,
+        status: TicketStatus::PaymentPending,
+        order_id: Some(order),
+        payment_intent: extended.payment_intent_id,
+        client_secret: extended.client_secret,
+        hold_expires_at: Some(extended.hold_expires_at),
+    };
+    if let Err(e) = ctx.redis.write_statuses(&[update]).await {
+        tracing::warn!(error = ?e, %order, "hold extension not published to redis");
+    }
+    Ok(true)
 }
 
 /// Asks Stripe to cancel `intent`; returns the PaymentIntent's state afterwards (a cancel

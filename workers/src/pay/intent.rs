@@ -143,7 +143,7 @@ async fn store(
     claimed: &PaymentClaim,
     intent: &PaymentIntent,
 ) -> Result<()> {
-    let status = ledger::payment::start_payment(
+    let (status, hold_expires_at) = ledger::payment::start_payment(
         &ctx.pool,
         order_id,
         intent.id.as_str(),
@@ -169,6 +169,7 @@ async fn store(
             .client_secret
             .clone()
             .filter(|_| claimed.payment_method.is_none()),
+        hold_expires_at: Some(hold_expires_at),
     };
     if let Err(e) = ctx.redis.write_statuses(&[update]).await {
         tracing::warn!(error = ?e, %order_id, "payment status not published to redis");

@@ -48,6 +48,7 @@ async fn publish_live(ctx: &Context, batch: &Batch) -> flashgate_common::Result<
                 order_id: t.order_id,
                 payment_intent: t.payment_intent.clone(),
                 client_secret: t.client_secret.clone(),
+                hold_expires_at: None,
             })
         })
         .collect();
