@@ -78,9 +78,26 @@ pub(crate) async fn ticket_state(
             }),
         },
     };
+    if matches!(
+        view.status,
+        TicketStatus::Reserved | TicketStatus::PaymentPending
+    ) {
+        seen(state, claims);
+    }
     Ok(TicketState {
         body: render(state, claims, view, decided, token).await,
     })
+}
+
+/// Records the shopper's presence on a held ticket, off the answer's path (the holds of
+/// shoppers who stop asking go back early: `worker.presence_timeout_secs`).
+fn seen(state: &AppState, claims: &TicketClaims) {
+    let (redis, sale, ticket) = (state.redis.clone(), claims.sale.clone(), claims.ticket);
+    tokio::spawn(async move {
+        if let Err(e) = redis.mark_seen(&sale, ticket, Utc::now()).await {
+            tracing::debug!(error = ?e, "presence not recorded");
+        }
+    });
 }
 
 async fn render(

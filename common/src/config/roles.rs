@@ -390,6 +390,11 @@ pub struct WorkerConfig {
     /// How far past the sale's hold extensions may take a hold (0: never extend): the
     /// operator's bound on how long a unit waits for a payment someone started.
     pub hold_extension_max_secs: u64,
+    /// A unit held for a shopper who pays in the waiting room goes back this long after
+    /// their page last asked for it (the page asks while open, hidden or not; 0: never
+    /// early). Only once the page was seen: a shopper never seen (an API client, or a
+    /// Redis that lost its data) keeps the whole hold.
+    pub presence_timeout_secs: u64,
     /// Orders pending payment longer than this are reconciled against Stripe.
     pub reconcile_after_secs: u64,
     /// Days an applied Stripe event is kept to recognise a redelivery. Stripe retries a
@@ -417,6 +422,7 @@ impl Default for WorkerConfig {
             sweep_batch: 500,
             hold_extension_secs: 60,
             hold_extension_max_secs: 300,
+            presence_timeout_secs: 90,
             reconcile_after_secs: 600,
             stripe_events_retention_days: 30,
             order_events_retention_days: 7,

@@ -191,6 +191,55 @@ pub async fn extend_hold(
     }))
 }
 
+/// A unit held for a shopper who confirms the payment themselves.
+#[derive(Debug, Clone)]
+pub struct ShopperHold {
+    /// The order.
+    pub id: Uuid,
+    /// Its sale.
+    pub sale_id: SaleId,
+    /// Its ticket.
+    pub ticket_id: Uuid,
+}
+
+/// Up to `limit` live holds waiting for their shopper's own payment (no saved payment
+/// method), by order id after `after` (a sweep walks all of them in turns).
+pub async fn shopper_holds(db: &PgPool, after: Uuid, limit: i64) -> sqlx::Result<Vec<ShopperHold>> {
+    let rows = sqlx::query!(
+        r#"SELECT id, sale_id AS "sale_id: SaleId", ticket_id FROM orders
+           WHERE status = 'payment_pending' AND payment_method IS NULL AND NOT cancel_pending
+             AND hold_expires_at > now() AND id > $1
+           ORDER BY id LIMIT $2"#,
+        after,
+        limit
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| ShopperHold {
+            id: r.id,
+            sale_id: r.sale_id,
+            ticket_id: r.ticket_id,
+        })
+        .collect())
+}
+
+/// Ends the holds of `orders` now (their shopper left): the hold sweep then releases
+/// them as it does any expired hold, cancelling at Stripe first, and extending one
+/// whose payment is in progress after all. Returns how many were ended.
+pub async fn end_holds_now(db: &PgPool, orders: &[Uuid]) -> sqlx::Result<u64> {
+    let done = sqlx::query!(
+        "UPDATE orders SET hold_expires_at = now(), updated_at = now()
+         WHERE id = ANY($1) AND status = 'payment_pending' AND NOT cancel_pending
+           AND hold_expires_at > now()",
+        orders
+    )
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected())
+}
+
 /// Records that an order's cancel is done (its PaymentIntent's end was applied).
 pub async fn cancel_done(db: &PgPool, order_id: Uuid) -> sqlx::Result<()> {
     sqlx::query!(

@@ -26,7 +26,23 @@ pub mod field {
     pub const CLIENT_SECRET: &str = "cs";
     /// When the hold on the ticket's unit runs out (Unix milliseconds), while it is held.
     pub const HOLD: &str = "h";
+    /// When a shopper last asked for the ticket while its unit was held (Unix
+    /// milliseconds): the waiting room's presence.
+    pub const SEEN: &str = "p";
 }
+
+/// Records presence on a ticket hash that exists (a lost one is not recreated without
+/// its TTL): KEYS[1] the hash, ARGV[1] the time.
+static MARK_SEEN: std::sync::LazyLock<Script> = std::sync::LazyLock::new(|| {
+    Script::new(
+        r"
+        if redis.call('EXISTS', KEYS[1]) == 1 then
+            redis.call('HSET', KEYS[1], 'p', ARGV[1])
+        end
+        return 1
+        ",
+    )
+});
 
 /// Writes each ticket's fields only if its new rank is above the stored one, or the same
 /// status again (a duplicate, or the same status with more fields): a late writer never
@@ -164,6 +180,36 @@ impl Redis {
         self.queue_statuses(&mut pipe, updates);
         pipe.query_async::<()>(&mut self.conn()).await?;
         Ok(())
+    }
+
+    /// Records that a shopper asked for `ticket` just now, while its unit is held.
+    pub async fn mark_seen(&self, sale: &SaleId, ticket: Uuid, at: DateTime<Utc>) -> Result<()> {
+        MARK_SEEN
+            .key(self.keys().ticket(sale, ticket))
+            .arg(at.timestamp_millis())
+            .invoke_async::<()>(&mut self.conn())
+            .await?;
+        Ok(())
+    }
+
+    /// When each ticket was last asked for while held (`None`: never recorded, or the
+    /// ticket's hash is gone), in one round trip.
+    pub async fn last_seen(
+        &self,
+        tickets: &[(SaleId, Uuid)],
+    ) -> Result<Vec<Option<DateTime<Utc>>>> {
+        if tickets.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for (sale, ticket) in tickets {
+            pipe.hget(self.keys().ticket(sale, *ticket), field::SEEN);
+        }
+        let seen: Vec<Option<i64>> = pipe.query_async(&mut self.conn()).await?;
+        Ok(seen
+            .into_iter()
+            .map(|ms| ms.and_then(DateTime::from_timestamp_millis))
+            .collect())
     }
 
     /// Reads a ticket and its sale's served position in one round trip.

@@ -140,6 +140,11 @@ pub const METRICS: &[(&str, Kind, &str)] = &[
         "Payments Stripe declined (their units released)",
     ),
     (
+        "flashgate_holds_released_absent_total",
+        Counter,
+        "Holds ended early because the shopper's waiting room stopped asking for the ticket",
+    ),
+    (
         "flashgate_holds_extended_total",
         Counter,
         "Holds extended at their expiry because their payment was in progress at Stripe (3-D Secure, processing)",

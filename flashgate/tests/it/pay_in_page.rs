@@ -214,3 +214,42 @@ async fn without_javascript_the_page_shows_the_product_the_price_and_the_hold() 
     );
     stack.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_page_gives_its_unit_to_the_next_shopper() {
+    let stack = Stack::start_with(|c| c.worker.presence_timeout_secs = 2).await;
+    stack
+        .create_sale_with("page-leave", json!({ "stock": 1, "hold_seconds": 600 }))
+        .await;
+    stack
+        .create_sale_with("page-unseen", json!({ "stock": 1, "hold_seconds": 600 }))
+        .await;
+    // A shopper who never asks after their ticket (an API client): never seen.
+    stack.token("page-unseen", "never-seen", None).await;
+    let token = stack.token("page-leave", "leaver", None).await;
+    let browser = open_payment_form(&stack, &token).await;
+    let next = stack.token("page-leave", "next-in-line", None).await;
+    stack
+        .await_ticket(&next, |t| t["status"] == "waitlisted")
+        .await;
+
+    // The shopper closes the page: after the presence timeout the unit is the next one's.
+    // (Nothing else may ask for the leaver's ticket meanwhile: asking is presence.)
+    browser.goto("about:blank").await;
+    stack
+        .await_ticket(&next, |t| t["status"] == "payment_pending")
+        .await;
+    let left = stack.poll(&token).await;
+    assert_eq!(left["status"], "expired");
+    let unseen: String =
+        sqlx::query_scalar("SELECT status FROM orders WHERE customer_id = 'never-seen'")
+            .fetch_one(&stack.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        unseen, "payment_pending",
+        "a shopper never seen keeps the hold"
+    );
+    browser.quit().await;
+    stack.stop().await;
+}

@@ -1,4 +1,5 @@
-//! The maintenance loop, every `sweep_interval_ms`: expire holds, give units that came
+//! The maintenance loop, every `sweep_interval_ms`: end the holds of shoppers whose
+//! waiting room went away, expire holds, give units that came
 //! back to the wait-list, ask again to pay for reserved orders whose payment task was
 //! lost, run due Stripe side effects, relay the outbox, and (every `reconcile_after_secs / 10`) reconcile orders
 //! whose webhook never came; once an hour, delete what is past its retention. Every step
@@ -7,6 +8,7 @@
 mod effects;
 mod expire;
 mod outbox;
+mod presence;
 pub mod reconcile;
 pub mod retention;
 mod unasked;
@@ -63,6 +65,9 @@ const EXPIRY_BATCHES: usize = 20;
 #[tracing::instrument(name = "sweep", skip_all)]
 pub async fn sweep(ctx: &Context) {
     let batch = ctx.config.worker.sweep_batch;
+    if let Err(e) = presence::release_absent(ctx).await {
+        tracing::warn!(error = ?e, "holds of absent shoppers not ended");
+    }
     for _ in 0..EXPIRY_BATCHES {
         match expire_holds(ctx, batch).await {
             Ok(n) if n as i64 == batch => continue,
