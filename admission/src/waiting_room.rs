@@ -8,6 +8,8 @@ use axum::response::{Html, IntoResponse, Response};
 use flashgate_common::domain::TicketStatus;
 use flashgate_common::http::ApiPath;
 
+use flashgate_common::ledger::branding::Branding;
+
 use crate::i18n::{LANGUAGES, Messages};
 use crate::state::AppState;
 use crate::tickets::{TicketBody, ticket_state, verify_token};
@@ -94,6 +96,8 @@ struct Product {
     image: Option<String>,
     price: i64,
     currency: String,
+    /// Units on the ticket, once the ticket is decided (1 until then).
+    quantity: i64,
 }
 
 /// Currencies without minor units (Stripe's list): their amounts are whole units.
@@ -116,21 +120,28 @@ fn price_text(amount: i64, currency: &str) -> String {
     }
 }
 
-/// The sale's product (name, first image) and price; the SKU alone if the catalogue
-/// does not answer (the page still works).
-async fn product(state: &AppState, sale: &flashgate_common::ledger::sales::Sale) -> Product {
+/// The sale's product (name, first image), price and the ticket's units; the SKU alone
+/// if the catalogue does not answer (the page still works).
+async fn product(
+    state: &AppState,
+    sale: &flashgate_common::ledger::sales::Sale,
+    ticket: uuid::Uuid,
+) -> Product {
     let found = sqlx::query!(
-        r#"SELECT name, images->>0 AS image FROM products WHERE sku = $1"#,
-        sale.sku.as_str()
+        r#"SELECT p.name, p.images->>0 AS image,
+                  (SELECT quantity FROM tickets WHERE id = $2) AS quantity
+           FROM products p WHERE p.sku = $1"#,
+        sale.sku.as_str(),
+        ticket
     )
     .fetch_optional(&state.pool)
     .await;
-    let (name, image) = match found {
-        Ok(Some(row)) => (row.name, row.image),
-        Ok(None) => (sale.sku.to_string(), None),
+    let (name, image, quantity) = match found {
+        Ok(Some(row)) => (row.name, row.image, row.quantity),
+        Ok(None) => (sale.sku.to_string(), None, None),
         Err(e) => {
             tracing::debug!(error = ?e, "product not read for the waiting room");
-            (sale.sku.to_string(), None)
+            (sale.sku.to_string(), None, None)
         }
     };
     Product {
@@ -138,7 +149,49 @@ async fn product(state: &AppState, sale: &flashgate_common::ledger::sales::Sale)
         image: image.filter(|url| url.starts_with("https://") || url.starts_with("http://")),
         price: sale.price,
         currency: sale.currency.to_string(),
+        quantity: i64::from(quantity.unwrap_or(1).max(1)),
     }
+}
+
+/// The operator's branding of the sale: the shop's name and logo above the product,
+/// its message, and the colours as style rules (validated when the sale was written).
+fn brand(branding: &Branding) -> (String, String, String) {
+    let logo = branding
+        .logo_url
+        .as_deref()
+        .map_or_else(String::new, |url| {
+            let alt = branding.shop_name.as_deref().unwrap_or_default();
+            format!(r#"<img src="{}" alt="{}">"#, escape(url), escape(alt))
+        });
+    let name = match (&branding.shop_name, branding.logo_url.is_some()) {
+        (Some(name), false) => escape(name),
+        _ => String::new(),
+    };
+    let header = if logo.is_empty() && name.is_empty() {
+        String::new()
+    } else {
+        format!(r#"<header class="brand">{logo}{name}</header>"#)
+    };
+    let mut style = String::new();
+    if let Some(background) = &branding.background_color {
+        style.push_str(&format!(
+            "  body {{ background: {} }}\n",
+            escape(background)
+        ));
+    }
+    if let Some(accent) = &branding.accent_color {
+        style.push_str(&format!(
+            "  #pay button {{ background: {0} }}\n  .brand {{ color: {0} }}\n",
+            escape(accent)
+        ));
+    }
+    let message = branding
+        .message
+        .as_deref()
+        .map_or_else(String::new, |text| {
+            format!(r#"<p id="message">{}</p>"#, escape(text))
+        });
+    (header, style, message)
 }
 
 fn hold_text(body: &TicketBody, m: Messages) -> String {
@@ -219,7 +272,8 @@ pub(crate) async fn page(
         }
         Err(e) => return crate::Error::from(e).into_response(),
     };
-    let product = product(&state, &sale).await;
+    let product = product(&state, &sale, claims.ticket).await;
+    let (brand_header, brand_style, message) = brand(&sale.branding);
     let refresh = if body.poll_after_ms > 0 {
         format!(
             r#"<meta http-equiv="refresh" content="{}">"#,
@@ -255,7 +309,28 @@ pub(crate) async fn page(
         ("TICKET", escape(&token)),
         ("PRODUCT", escape(&product.name)),
         ("IMAGE", image),
-        ("PAY", escape(&m.text("pay.button", &[("price", &price)]))),
+        (
+            "PAY",
+            escape(&m.text(
+                "pay.button",
+                &[(
+                    "price",
+                    &price_text(product.price * product.quantity, &product.currency),
+                )],
+            )),
+        ),
+        (
+            "QUANTITY",
+            if product.quantity > 1 {
+                format!("{} × ", product.quantity)
+            } else {
+                String::new()
+            },
+        ),
+        ("UNITS", product.quantity.to_string()),
+        ("BRAND", brand_header),
+        ("BRAND_STYLE", brand_style),
+        ("MESSAGE", message),
         ("PRICE", escape(&price)),
         ("AMOUNT", product.price.to_string()),
         ("CURRENCY", escape(&product.currency)),

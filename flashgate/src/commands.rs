@@ -66,6 +66,7 @@ pub async fn seed(config: &Config, args: &SeedArgs) -> anyhow::Result<()> {
         prequeue_opens_at: None,
         pow_difficulty: None,
         captcha: None,
+        branding: None,
     };
     let (_, sale) = admin::upsert_sale(&pool, &redis, &actor(), &sale_id(&args.sale)?, input)
         .await

@@ -62,6 +62,9 @@ fn validate(input: &SaleInput) -> Result<Currency> {
     if let Some(hold) = input.hold_seconds {
         within(i64::from(hold), 5, 86_400, "hold_seconds")?;
     }
+    if let Some(problem) = input.branding.as_ref().and_then(|b| b.problem()) {
+        return Err(Problem::unprocessable("invalid_sale", problem).into());
+    }
     Currency::parse(input.currency.to_ascii_lowercase())
         .map_err(|e| Problem::unprocessable("invalid_sale", e.to_string()).into())
 }

@@ -242,6 +242,7 @@ mod tests {
                 prequeue_opens_at: None,
                 pow_difficulty: 0,
                 captcha: false,
+                branding: Default::default(),
                 fairness: Default::default(),
                 terms: SaleTerms::default(),
             },

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize, Serializer};
 use sqlx::postgres::PgRow;
 use sqlx::{AssertSqlSafe, PgConnection, PgPool, Row};
 
+use super::branding::Branding;
 use crate::domain::{Currency, SaleId, SaleTerms, Sku};
 
 /// The body of a sale upsert.
@@ -65,6 +66,10 @@ pub struct SaleInput {
     /// Default: false (on create) or unchanged.
     #[serde(default)]
     pub captcha: Option<bool>,
+    /// How the sale's waiting room looks (replaced whole; `{}` for the default look).
+    /// Default: the default look (on create) or unchanged.
+    #[serde(default)]
+    pub branding: Option<Branding>,
 }
 
 /// A sale as stored, and as every role reads it: what it sells and at what price, how the
@@ -102,6 +107,8 @@ pub struct Sale {
     pub pow_difficulty: i32,
     /// Each arrival solves a captcha.
     pub captcha: bool,
+    /// How its waiting room looks.
+    pub branding: Branding,
     /// The pre-queue's draw as far as it is public.
     pub fairness: Fairness,
     /// Stock terms as committed.
@@ -155,7 +162,7 @@ impl Fairness {
 pub const COLUMNS: &str = "id, sku, price, currency, starts_at, hold_seconds, rate_per_second, \
                            burst, paused, waitlist, waitlist_limit, max_quantity_per_customer, version, \
                            stock, reserved, sold, decided, waitlisted, prequeue_opens_at, \
-                           fairness_commitment, prequeue_digest, drawn_at, prequeued, pow_difficulty, captcha, \
+                           fairness_commitment, prequeue_digest, drawn_at, prequeued, pow_difficulty, captcha, branding, \
                            CASE WHEN drawn_at IS NULL THEN NULL ELSE fairness_seed END AS revealed_seed";
 
 impl<'r> sqlx::FromRow<'r, PgRow> for Sale {
@@ -176,6 +183,10 @@ impl<'r> sqlx::FromRow<'r, PgRow> for Sale {
             prequeue_opens_at: row.try_get("prequeue_opens_at")?,
             pow_difficulty: row.try_get("pow_difficulty")?,
             captcha: row.try_get("captcha")?,
+            branding: row
+                .try_get::<sqlx::types::Json<Branding>, _>("branding")
+                .map(|json| json.0)
+                .unwrap_or_default(),
             fairness: Fairness {
                 commitment: row.try_get("fairness_commitment")?,
                 seed: row.try_get("revealed_seed")?,
@@ -244,6 +255,8 @@ pub struct SaleDocument<'a> {
     pow_difficulty: i32,
     /// Each arrival solves a captcha.
     captcha: bool,
+    /// How its waiting room looks.
+    branding: &'a Branding,
     /// The pre-queue's draw: the seed's commitment, and after the opening the seed.
     fairness: FairnessView,
     /// Version of the stock terms.
@@ -295,6 +308,7 @@ impl Serialize for Sale {
             prequeue_opens_at: self.prequeue_opens_at,
             pow_difficulty: self.pow_difficulty,
             captcha: self.captcha,
+            branding: &self.branding,
             fairness: self.fairness.view(),
             version: t.version,
         }
@@ -386,11 +400,12 @@ pub async fn write_sale(
     sqlx::query_as(AssertSqlSafe(format!(
         "INSERT INTO sales (id, sku, stock, price, currency, starts_at, hold_seconds, rate_per_second, burst,
                             paused, waitlist, waitlist_limit, max_quantity_per_customer, prequeue_opens_at,
-                            pow_difficulty, captcha, fairness_seed, fairness_commitment, drawn_at, prequeue_digest)
+                            pow_difficulty, captcha, fairness_seed, fairness_commitment, drawn_at, prequeue_digest,
+                            branding)
          VALUES ($1, $2, $3, $4, $5, COALESCE($6, now()), COALESCE($7, 600), $8, $9, COALESCE($10, false),
                  COALESCE($11, true), $12, $13, $14, COALESCE($18, 0), COALESCE($19, false), $15, $16,
                  CASE WHEN COALESCE($6, now()) <= now() THEN now() END,
-                 CASE WHEN COALESCE($6, now()) <= now() THEN $17::bytea END)
+                 CASE WHEN COALESCE($6, now()) <= now() THEN $17::bytea END, COALESCE($20, '{{}}'::jsonb))
          ON CONFLICT (id) DO UPDATE SET
              sku = EXCLUDED.sku, stock = EXCLUDED.stock, price = EXCLUDED.price, currency = EXCLUDED.currency,
              starts_at = COALESCE($6, sales.starts_at), hold_seconds = COALESCE($7, sales.hold_seconds),
@@ -401,6 +416,7 @@ pub async fn write_sale(
              prequeue_opens_at = COALESCE($14, sales.prequeue_opens_at),
              pow_difficulty = COALESCE($18, sales.pow_difficulty),
              captcha = COALESCE($19, sales.captcha),
+             branding = COALESCE($20, sales.branding),
              version = sales.version + 1, updated_at = now()
          RETURNING {COLUMNS}"
     )))
@@ -423,6 +439,7 @@ pub async fn write_sale(
     .bind(crate::fairness::digest(&[]).as_slice())
     .bind(input.pow_difficulty)
     .bind(input.captcha)
+    .bind(input.branding.clone().map(sqlx::types::Json))
     .fetch_one(&mut *tx)
     .await
 }

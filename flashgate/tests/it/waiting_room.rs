@@ -124,3 +124,68 @@ async fn the_waiting_room_speaks_german_and_japanese() {
     assert!(page.contains(r#"<a aria-current="true" lang="ja">日本語</a>"#));
     stack.stop().await;
 }
+
+/// An operator brands a sale's waiting room (name, logo, colours, message) with the
+/// sale's own API, no rebuild; colours that would fail WCAG AA are refused. A ticket for
+/// two units shows them and the total.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_brands_the_waiting_room_and_colours_failing_contrast_are_refused() {
+    let stack = Stack::start().await;
+    let branding = json!({
+        "shop_name": "Sneaker Shop",
+        "logo_url": "https://cdn.example/logo.png",
+        "accent_color": "#7a1fa2",
+        "background_color": "#f5efe6",
+        "message": "Thank you for <waiting>"
+    });
+    stack
+        .create_sale_with("room-brand", json!({ "stock": 4, "branding": branding }))
+        .await;
+
+    let ticket: serde_json::Value = stack
+        .http
+        .post(stack.door("/v1/sales/room-brand/tickets"))
+        .json(&json!({ "customer_id": "two-pairs", "quantity": 2 }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = ticket["ticket"].as_str().unwrap().to_owned();
+    stack
+        .await_ticket(&token, |t| t["status"] == "payment_pending")
+        .await;
+    let page = stack
+        .http
+        .get(stack.door(&format!("/queue/{token}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains(
+        r#"<header class="brand"><img src="https://cdn.example/logo.png" alt="Sneaker Shop"></header>"#
+    ));
+    assert!(page.contains("body { background: #f5efe6 }"));
+    assert!(page.contains("#pay button { background: #7a1fa2 }"));
+    assert!(page.contains(r#"<p id="message">Thank you for &lt;waiting&gt;</p>"#));
+    assert!(page.contains(r#"<span id="quantity">2 × </span>"#));
+    assert!(page.contains("Pay 20.00 EUR"), "the total for two units");
+
+    let refused = stack
+        .put_sale(
+            "room-brand",
+            &json!({ "sku": "sku-room-brand", "stock": 4, "price": 1000, "currency": "eur",
+                     "rate_per_second": 100, "burst": 100, "branding": { "accent_color": "#ffcc00" } }),
+        )
+        .await;
+    assert_eq!(refused.status(), 422);
+    let problem: serde_json::Value = refused.json().await.unwrap();
+    assert!(
+        problem["detail"].as_str().unwrap().contains("WCAG AA"),
+        "{problem}"
+    );
+    stack.stop().await;
+}
