@@ -216,6 +216,55 @@ impl Browser {
         }
     }
 
+    /// Runs axe-core (installed by `scripts/setup` into `testkit/a11y`) on the page and
+    /// returns its violations: `{id, impact, help, nodes}` each.
+    pub async fn accessibility_violations(&self) -> Vec<Value> {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/a11y/node_modules/axe-core/axe.min.js"
+        );
+        let axe = std::fs::read_to_string(path)
+            .unwrap_or_else(|e| panic!("{path}: {e} (scripts/setup installs axe-core)"));
+        self.eval(&format!("{axe}\nreturn true;")).await;
+        let found = self
+            .call(
+                reqwest::Method::POST,
+                "/execute/async",
+                json!({ "args": [], "script": "var done = arguments[arguments.length - 1];
+                    axe.run(document, { resultTypes: ['violations'] }).then(function (r) {
+                      done(r.violations.map(function (v) {
+                        return { id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.length };
+                      }));
+                    });" }),
+            )
+            .await;
+        found
+            .as_array()
+            .cloned()
+            .unwrap_or_else(|| panic!("axe-core did not run: {found}"))
+    }
+
+    /// Sets the window's size in CSS pixels.
+    pub async fn resize(&self, width: u32, height: u32) {
+        self.call(
+            reqwest::Method::POST,
+            "/window/rect",
+            json!({ "width": width, "height": height }),
+        )
+        .await;
+    }
+
+    /// A PNG of the page as it is shown now.
+    pub async fn screenshot(&self) -> Vec<u8> {
+        use base64::Engine as _;
+        let encoded = self
+            .call(reqwest::Method::GET, "/screenshot", Value::Null)
+            .await;
+        base64::engine::general_purpose::STANDARD
+            .decode(encoded.as_str().unwrap_or_default())
+            .expect("a base64 PNG")
+    }
+
     /// Ends the session and the driver.
     pub async fn quit(mut self) {
         self.call(reqwest::Method::DELETE, "", Value::Null).await;

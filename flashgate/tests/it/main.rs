@@ -1,6 +1,7 @@
 //! End-to-end tests: the whole stack in one process against the real services.
 #![allow(clippy::unwrap_used)]
 
+mod accessibility;
 mod bots;
 mod checkout;
 mod cli;

@@ -1,0 +1,132 @@
+//! Every state of the waiting room, in a real browser, checked by axe-core for serious
+//! and critical accessibility violations: queued with a position, the payment form, a
+//! declined card, the 3-D Secure step, paid, expired, and the page in German and
+//! Japanese. With `FLASHGATE_SCREENSHOTS=<dir>` each state is also saved as a PNG there
+//! (the README's screenshots are made this way).
+
+use serde_json::{Value, json};
+
+use crate::support::{Browser, Role, Stack};
+
+/// Fails on serious or critical violations; saves a screenshot when asked to.
+async fn check(browser: &Browser, state: &str) {
+    let violations = browser.accessibility_violations().await;
+    let serious: Vec<&Value> = violations
+        .iter()
+        .filter(|v| matches!(v["impact"].as_str(), Some("serious" | "critical")))
+        .collect();
+    assert!(serious.is_empty(), "{state}: {serious:#?}");
+    if let Ok(dir) = std::env::var("FLASHGATE_SCREENSHOTS") {
+        std::fs::create_dir_all(&dir).unwrap();
+        let png = browser.screenshot().await;
+        std::fs::write(format!("{dir}/waiting-room-{state}.png"), png).unwrap();
+    }
+}
+
+async fn pay_with(browser: &Browser, number: &str) {
+    for (field, value) in [
+        ("cardnumber", number),
+        ("exp-date", "12 / 34"),
+        ("cvc", "123"),
+    ] {
+        browser
+            .type_into(&format!("#payment-element input[name={field}]"), value)
+            .await;
+    }
+    browser.click("#pay-button").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_state_of_the_waiting_room_passes_an_accessibility_check() {
+    let browser = Browser::start().await;
+    browser.resize(820, 980).await;
+
+    // Queued: no worker decides, so the ticket keeps its place.
+    let doors = Stack::start_custom(&[Role::Admission, Role::Catalog], None, |_| {}).await;
+    doors
+        .create_sale_with("a11y-queue", json!({ "stock": 5 }))
+        .await;
+    for customer in ["first", "second"] {
+        doors.token("a11y-queue", customer, None).await;
+    }
+    let third = doors.token("a11y-queue", "third", None).await;
+    browser.goto(&doors.door(&format!("/queue/{third}"))).await;
+    browser
+        .wait_for_text("#headline", 10, |h| h == "You are number 3 in the queue")
+        .await;
+    assert!(
+        browser
+            .eval("return document.title;")
+            .await
+            .as_str()
+            .unwrap()
+            .starts_with("#3 ")
+    );
+    // The checker itself finds what it should: an image without a text alternative.
+    browser
+        .eval(
+            "var i = document.createElement('img'); i.id = 'bad'; i.src = 'data:,';
+               document.querySelector('main').appendChild(i); return true;",
+        )
+        .await;
+    let found = browser.accessibility_violations().await;
+    assert!(
+        found.iter().any(|v| v["id"] == "image-alt"),
+        "axe runs and finds a missing alt: {found:?}"
+    );
+    browser
+        .eval("document.getElementById('bad').remove(); return true;")
+        .await;
+    check(&browser, "queued").await;
+    doors.stop().await;
+
+    let stack = Stack::start().await;
+    let branding = json!({ "shop_name": "Sneaker Shop", "accent_color": "#1d4ed8" });
+    stack
+        .create_sale_with("a11y-pay", json!({ "stock": 3, "branding": branding }))
+        .await;
+    let token = stack.token("a11y-pay", "a11y-payer", None).await;
+    browser.goto(&stack.door(&format!("/queue/{token}"))).await;
+    browser
+        .wait_for("#payment-element input[name=cardnumber]", 30)
+        .await;
+    check(&browser, "payment").await;
+
+    pay_with(&browser, "4000 0000 0000 0002").await;
+    browser
+        .wait_for_text("#pay-error", 20, |e| !e.is_empty())
+        .await;
+    check(&browser, "declined").await;
+
+    pay_with(&browser, "4000 0027 6000 3184").await;
+    browser.wait_for("iframe[title='3D Secure']", 20).await;
+    check(&browser, "authentication").await;
+    browser.enter_frame("iframe[title='3D Secure']").await;
+    browser.click("button[value=complete]").await;
+    browser.leave_frame().await;
+    browser.wait_for("#status[data-status=paid]", 30).await;
+    check(&browser, "paid").await;
+
+    stack
+        .create_sale_with("a11y-expire", json!({ "stock": 1, "hold_seconds": 5 }))
+        .await;
+    let late = stack.token("a11y-expire", "a11y-late", None).await;
+    browser
+        .goto(&stack.door(&format!("/queue/{late}?lang=de")))
+        .await;
+    browser
+        .wait_for("#payment-element input[name=cardnumber]", 30)
+        .await;
+    check(&browser, "payment-de").await;
+    browser.wait_for("#status[data-status=expired]", 30).await;
+    check(&browser, "expired-de").await;
+
+    browser
+        .goto(&stack.door(&format!("/queue/{token}?lang=ja")))
+        .await;
+    browser.wait_for("#status[data-status=paid]", 30).await;
+    assert_eq!(browser.text("#status").await, "支払い済み");
+    check(&browser, "paid-ja").await;
+    browser.quit().await;
+    stack.stop().await;
+}
