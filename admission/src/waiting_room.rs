@@ -59,7 +59,11 @@ fn headline(body: &TicketBody, m: Messages) -> String {
 
 fn wait_text(body: &TicketBody, m: Messages) -> String {
     if let Some(opens) = &body.opens_at {
-        return m.text("wait.opens_at", &[("time", opens)]);
+        let time = chrono::DateTime::parse_from_rfc3339(opens).map_or_else(
+            |_| opens.clone(),
+            |at| at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+        );
+        return m.text("wait.opens_at", &[("time", &time)]);
     }
     match body.estimated_wait_ms {
         Some(ms) if ms >= 60_000 => m.text(

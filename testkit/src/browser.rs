@@ -244,6 +244,27 @@ impl Browser {
             .unwrap_or_else(|| panic!("axe-core did not run: {found}"))
     }
 
+    /// Presses `keys` one after another on whatever has the focus, as a keyboard does
+    /// (WebDriver's key codes: `\u{E004}` Tab, `\u{E007}` Enter).
+    pub async fn press(&self, keys: &str) {
+        let actions: Vec<Value> = keys
+            .chars()
+            .flat_map(|key| {
+                let key = key.to_string();
+                [
+                    json!({ "type": "keyDown", "value": key }),
+                    json!({ "type": "keyUp", "value": key }),
+                ]
+            })
+            .collect();
+        self.call(
+            reqwest::Method::POST,
+            "/actions",
+            json!({ "actions": [{ "type": "key", "id": "keyboard", "actions": actions }] }),
+        )
+        .await;
+    }
+
     /// Sets the window's size in CSS pixels.
     pub async fn resize(&self, width: u32, height: u32) {
         self.call(

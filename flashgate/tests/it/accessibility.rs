@@ -1,12 +1,13 @@
-//! Every state of the waiting room, in a real browser, checked by axe-core for serious
-//! and critical accessibility violations: queued with a position, the payment form, a
-//! declined card, the 3-D Secure step, paid, expired, and the page in German and
-//! Japanese. With `FLASHGATE_SCREENSHOTS=<dir>` each state is also saved as a PNG there
+//! A shopper's whole way through the waiting room in a real browser, every state checked
+//! by axe-core for serious and critical accessibility violations: queued with a position,
+//! the page moving on by itself when a worker starts, the payment form, a declined card,
+//! the 3-D Secure step dismissed from the keyboard, paying with the keyboard alone, paid,
+//! expired, and the page in German and Japanese. With `FLASHGATE_SCREENSHOTS=<dir>` each state is also saved as a PNG there
 //! (the README's screenshots are made this way).
 
 use serde_json::{Value, json};
 
-use crate::support::{Browser, Role, Stack};
+use crate::support::{Browser, Processes, Role, Stack};
 
 /// Fails on serious or critical violations; saves a screenshot when asked to.
 async fn check(browser: &Browser, state: &str) {
@@ -41,27 +42,27 @@ async fn every_state_of_the_waiting_room_passes_an_accessibility_check() {
     let browser = Browser::start().await;
     browser.resize(820, 980).await;
 
-    // Queued: no worker decides, so the ticket keeps its place.
-    let doors = Stack::start_custom(&[Role::Admission, Role::Catalog], None, |_| {}).await;
-    doors
-        .create_sale_with("a11y-queue", json!({ "stock": 5 }))
+    // Queued: no worker runs yet, so the tickets keep their places.
+    let stack = Stack::start_custom(
+        &[Role::Admission, Role::Catalog, Role::Webhook],
+        None,
+        |_| {},
+    )
+    .await;
+    let branding = json!({ "shop_name": "Sneaker Shop", "accent_color": "#1d4ed8" });
+    stack
+        .create_sale_with("a11y-pay", json!({ "stock": 3, "branding": branding }))
         .await;
     for customer in ["first", "second"] {
-        doors.token("a11y-queue", customer, None).await;
+        stack.token("a11y-pay", customer, None).await;
     }
-    let third = doors.token("a11y-queue", "third", None).await;
-    browser.goto(&doors.door(&format!("/queue/{third}"))).await;
+    let token = stack.token("a11y-pay", "a11y-payer", None).await;
+    browser.goto(&stack.door(&format!("/queue/{token}"))).await;
     browser
         .wait_for_text("#headline", 10, |h| h == "You are number 3 in the queue")
         .await;
-    assert!(
-        browser
-            .eval("return document.title;")
-            .await
-            .as_str()
-            .unwrap()
-            .starts_with("#3 ")
-    );
+    let title = browser.eval("return document.title;").await;
+    assert_eq!(title, "#3 · Waiting room");
     // The checker itself finds what it should: an image without a text alternative.
     browser
         .eval(
@@ -78,15 +79,9 @@ async fn every_state_of_the_waiting_room_passes_an_accessibility_check() {
         .eval("document.getElementById('bad').remove(); return true;")
         .await;
     check(&browser, "queued").await;
-    doors.stop().await;
 
-    let stack = Stack::start().await;
-    let branding = json!({ "shop_name": "Sneaker Shop", "accent_color": "#1d4ed8" });
-    stack
-        .create_sale_with("a11y-pay", json!({ "stock": 3, "branding": branding }))
-        .await;
-    let token = stack.token("a11y-pay", "a11y-payer", None).await;
-    browser.goto(&stack.door(&format!("/queue/{token}"))).await;
+    // A worker starts: the page moves on by itself to the payment form.
+    let _worker = stack.spawn_worker();
     browser
         .wait_for("#payment-element input[name=cardnumber]", 30)
         .await;
@@ -101,9 +96,21 @@ async fn every_state_of_the_waiting_room_passes_an_accessibility_check() {
     pay_with(&browser, "4000 0027 6000 3184").await;
     browser.wait_for("iframe[title='3D Secure']", 20).await;
     check(&browser, "authentication").await;
-    browser.enter_frame("iframe[title='3D Secure']").await;
-    browser.click("button[value=complete]").await;
-    browser.leave_frame().await;
+    // Dismissed from the keyboard (Escape): the shopper is told, and tries again.
+    browser.press("\u{E00C}").await;
+    browser
+        .wait_for_text("#pay-error", 20, |e| e.contains("unable to authenticate"))
+        .await;
+
+    // Paid from the keyboard alone: Tab from the top of the page into the form, type,
+    // Tab to the button, Enter.
+    browser.goto(&stack.door(&format!("/queue/{token}"))).await;
+    browser
+        .wait_for("#payment-element input[name=cardnumber]", 30)
+        .await;
+    browser
+        .press("\u{E004}4242424242424242\u{E004}1234\u{E004}123\u{E004}\u{E007}")
+        .await;
     browser.wait_for("#status[data-status=paid]", 30).await;
     check(&browser, "paid").await;
 

@@ -176,12 +176,23 @@ async fn the_join_page_solves_the_challenge_in_the_browser_and_waits_in_the_pre_
         .wait_for_text("#headline", 60, |h| h.contains("pre-queue"))
         .await;
     assert!(headline.contains("drawn at random"), "{headline}");
-    assert_eq!(browser.text("#status").await, "prequeued");
+    browser.wait_for("#status[data-status=prequeued]", 10).await;
+    assert_eq!(browser.text("#status").await, "Pre-queue");
     assert!(browser.url().await.contains("/queue/"));
     let wait = browser
         .wait_for_text("#wait", 10, |w| w.contains("opens in"))
         .await;
-    assert!(wait.contains("min"), "{wait}");
+    // A countdown, minutes and seconds: the sale opens minutes from now.
+    let countdown = wait
+        .split("opens in ")
+        .nth(1)
+        .and_then(|rest| rest.split(';').next())
+        .unwrap_or_default();
+    let (minutes, seconds) = countdown.split_once(':').unwrap_or_default();
+    assert!(
+        minutes.parse::<u32>().is_ok_and(|m| m >= 1) && seconds.len() == 2,
+        "{wait}"
+    );
     let used: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM prequeue WHERE sale_id = 'browser' AND customer_id = 'chromium-1'",
     )

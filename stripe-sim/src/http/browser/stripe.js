@@ -216,12 +216,20 @@
       box.appendChild(frame);
       box.appendChild(close);
       overlay.appendChild(box);
+      // Focus moves into the dialog and back where it was when the dialog closes, so
+      // the step can be done from the keyboard (Escape cancels it).
+      var before = document.activeElement;
       document.body.appendChild(overlay);
+      frame.focus();
       function done() {
         window.removeEventListener("message", listen);
+        document.removeEventListener("keydown", escape);
         if (overlay.parentNode) overlay.parentNode.removeChild(overlay);
+        if (before && before.focus) before.focus();
         resolve();
       }
+      function escape(event) { if (event.key === "Escape") done(); }
+      document.addEventListener("keydown", escape);
       function listen(event) {
         var data = event.data || {};
         if (data.type === "stripe-sim-3ds" && data.payment_intent === intent.id) done();
