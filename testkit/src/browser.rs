@@ -207,11 +207,13 @@ impl Browser {
         let script = format!("return !!document.querySelector({});", json!(selector));
         let deadline = Instant::now() + Duration::from_secs(secs);
         while self.eval(&script).await != Value::Bool(true) {
-            assert!(
-                Instant::now() < deadline,
-                "{selector} never appeared at {}",
-                self.url().await
-            );
+            if Instant::now() >= deadline {
+                let shown = self.text("main").await;
+                panic!(
+                    "{selector} never appeared at {}; the page shows: {shown:?}",
+                    self.url().await
+                );
+            }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }

@@ -2,8 +2,10 @@
 //! by axe-core for serious and critical accessibility violations: queued with a position,
 //! the page moving on by itself when a worker starts, the payment form, a declined card,
 //! the 3-D Secure step dismissed from the keyboard, paying with the keyboard alone, paid,
-//! expired, and the page in German and Japanese. With `FLASHGATE_SCREENSHOTS=<dir>` each state is also saved as a PNG there
-//! (the README's screenshots are made this way).
+//! expired, and the page in German and Japanese. With `SCREENSHOTS_DIR=<dir>` each
+//! state is also saved there as a PNG (the README's screenshots are made this way; not a
+//! `FLASHGATE_` name, which the worker process this test starts would take for
+//! configuration and refuse).
 
 use serde_json::{Value, json};
 
@@ -17,7 +19,7 @@ async fn check(browser: &Browser, state: &str) {
         .filter(|v| matches!(v["impact"].as_str(), Some("serious" | "critical")))
         .collect();
     assert!(serious.is_empty(), "{state}: {serious:#?}");
-    if let Ok(dir) = std::env::var("FLASHGATE_SCREENSHOTS") {
+    if let Ok(dir) = std::env::var("SCREENSHOTS_DIR") {
         std::fs::create_dir_all(&dir).unwrap();
         let png = browser.screenshot().await;
         std::fs::write(format!("{dir}/waiting-room-{state}.png"), png).unwrap();
