@@ -68,7 +68,7 @@ pub struct SaleInput {
     pub captcha: Option<bool>,
     /// How the sale's waiting room looks (replaced whole; `{}` for the default look).
     /// Default: the default look (on create) or unchanged.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::branding::object_or_null")]
     pub branding: Option<Branding>,
 }
 

@@ -82,6 +82,25 @@ async fn every_state_of_the_waiting_room_passes_an_accessibility_check() {
         .await;
     check(&browser, "queued").await;
 
+    // The queue moves: the first ticket is served (the sale's served count in Redis, as
+    // a worker's batch writes it), and the page shows the new place by itself.
+    let redis = flashgate_common::live::Redis::connect(&stack.config.redis).unwrap();
+    let sale = flashgate_common::domain::SaleId::parse("a11y-pay").unwrap();
+    let _: () = redis::cmd("HSET")
+        .arg(redis.keys().terms(&sale))
+        .arg("decided")
+        .arg(1)
+        .query_async(&mut redis.conn())
+        .await
+        .unwrap();
+    browser
+        .wait_for_text("#headline", 10, |h| h == "You are number 2 in the queue")
+        .await;
+    assert_eq!(
+        browser.eval("return document.title;").await,
+        "#2 · Waiting room"
+    );
+
     // A worker starts: the page moves on by itself to the payment form.
     let _worker = stack.spawn_worker();
     browser
