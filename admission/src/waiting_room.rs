@@ -248,7 +248,7 @@ pub(crate) async fn page(
         ("LANGUAGE", words("language")),
         ("LANGUAGES", language_links(m)),
     ];
-    let Ok(claims) = verify_token(&state, &token) else {
+    let unknown = |mut values: Vec<(&str, String)>| {
         values.extend([
             ("TITLE", words("title")),
             ("HEADLINE", words("headline.unknown")),
@@ -256,7 +256,10 @@ pub(crate) async fn page(
             ("STATUS_TEXT", words("status.unknown")),
         ]);
         let html = fill(PAGE, &refs(&values));
-        return (StatusCode::NOT_FOUND, Html(strip_unfilled(&html))).into_response();
+        (StatusCode::NOT_FOUND, Html(strip_unfilled(&html))).into_response()
+    };
+    let Ok(claims) = verify_token(&state, &token) else {
+        return unknown(values);
     };
     let body = match ticket_state(&state, &claims, token.clone()).await {
         Ok(found) => found.body,
@@ -264,16 +267,7 @@ pub(crate) async fn page(
     };
     let sale = match state.sales.get(&claims.sale).await {
         Ok(Some(sale)) => sale.settings(),
-        Ok(None) => {
-            values.extend([
-                ("TITLE", words("title")),
-                ("HEADLINE", words("headline.unknown")),
-                ("STATUS", "unknown".to_owned()),
-                ("STATUS_TEXT", words("status.unknown")),
-            ]);
-            let html = fill(PAGE, &refs(&values));
-            return (StatusCode::NOT_FOUND, Html(strip_unfilled(&html))).into_response();
-        }
+        Ok(None) => return unknown(values),
         Err(e) => return crate::Error::from(e).into_response(),
     };
     let product = product(&state, &sale, claims.ticket).await;

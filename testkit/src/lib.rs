@@ -167,6 +167,15 @@ impl Stack {
         .await;
     }
 
+    /// The door's HTML page at `path`, asked for in `language` (`Accept-Language`) if any.
+    pub async fn page(&self, path: &str, language: Option<&str>) -> String {
+        let mut request = self.http.get(self.door(path));
+        if let Some(language) = language {
+            request = request.header("accept-language", language);
+        }
+        request.send().await.unwrap().text().await.unwrap()
+    }
+
     /// The door's JSON answer to `GET path` (which must be `200`).
     pub async fn get_json(&self, path: &str) -> Value {
         let response = self.http.get(self.door(path)).send().await.unwrap();

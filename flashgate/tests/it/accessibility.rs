@@ -9,6 +9,7 @@
 
 use serde_json::{Value, json};
 
+use crate::pay_in_page::pay_with;
 use crate::support::{Browser, Processes, Role, Stack};
 
 /// Fails on serious or critical violations; saves a screenshot when asked to.
@@ -24,19 +25,6 @@ async fn check(browser: &Browser, state: &str) {
         let png = browser.screenshot().await;
         std::fs::write(format!("{dir}/waiting-room-{state}.png"), png).unwrap();
     }
-}
-
-async fn pay_with(browser: &Browser, number: &str) {
-    for (field, value) in [
-        ("cardnumber", number),
-        ("exp-date", "12 / 34"),
-        ("cvc", "123"),
-    ] {
-        browser
-            .type_into(&format!("#payment-element input[name={field}]"), value)
-            .await;
-    }
-    browser.click("#pay-button").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -20,16 +20,16 @@ async fn open_payment_form(stack: &Stack, token: &str) -> Browser {
 }
 
 /// Types a test card into the Payment Element and presses Pay.
-async fn pay_with(browser: &Browser, number: &str) {
-    browser
-        .type_into("#payment-element input[name=cardnumber]", number)
-        .await;
-    browser
-        .type_into("#payment-element input[name=exp-date]", "12 / 34")
-        .await;
-    browser
-        .type_into("#payment-element input[name=cvc]", "123")
-        .await;
+pub(crate) async fn pay_with(browser: &Browser, number: &str) {
+    for (field, value) in [
+        ("cardnumber", number),
+        ("exp-date", "12 / 34"),
+        ("cvc", "123"),
+    ] {
+        browser
+            .type_into(&format!("#payment-element input[name={field}]"), value)
+            .await;
+    }
     browser.click("#pay-button").await;
 }
 
@@ -192,15 +192,7 @@ async fn without_javascript_the_page_shows_the_product_the_price_and_the_hold() 
     stack
         .await_ticket(&token, |t| t["status"] == "payment_pending")
         .await;
-    let page = stack
-        .http
-        .get(stack.door(&format!("/queue/{token}")))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = stack.page(&format!("/queue/{token}"), None).await;
     assert!(page.contains(r#"<strong id="product">Test sneaker</strong>"#));
     assert!(page.contains("10.00 EUR"), "the price");
     assert!(page.contains("Held for you until "), "the hold's end");

@@ -109,15 +109,8 @@ async fn the_waiting_room_speaks_german_and_japanese() {
     browser.quit().await;
 
     let page = stack
-        .http
-        .get(stack.door(&format!("/queue/{token}")))
-        .header("accept-language", "ja-JP,ja;q=0.9,en;q=0.5")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .page(&format!("/queue/{token}"), Some("ja-JP,ja;q=0.9,en;q=0.5"))
+        .await;
     assert!(page.contains(r#"<html lang="ja">"#));
     assert!(page.contains("商品を確保しました。お支払いを完了してください"));
     assert!(page.contains(">お支払い待ち<"), "status in words");
@@ -156,15 +149,7 @@ async fn an_operator_brands_the_waiting_room_and_colours_failing_contrast_are_re
     stack
         .await_ticket(&token, |t| t["status"] == "payment_pending")
         .await;
-    let page = stack
-        .http
-        .get(stack.door(&format!("/queue/{token}")))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = stack.page(&format!("/queue/{token}"), None).await;
     assert!(page.contains(
         r#"<header class="brand"><img src="https://cdn.example/logo.png" alt="Sneaker Shop"></header>"#
     ));
