@@ -21,12 +21,20 @@ fn validate(change: &AdmissionChange) -> Result<()> {
         && change.waitlist.is_none()
         && change.pow_difficulty.is_none()
         && change.captcha.is_none()
+        && change.controller.is_none()
     {
         return Err(Problem::unprocessable(
             "empty_change",
-            "give at least one of rate_per_second, burst, paused, waitlist, pow_difficulty, captcha",
+            "give at least one of rate_per_second, burst, paused, waitlist, pow_difficulty, captcha, controller",
         )
         .into());
+    }
+    if let Some(problem) = change
+        .controller
+        .as_ref()
+        .and_then(|c| c.as_ref()?.problem())
+    {
+        return Err(Problem::unprocessable("invalid_admission", problem).into());
     }
     if change
         .pow_difficulty
@@ -50,7 +58,7 @@ fn validate(change: &AdmissionChange) -> Result<()> {
 }
 
 /// Changes a sale's admission live: rate, burst, pause, wait-list, proof-of-work
-/// difficulty (audited).
+/// difficulty, the closed-loop controller (audited).
 #[utoipa::path(patch, path = "/admin/v1/sales/{sale_id}/admission", tag = "operators",
     security(("admin_token" = [])),
     params(("sale_id" = String, Path, description = "The sale"),

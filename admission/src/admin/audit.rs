@@ -8,32 +8,11 @@ use flashgate_common::domain::SaleId;
 use flashgate_common::http::{ApiPath, ApiQuery, Problem};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sqlx::PgConnection;
 
 use crate::Result;
 use crate::state::AppState;
 
-/// Records a change, inside the transaction that made it.
-pub(super) async fn record(
-    tx: &mut PgConnection,
-    sale_id: &str,
-    actor: &str,
-    action: &str,
-    old: Option<Value>,
-    new: Value,
-) -> sqlx::Result<()> {
-    sqlx::query!(
-        "INSERT INTO admission_audit (sale_id, actor, action, old, new) VALUES ($1, $2, $3, $4, $5)",
-        sale_id,
-        actor,
-        action,
-        old,
-        new
-    )
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
-}
+pub(super) use flashgate_common::ledger::audit::record;
 
 /// One audited change.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]

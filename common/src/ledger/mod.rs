@@ -23,7 +23,9 @@
 //! A sale's own row (stock, price, admission settings) is written by [`sales`]; the
 //! table's check keeps `stock ≥ reserved + sold` when an operator lowers the stock.
 
+pub mod audit;
 pub mod branding;
+pub mod controller;
 pub mod expire;
 mod intents;
 pub mod payment;

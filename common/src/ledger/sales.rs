@@ -8,6 +8,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{AssertSqlSafe, PgConnection, PgPool, Row};
 
 use super::branding::Branding;
+use super::controller::ControllerSettings;
 use crate::domain::{Currency, SaleId, SaleTerms, Sku};
 
 /// The body of a sale upsert.
@@ -357,6 +358,11 @@ pub struct AdmissionChange {
     pub pow_difficulty: Option<i32>,
     /// Ask each arrival for a captcha (true) or not (false).
     pub captcha: Option<bool>,
+    /// The closed-loop admission controller: its bounds and targets (on), or `null` (off:
+    /// the rate stays where it is).
+    #[serde(default, deserialize_with = "super::controller::change")]
+    #[schema(value_type = Option<ControllerSettings>)]
+    pub controller: Option<Option<ControllerSettings>>,
 }
 
 /// A sale's admission settings.
@@ -376,6 +382,9 @@ pub struct AdmissionDoc {
     pub pow_difficulty: i32,
     /// Each arrival solves a captcha.
     pub captcha: bool,
+    /// The closed-loop admission controller's bounds (`null`: off).
+    #[schema(value_type = Option<ControllerSettings>)]
+    pub controller: Option<sqlx::types::Json<ControllerSettings>>,
 }
 
 /// Locks and reads a sale.
@@ -451,7 +460,9 @@ pub async fn lock_admission(
 ) -> sqlx::Result<Option<AdmissionDoc>> {
     sqlx::query_as!(
         AdmissionDoc,
-        "SELECT id AS sale_id, rate_per_second, burst, paused, waitlist, pow_difficulty, captcha FROM sales WHERE id = $1 FOR UPDATE",
+        r#"SELECT id AS sale_id, rate_per_second, burst, paused, waitlist, pow_difficulty, captcha,
+                  controller AS "controller: sqlx::types::Json<ControllerSettings>"
+           FROM sales WHERE id = $1 FOR UPDATE"#,
         id.as_str()
     )
     .fetch_optional(&mut *tx)
@@ -469,16 +480,24 @@ pub async fn set_admission(
         r#"UPDATE sales SET rate_per_second = COALESCE($2, rate_per_second), burst = COALESCE($3, burst),
                paused = COALESCE($4, paused), waitlist = COALESCE($5, waitlist),
                pow_difficulty = COALESCE($6, pow_difficulty), captcha = COALESCE($7, captcha),
+               controller = CASE WHEN $8 THEN $9 ELSE controller END,
                updated_at = now()
            WHERE id = $1
-           RETURNING id AS sale_id, rate_per_second, burst, paused, waitlist, pow_difficulty, captcha"#,
+           RETURNING id AS sale_id, rate_per_second, burst, paused, waitlist, pow_difficulty, captcha,
+                     controller AS "controller: sqlx::types::Json<ControllerSettings>""#,
         id.as_str(),
         change.rate_per_second,
         change.burst,
         change.paused,
         change.waitlist,
         change.pow_difficulty,
-        change.captcha
+        change.captcha,
+        change.controller.is_some(),
+        change
+            .controller
+            .clone()
+            .flatten()
+            .map(sqlx::types::Json) as Option<sqlx::types::Json<ControllerSettings>>
     )
     .fetch_one(&mut *tx)
     .await

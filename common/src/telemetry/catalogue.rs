@@ -140,6 +140,11 @@ pub const METRICS: &[(&str, Kind, &str)] = &[
         "Payments Stripe declined (their units released)",
     ),
     (
+        "flashgate_admission_controller_rate",
+        Gauge,
+        "Admission rate the closed-loop controller set at its last tick, arrivals/s",
+    ),
+    (
         "flashgate_holds_released_absent_total",
         Counter,
         "Holds ended early because the shopper's waiting room stopped asking for the ticket",

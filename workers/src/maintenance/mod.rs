@@ -1,10 +1,12 @@
 //! The maintenance loop, every `sweep_interval_ms`: end the holds of shoppers whose
-//! waiting room went away, expire holds, give units that came
+//! waiting room went away, steer the admission rate of sales with a controller, expire
+//! holds, give units that came
 //! back to the wait-list, ask again to pay for reserved orders whose payment task was
 //! lost, run due Stripe side effects, relay the outbox, and (every `reconcile_after_secs / 10`) reconcile orders
 //! whose webhook never came; once an hour, delete what is past its retention. Every step
 //! is safe to run in several processes at once.
 
+mod controller;
 mod effects;
 mod expire;
 mod outbox;
@@ -89,5 +91,8 @@ pub async fn sweep(ctx: &Context) {
     }
     if let Err(e) = relay(ctx, 500).await {
         tracing::warn!(error = ?e, "outbox relay failed");
+    }
+    if let Err(e) = controller::steer(ctx).await {
+        tracing::warn!(error = ?e, "admission controller did not tick");
     }
 }
