@@ -109,6 +109,8 @@ pub async fn build_state(config: Arc<Config>) -> flashgate_common::Result<AppSta
     admin::patch_admission,
     admin::get_stats,
     admin::get_audit,
+    admin::live,
+    admin::console,
 ))]
 struct DoorApi;
 
@@ -144,6 +146,7 @@ pub fn routes(state: AppState) -> http::RoleHttp {
         .route("/v1/sales/{sale_id}", get(sales_api::get_sale))
         .route("/v1/sales/{sale_id}/fairness", get(sales_api::get_fairness))
         .route("/queue/{ticket}", get(waiting_room::page))
+        .route("/admin/console", get(admin::console))
         .merge(admin::router(state.clone()))
         .with_state(state.clone());
     let checks = vec![

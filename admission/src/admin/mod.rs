@@ -1,10 +1,12 @@
 //! The operators' API, behind `Authorization: Bearer <admin token>` (compared in constant
 //! time): list sales, create or update one, change its admission live, read its stats and
-//! its audit log. Every change is written to `admission_audit` with who, when, old and
+//! its audit log, live (`/live`, Server-Sent Events, which the console at
+//! `/admin/console` reads). Every change is written to `admission_audit` with who, when, old and
 //! new. `flashgate admin …` is a client of this API.
 
 mod admission;
 mod audit;
+mod console;
 mod sale;
 mod stats;
 
@@ -19,6 +21,7 @@ pub(crate) use admission::__path_patch_admission;
 pub use admission::update_admission;
 pub(crate) use audit::__path_get_audit;
 pub use audit::{AuditEntry, AuditPage};
+pub(crate) use console::{__path_live, __path_page as __path_console, page as console};
 pub use flashgate_common::ledger::sales::{AdmissionChange, AdmissionDoc, Sale, SaleInput};
 pub use sale::upsert_sale;
 pub(crate) use sale::{__path_list_sales, __path_put_sale};
@@ -36,6 +39,7 @@ pub fn router(state: AppState) -> Router<AppState> {
             patch(admission::patch_admission),
         )
         .route("/admin/v1/sales/{sale_id}/stats", get(stats::get_stats))
+        .route("/admin/v1/sales/{sale_id}/live", get(console::live))
         .route_layer(middleware::from_fn_with_state(
             state.config.admin_token.clone(),
             require_admin,

@@ -33,7 +33,8 @@ pub struct SaleStats {
 /// Counts from PostgreSQL; `issued` is the highest sequence number handed out.
 pub async fn sale_stats(pool: &PgPool, id: &SaleId, issued: i64) -> Result<Option<SaleStats>> {
     let Some(sale) = sqlx::query!(
-        "SELECT stock, reserved, sold, decided, rate_per_second, burst, paused, waitlist FROM sales WHERE id = $1",
+        "SELECT stock, reserved, sold, decided, rate_per_second, burst, paused, waitlist, pow_difficulty, controller
+         FROM sales WHERE id = $1",
         id.as_str()
     )
     .fetch_optional(pool)
@@ -63,6 +64,7 @@ pub async fn sale_stats(pool: &PgPool, id: &SaleId, issued: i64) -> Result<Optio
     let admission = serde_json::json!({
         "rate_per_second": sale.rate_per_second, "burst": sale.burst,
         "paused": sale.paused, "waitlist": sale.waitlist,
+        "pow_difficulty": sale.pow_difficulty, "controller": sale.controller,
     });
     Ok(Some(SaleStats {
         sale_id: id.to_string(),
@@ -105,8 +107,14 @@ pub(crate) async fn get_stats(
 ) -> Result<Json<SaleStats>> {
     let not_found = || Problem::not_found("sale_not_found", "no sale with this id");
     let sale_id = SaleId::parse(sale_id).map_err(|_| not_found())?;
-    let handle = state.sales.get(&sale_id).await?.ok_or_else(not_found)?;
-    let mut stats = sale_stats(&state.pool, &sale_id, handle.live().published)
+    Ok(Json(door_stats(&state, &sale_id).await?))
+}
+
+/// The stats of a sale with this door's rates (`404` when there is no such sale).
+pub(crate) async fn door_stats(state: &AppState, sale_id: &SaleId) -> Result<SaleStats> {
+    let not_found = || Problem::not_found("sale_not_found", "no sale with this id");
+    let handle = state.sales.get(sale_id).await?.ok_or_else(not_found)?;
+    let mut stats = sale_stats(&state.pool, sale_id, handle.live().published)
         .await?
         .ok_or_else(not_found)?;
     let rates = handle.counters.rates();
@@ -121,5 +129,5 @@ pub(crate) async fn get_stats(
     stats.admission["admitted_per_second"] = serde_json::json!(admitted);
     stats.admission["rejected_per_second"] = serde_json::json!(rejected);
     stats.admission["service_rate_per_second"] = serde_json::json!(handle.live().service_rate);
-    Ok(Json(stats))
+    Ok(stats)
 }

@@ -5,6 +5,7 @@ mod accessibility;
 mod bots;
 mod checkout;
 mod cli;
+mod console;
 mod controller;
 mod door;
 mod failover;
