@@ -146,6 +146,29 @@ pub async fn run(config: &Config, args: AdminArgs) -> anyhow::Result<()> {
             let change = json!({ "pow_difficulty": bits });
             show(&admission(sale, change).await?, fields);
         }
+        AdminCommand::Controller {
+            sale,
+            min,
+            max,
+            step,
+            decrease_percent,
+            max_queue_wait_secs,
+            max_payment_backlog,
+            max_db_ms,
+            off,
+        } => {
+            let controller = if off {
+                Value::Null
+            } else {
+                without_nulls(json!({
+                    "min_rate": min, "max_rate": max, "step": step,
+                    "decrease_percent": decrease_percent, "max_queue_wait_secs": max_queue_wait_secs,
+                    "max_payment_backlog": max_payment_backlog, "max_db_ms": max_db_ms,
+                }))
+            };
+            let change = json!({ "controller": controller });
+            show(&admission(sale, change).await?, fields);
+        }
         AdminCommand::Stats { sale, watch, count } => {
             let path = format!("/admin/v1/sales/{}/stats", encode(&sale));
             let Some(every) = watch else {

@@ -150,6 +150,36 @@ pub enum AdminCommand {
         /// Difficulty, 0–28.
         bits: i32,
     },
+    /// Let the admission rate steer itself within bounds (closed-loop controller), or
+    /// stop it with `--off` (the rate then stays where it is).
+    Controller {
+        /// Sale id.
+        sale: String,
+        /// Lowest rate it sets (arrivals/s).
+        #[arg(long, required_unless_present = "off")]
+        min: Option<i32>,
+        /// Highest rate it sets (arrivals/s).
+        #[arg(long, required_unless_present = "off")]
+        max: Option<i32>,
+        /// Added at each tick while the shop keeps up.
+        #[arg(long, required_unless_present = "off")]
+        step: Option<i32>,
+        /// The rate becomes this percentage of itself when the shop falls behind (10–95).
+        #[arg(long)]
+        decrease_percent: Option<i32>,
+        /// Longest wait for a verdict a shopper arriving now should face, in seconds.
+        #[arg(long)]
+        max_queue_wait_secs: Option<i32>,
+        /// Most orders waiting over 5 s for their PaymentIntent.
+        #[arg(long)]
+        max_payment_backlog: Option<i32>,
+        /// Slowest the database may answer, in milliseconds.
+        #[arg(long)]
+        max_db_ms: Option<i32>,
+        /// Turn the controller off.
+        #[arg(long, conflicts_with_all = ["min", "max", "step", "decrease_percent", "max_queue_wait_secs", "max_payment_backlog", "max_db_ms"])]
+        off: bool,
+    },
     /// Tickets by status, stock terms, queue and admission (rates as one door sees them).
     Stats {
         /// Sale id.

@@ -153,6 +153,43 @@ async fn operators_run_a_sale_from_the_command_line_and_every_door_follows() {
             .unwrap();
     assert_eq!(actors, ["api:cli:cli-tester"]);
 
+    let (ok, out) = admin(
+        &stack,
+        ADMIN,
+        &[
+            "--json",
+            "controller",
+            "cli-drop",
+            "--min",
+            "10",
+            "--max",
+            "90",
+            "--step",
+            "5",
+        ],
+    )
+    .await;
+    assert!(ok, "{out}");
+    let steered: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(steered["controller"]["max_rate"], 90, "{out}");
+    assert_eq!(
+        steered["controller"]["decrease_percent"], 70,
+        "defaults: {out}"
+    );
+    let (ok, out) = admin(&stack, ADMIN, &["controller", "cli-drop", "--min", "10"]).await;
+    assert!(
+        !ok && out.contains("--max"),
+        "bounds are all required: {out}"
+    );
+    let (ok, out) = admin(
+        &stack,
+        ADMIN,
+        &["--json", "controller", "cli-drop", "--off"],
+    )
+    .await;
+    assert!(ok, "{out}");
+    assert!(serde_json::from_str::<Value>(&out).unwrap()["controller"].is_null());
+
     let (ok, out) = admin(&stack, ADMIN, &["rate", "no-such-sale", "--rate", "5"]).await;
     assert!(!ok, "an unknown sale is an error");
     assert!(out.contains("404 sale_not_found"), "{out}");
