@@ -277,6 +277,15 @@ impl Browser {
         .await;
     }
 
+    /// The violations axe-core rates serious or critical (the ones a page must not have).
+    pub async fn serious_accessibility_violations(&self) -> Vec<Value> {
+        self.accessibility_violations()
+            .await
+            .into_iter()
+            .filter(|v| matches!(v["impact"].as_str(), Some("serious" | "critical")))
+            .collect()
+    }
+
     /// A PNG of the page as it is shown now.
     pub async fn screenshot(&self) -> Vec<u8> {
         use base64::Engine as _;

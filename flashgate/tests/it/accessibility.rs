@@ -7,18 +7,14 @@
 //! `FLASHGATE_` name, which the worker process this test starts would take for
 //! configuration and refuse).
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::pay_in_page::pay_with;
 use crate::support::{Browser, Processes, Role, Stack};
 
 /// Fails on serious or critical violations; saves a screenshot when asked to.
 async fn check(browser: &Browser, state: &str) {
-    let violations = browser.accessibility_violations().await;
-    let serious: Vec<&Value> = violations
-        .iter()
-        .filter(|v| matches!(v["impact"].as_str(), Some("serious" | "critical")))
-        .collect();
+    let serious = browser.serious_accessibility_violations().await;
     assert!(serious.is_empty(), "{state}: {serious:#?}");
     if let Ok(dir) = std::env::var("SCREENSHOTS_DIR") {
         std::fs::create_dir_all(&dir).unwrap();

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::support::{ADMIN, Browser, Stack};
 
@@ -62,11 +62,7 @@ async fn an_operator_watches_and_steers_a_sale_from_the_live_console() {
     browser
         .wait_for_text("#figures", 10, |f| f.contains("queue depth"))
         .await;
-    let violations = browser.accessibility_violations().await;
-    let serious: Vec<&Value> = violations
-        .iter()
-        .filter(|v| matches!(v["impact"].as_str(), Some("serious" | "critical")))
-        .collect();
+    let serious = browser.serious_accessibility_violations().await;
     assert!(serious.is_empty(), "{serious:#?}");
 
     // Shoppers arrive: the page's numbers follow.
