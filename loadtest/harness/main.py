@@ -19,7 +19,7 @@ import stack
 from stack import Stack
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-ORDER = ["browse", "door", "poll", "reserve", "webhook-storm", "flash-sale", "opening"]
+ORDER = ["browse", "door", "poll", "reserve", "webhook-storm", "flash-sale", "opening", "steer"]
 
 
 class Context:
@@ -41,6 +41,7 @@ class Context:
                            self.supervisor)
         self.phases, self.limits, self.reserve, self.flash, self.storm = [], {}, {}, None, None
         self.opening = None
+        self.steer = None
         self.goals, self.invariants, self.failures, self.notes = [], [], [], []
         self.sales, self.bench_sales = {}, False
         self.busy_at_start, self.load_at_start, self.commit = None, "", ""

@@ -289,6 +289,45 @@ def chart(ctx, path):
     return True
 
 
+def steer(ctx):
+    s = ctx.steer
+    runs = s["runs"]
+    order = [r for r in ("fixed", "steered") if r in runs]
+
+    def row(label, value):
+        return [label] + [value(runs[r]) for r in order]
+
+    def counter(name):
+        return lambda r: fmt(r["k6"].get("counters", {}).get(name, 0))
+
+    def trend(name):
+        def cell(r):
+            v = r["k6"].get("trends", {}).get(name, {})
+            return f"{fmt(v.get('med'), 1)} / {fmt(v.get('p(99)'), 1)}"
+        return cell
+
+    rows = [
+        row("units paid (stock)", lambda r: f"{fmt(r['paid'])} ({s['stock']})"),
+        row("time to sell out: first order to last payment", lambda r: f"{r['sell_out_ms'] / 1000:,.1f} s"),
+        row("refused at the door and retried (429/503)", counter("door_throttled")),
+        row("sold out at the door (410) / after queueing", lambda r: f"{counter('outcome_sold_out_at_door')(r)} / "
+                                                                     f"{counter('outcome_sold_out')(r)}"),
+        row("expired holds", lambda r: fmt(r["expired"])),
+        row("gave up / stuck past the deadline", lambda r: f"{counter('outcome_gave_up')(r)} / "
+                                                           f"{counter('shoppers_stuck')(r)}"),
+        row("time to a ticket p50 / p99 ms", trend("time_to_ticket")),
+        row("time to the final answer p50 / p99 ms", trend("time_to_final")),
+        row("controller decisions (rates set)", lambda r: f"{r['decisions']}" + (
+            f" ({r['rate_low']}–{r['rate_high']}/s)" if r["decisions"] else "")),
+    ]
+    c = s["controller"]
+    head = (f"Stripe answering every call {s['faults']['latency_ms']} ms late and {s['faults']['server_error_share']:.0%} "
+            f"of them 500; arrivals up to {s['peak']}/s; fixed rate {s['fixed_rate']}/s against the controller "
+            f"(min {c['min_rate']}, max {c['max_rate']}, step {c['step']}, decrease to {c['decrease_percent']}%, "
+            f"payment backlog bound {c['max_payment_backlog']}).\n\n")
+    return head + table(["slow downstream", "fixed rate", "controller"][:len(order) + 1], rows)
+
+
 def write(ctx, results_dir):
     os.makedirs(results_dir, exist_ok=True)
     stem = f"{ctx.scenario}-{ctx.started.strftime('%Y%m%d-%H%M%S')}"
@@ -305,6 +344,7 @@ def write(ctx, results_dir):
                 ("Flash sale against the textbook checkout", flash(ctx) if ctx.flash else ""),
                 ("Webhook storm", storm(ctx) if ctx.storm else ""),
                 ("The opening with a pre-queue (issue 14)", opening(ctx) if ctx.opening else ""),
+                ("A slow downstream: fixed rate against the controller (issue 16)", steer(ctx) if ctx.steer else ""),
                 ("Invariants, checked in PostgreSQL and the emulator", invariants(ctx) if ctx.invariants else "")]
     for title, body in sections:
         if body:

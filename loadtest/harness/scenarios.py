@@ -294,6 +294,54 @@ def opening(ctx):
                  f"pre-queue joins/s with proof of work ({o['POW_BITS']} bits, solved beforehand) ÷ without")
 
 
+def stripe_faults(faults):
+    request = urllib.request.Request(f"{url('stripe')}/_sim/faults", data=json.dumps(faults).encode(),
+                                     method="POST", headers={"content-type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.status
+
+
+def steer(ctx):
+    """Issue 16: the flash sale against a slow downstream (every Stripe call answered late,
+    a share of them 500), once at a fixed admission rate and once with the closed-loop
+    controller, in the same run: time to sell out, refusals at the door, expired holds and
+    the time to a final answer. Every shopper pays with a saved card, so every payment goes
+    through the workers and Stripe."""
+    st = dict(ctx.mode.steer)
+    faults = {"latency_ms": st.pop("LATENCY_MS"), "server_error_share": st.pop("ERROR_SHARE")}
+    controller = st.pop("CONTROLLER")
+    common = dict(st, MODE="spike", DOOR=url("admission"), CATALOG=url("catalog"), STRIPE=url("stripe"),
+                  ADMIN_TOKEN=ctx.secrets.admin_token, SYSTEM="flashgate", DECLINE_SHARE=0, BROWSER_SHARE=0,
+                  ALLOW_STUCK=1000000)
+    secs = st["RAMP_S"] + st["HOLD_S"] + 2
+    runs = {}
+    stripe_faults(faults)
+    try:
+        for name, sale, extra in (("fixed", "steer-fixed", {}),
+                                  ("steered", "steer-ctl", {"CONTROLLER": json.dumps(controller)})):
+            result = measure.k6(ctx, f"steer-{name}", "flash-sale.js", dict(common, SALE=sale, **extra), secs)
+            ctx.phases.append(result)
+            ctx.sales[sale] = {}
+            runs[name] = {"k6": result, "sale": sale}
+    finally:
+        stripe_faults({})
+    for name, run in runs.items():
+        sale = run["sale"]
+        paid, expired, span_ms = ctx.stack.sql(
+            "SELECT count(*) FILTER (WHERE status = 'paid'), count(*) FILTER (WHERE status = 'expired'), "
+            "COALESCE(EXTRACT(EPOCH FROM max(paid_at) - min(created_at)) * 1000, 0) "
+            f"FROM orders WHERE sale_id = '{sale}'")[0]
+        decisions, low, high = ctx.stack.sql(
+            "SELECT count(*), min((new->>'rate_per_second')::int), max((new->>'rate_per_second')::int) "
+            f"FROM admission_audit WHERE sale_id = '{sale}' AND actor = 'controller'")[0]
+        run.update(paid=int(paid), expired=int(expired), sell_out_ms=float(span_ms), decisions=int(decisions),
+                   rate_low=low, rate_high=high)
+        print(f"steer-{name}: {paid} paid in {float(span_ms) / 1000:.1f} s, {expired} expired, "
+              f"{decisions} controller decisions", flush=True)
+    ctx.steer = {"runs": runs, "faults": faults, "controller": controller, "stock": st["STOCK"],
+                 "fixed_rate": st["SALE_RATE"], "peak": st["PEAK"]}
+
+
 RUN = {
     "door": door,
     "poll": poll,
@@ -302,4 +350,5 @@ RUN = {
     "flash-sale": flash_sale,
     "webhook-storm": webhook_storm,
     "opening": opening,
+    "steer": steer,
 }

@@ -25,7 +25,7 @@ AMQP_PREFIX = "lt."
 REDIS_PREFIX = "lt:"
 RESERVE_AMQP_PREFIX = "ltr."
 RESERVE_REDIS_PREFIX = "ltr:"
-SCENARIOS = ["door", "poll", "browse", "reserve", "flash-sale", "webhook-storm", "opening"]
+SCENARIOS = ["door", "poll", "browse", "reserve", "flash-sale", "webhook-storm", "opening", "steer"]
 
 
 def url(role):
@@ -54,6 +54,9 @@ class Mode:
     # The opening (issue 14): shoppers pre-queued, shoppers in each with/without run,
     # the proof-of-work difficulty, stock.
     opening: dict = field(default_factory=dict)
+    # The admission controller (issue 16): the flash sale against a slow, failing Stripe,
+    # once at a fixed rate and once steered; the emulator's faults and the bounds.
+    steer: dict = field(default_factory=dict)
 
     @property
     def open_connections(self):
@@ -73,6 +76,11 @@ SHORT = Mode(
     storm=dict(SHOPPERS=24, RATE=100, DURATION_S=5),
     reserve_tickets=2000, lock_requests=1000, pgbench_secs=3, redis_requests=20000,
     opening=dict(PREQUEUED=1000, COMPARE=500, POW_BITS=8, STOCK=100),
+    steer=dict(PEAK=80, RAMP_S=2, HOLD_S=10, STOCK=400, MAX_VUS=1500, SALE_RATE=200, SALE_BURST=50,
+               HOLD_SECONDS=15, SHOPPER_DEADLINE_S=150, GRACE_S=160, P99_LIMIT_MS=150000, LATENCY_MS=1500,
+               ERROR_SHARE=0.2,
+               CONTROLLER=dict(min_rate=10, max_rate=200, step=10, decrease_percent=50,
+                               max_payment_backlog=20)),
 )
 
 FULL = Mode(
@@ -84,6 +92,11 @@ FULL = Mode(
     reserve_tickets=50000, lock_requests=20000, pgbench_secs=15, redis_requests=500000,
     settle_secs=240,
     opening=dict(PREQUEUED=20000, COMPARE=5000, POW_BITS=12, STOCK=2000),
+    steer=dict(PEAK=300, RAMP_S=5, HOLD_S=30, STOCK=4000, MAX_VUS=6000, SALE_RATE=2000, SALE_BURST=500,
+               HOLD_SECONDS=30, SHOPPER_DEADLINE_S=240, GRACE_S=250, P99_LIMIT_MS=240000, LATENCY_MS=1500,
+               ERROR_SHARE=0.2,
+               CONTROLLER=dict(min_rate=20, max_rate=2000, step=20, decrease_percent=50,
+                               max_payment_backlog=100)),
 )
 
 # The goals of issues 3, 4 and 6: (ratio or latency, comparison, target).

@@ -69,9 +69,14 @@ export function setup() {
   admin('PUT', `${CATALOG}/admin/v1/products/${sku}`,
     { name: 'Load-test drop', category: 'sneakers', price: 4900, currency: 'eur' });
   admin('PUT', `${DOOR}/admin/v1/sales/${SALE}`, {
-    sku, stock: STOCK, price: 4900, currency: 'eur', hold_seconds: 120,
+    sku, stock: STOCK, price: 4900, currency: 'eur', hold_seconds: lt.num('HOLD_SECONDS', 120),
     rate_per_second: lt.num('SALE_RATE', 2000), burst: lt.num('SALE_BURST', 500),
   });
+  // CONTROLLER (JSON): the sale's admission rate steers itself within these bounds.
+  const controller = lt.str('CONTROLLER', '');
+  if (controller) {
+    admin('PATCH', `${DOOR}/admin/v1/sales/${SALE}/admission`, { controller: JSON.parse(controller) });
+  }
   return {};
 }
 
