@@ -89,6 +89,7 @@ pub async fn build_state(config: Arc<Config>) -> flashgate_common::Result<AppSta
         identity,
         pass,
         captcha,
+        products: Default::default(),
     }))
 }
 

@@ -50,6 +50,8 @@ pub struct Inner {
     pub pass: Option<crate::pass::PassSigner>,
     /// The captcha provider (`None`: no sale may ask for a captcha).
     pub captcha: Option<crate::captcha::Captcha>,
+    /// Product names and images for the waiting room, kept a little while.
+    pub(crate) products: crate::waiting_room::ProductNames,
 }
 
 impl AppState {

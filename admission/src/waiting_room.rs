@@ -17,8 +17,9 @@ use crate::tickets::{TicketBody, ticket_state, verify_token};
 const PAGE: &str = include_str!("waiting_room.html");
 const STYLE: &str = include_str!("page.css");
 
-/// `template` with each `{{NAME}}` replaced by its value (given already escaped), and
-/// `{{STYLE}}` by the shared style: in one pass, so a value is never read for names.
+/// `template` with each `{{NAME}}` replaced by its value (given already escaped),
+/// `{{STYLE}}` by the shared style, and a name without a value by nothing: in one pass,
+/// so a value is never read for names.
 fn fill(template: &str, values: &[(&str, &str)]) -> String {
     let mut page = String::with_capacity(template.len() + STYLE.len());
     let mut rest = template;
@@ -33,7 +34,7 @@ fn fill(template: &str, values: &[(&str, &str)]) -> String {
         match values.iter().find(|(n, _)| *n == name) {
             Some((_, value)) => page.push_str(value),
             None if name == "STYLE" => page.push_str(STYLE),
-            None => page.push_str(&rest[start..start + 2 + end + 2]),
+            None => {}
         }
         rest = &after[end + 2..];
     }
@@ -100,7 +101,7 @@ struct Product {
     image: Option<String>,
     price: i64,
     currency: String,
-    /// Units on the ticket, once the ticket is decided (1 until then).
+    /// Units on the ticket, once a unit is held for it (1 until then).
     quantity: i64,
 }
 
@@ -124,33 +125,85 @@ fn price_text(amount: i64, currency: &str) -> String {
     }
 }
 
-/// The sale's product (name, first image), price and the ticket's units; the SKU alone
-/// if the catalogue does not answer (the page still works).
+/// How long a product's name and image are kept for the waiting room before the
+/// catalogue is asked again.
+const PRODUCT_TTL: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The products' names and first images by SKU, for the waiting room: a page refreshing
+/// itself (no JavaScript) or a crowd opening pages does not ask PostgreSQL each time.
+#[derive(Default)]
+pub(crate) struct ProductNames(std::sync::Mutex<std::collections::HashMap<String, Named>>);
+
+/// A product's name and image, and when they were read.
+type Named = (std::time::Instant, String, Option<String>);
+
+impl ProductNames {
+    async fn get(&self, state: &AppState, sku: &str) -> (String, Option<String>) {
+        let fresh = |at: &std::time::Instant| at.elapsed() < PRODUCT_TTL;
+        if let Some((_, name, image)) = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(sku)
+            .filter(|(at, _, _)| fresh(at))
+        {
+            return (name.clone(), image.clone());
+        }
+        let found = sqlx::query!(
+            r#"SELECT name, images->>0 AS image FROM products WHERE sku = $1"#,
+            sku
+        )
+        .fetch_optional(&state.pool)
+        .await;
+        let (name, image) = match found {
+            Ok(Some(row)) => (
+                row.name,
+                row.image
+                    .filter(|url| url.starts_with("https://") || url.starts_with("http://")),
+            ),
+            Ok(None) => (sku.to_owned(), None),
+            Err(e) => {
+                tracing::debug!(error = ?e, "product not read for the waiting room");
+                return (sku.to_owned(), None);
+            }
+        };
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(
+                sku.to_owned(),
+                (std::time::Instant::now(), name.clone(), image.clone()),
+            );
+        (name, image)
+    }
+}
+
+/// The sale's product (name, first image, cached), price, and the ticket's units while a
+/// unit is held for it (read within the door's bound on database look-ups).
 async fn product(
     state: &AppState,
     sale: &flashgate_common::ledger::sales::Sale,
+    body: &TicketBody,
     ticket: uuid::Uuid,
 ) -> Product {
-    let found = sqlx::query!(
-        r#"SELECT p.name, p.images->>0 AS image,
-                  (SELECT quantity FROM tickets WHERE id = $2) AS quantity
-           FROM products p WHERE p.sku = $1"#,
-        sale.sku.as_str(),
-        ticket
-    )
-    .fetch_optional(&state.pool)
-    .await;
-    let (name, image, quantity) = match found {
-        Ok(Some(row)) => (row.name, row.image, row.quantity),
-        Ok(None) => (sale.sku.to_string(), None, None),
-        Err(e) => {
-            tracing::debug!(error = ?e, "product not read for the waiting room");
-            (sale.sku.to_string(), None, None)
-        }
+    let (name, image) = state.products.get(state, sale.sku.as_str()).await;
+    let held = matches!(
+        body.status,
+        TicketStatus::Reserved | TicketStatus::PaymentPending
+    );
+    let quantity = if held {
+        let _slot = state.db_lookups.acquire().await;
+        sqlx::query_scalar!("SELECT quantity FROM tickets WHERE id = $1", ticket)
+            .fetch_optional(&state.pool)
+            .await
+            .ok()
+            .flatten()
+    } else {
+        None
     };
     Product {
         name,
-        image: image.filter(|url| url.starts_with("https://") || url.starts_with("http://")),
+        image,
         price: sale.price,
         currency: sale.currency.to_string(),
         quantity: i64::from(quantity.unwrap_or(1).max(1)),
@@ -256,7 +309,7 @@ pub(crate) async fn page(
             ("STATUS_TEXT", words("status.unknown")),
         ]);
         let html = fill(PAGE, &refs(&values));
-        (StatusCode::NOT_FOUND, Html(strip_unfilled(&html))).into_response()
+        (StatusCode::NOT_FOUND, Html(html)).into_response()
     };
     let Ok(claims) = verify_token(&state, &token) else {
         return unknown(values);
@@ -270,7 +323,7 @@ pub(crate) async fn page(
         Ok(None) => return unknown(values),
         Err(e) => return crate::Error::from(e).into_response(),
     };
-    let product = product(&state, &sale, claims.ticket).await;
+    let product = product(&state, &sale, &body, claims.ticket).await;
     let (brand_header, brand_style, message) = brand(&sale.branding);
     let refresh = if body.poll_after_ms > 0 {
         format!(
@@ -344,24 +397,6 @@ pub(crate) async fn page(
 
 fn refs<'a>(values: &'a [(&'a str, String)]) -> Vec<(&'a str, &'a str)> {
     values.iter().map(|(k, v)| (*k, v.as_str())).collect()
-}
-
-/// A page for no ticket: the names it has no value for are left empty.
-fn strip_unfilled(html: &str) -> String {
-    let mut out = String::with_capacity(html.len());
-    let mut rest = html;
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        match rest[start..].find("}}") {
-            Some(end) => rest = &rest[start + end + 2..],
-            None => {
-                rest = &rest[start..];
-                break;
-            }
-        }
-    }
-    out.push_str(rest);
-    out
 }
 
 const JOIN: &str = include_str!("join.html");
@@ -487,7 +522,7 @@ mod tests {
             "<p>{{A}}</p><b>{{B}}</b>{{UNKNOWN}}{{",
             &[("A", "{{B}}"), ("B", "b")],
         );
-        assert_eq!(page, "<p>{{B}}</p><b>b</b>{{UNKNOWN}}{{");
+        assert_eq!(page, "<p>{{B}}</p><b>b</b>{{");
         assert!(fill("<style>{{STYLE}}</style>", &[]).contains("font-family"));
     }
 

@@ -31,21 +31,6 @@ pub struct Branding {
     pub message: Option<String>,
 }
 
-/// A sale input's `branding`: only a JSON object (serde would also take a struct from an
-/// array of its fields in order, which no client means), or `null` for unchanged.
-pub fn object_or_null<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<Option<Branding>, D::Error> {
-    use serde::de::Error as _;
-    match Option::<serde_json::Value>::deserialize(d)? {
-        None => Ok(None),
-        Some(value @ serde_json::Value::Object(_)) => serde_json::from_value(value)
-            .map(Some)
-            .map_err(D::Error::custom),
-        Some(_) => Err(D::Error::custom("branding must be an object")),
-    }
-}
-
 /// `#rrggbb` as red, green and blue.
 fn rgb(color: &str) -> Option<[u8; 3]> {
     let hex = color.strip_prefix('#')?;
@@ -163,7 +148,7 @@ mod tests {
     fn only_an_object_is_a_branding() {
         #[derive(Deserialize)]
         struct Input {
-            #[serde(default, deserialize_with = "object_or_null")]
+            #[serde(default, deserialize_with = "crate::ledger::object_or_null")]
             branding: Option<Branding>,
         }
         let parse = |json: &str| serde_json::from_str::<Input>(json).map(|i| i.branding);

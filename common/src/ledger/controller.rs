@@ -184,19 +184,12 @@ pub fn decide(settings: &ControllerSettings, rate: i32, signals: &Signals) -> De
     }
 }
 
-/// An admission change's `controller`: absent (`None`: unchanged), `null` (`Some(None)`:
-/// off) or an object (on, with these settings); anything else is refused.
+/// An admission change's `controller`: absent (`None`: unchanged, serde's default),
+/// `null` (`Some(None)`: off) or an object (on, with these settings).
 pub fn change<'de, D: serde::Deserializer<'de>>(
     d: D,
 ) -> Result<Option<Option<ControllerSettings>>, D::Error> {
-    use serde::de::Error as _;
-    match Option::<serde_json::Value>::deserialize(d)? {
-        None => Ok(Some(None)),
-        Some(value @ serde_json::Value::Object(_)) => serde_json::from_value(value)
-            .map(|s| Some(Some(s)))
-            .map_err(D::Error::custom),
-        Some(_) => Err(D::Error::custom("controller must be an object or null")),
-    }
+    super::object_or_null(d).map(Some)
 }
 
 /// A sale whose controller is on, as a tick reads it.

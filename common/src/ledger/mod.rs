@@ -60,6 +60,24 @@ pub struct OrderRef {
     pub payment_intent_id: Option<String>,
 }
 
+/// A JSON object field of an operator's input, or `null` (`None`): serde would also
+/// build a struct from an array of its fields in order, which no client means.
+pub fn object_or_null<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    use serde::Deserialize as _;
+    use serde::de::Error as _;
+    match Option::<serde_json::Value>::deserialize(d)? {
+        None => Ok(None),
+        Some(value @ serde_json::Value::Object(_)) => serde_json::from_value(value)
+            .map(Some)
+            .map_err(D::Error::custom),
+        Some(_) => Err(D::Error::custom("expected an object or null")),
+    }
+}
+
 /// What a state change did: the order afterwards and the sale's new terms.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Change {

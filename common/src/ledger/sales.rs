@@ -69,7 +69,7 @@ pub struct SaleInput {
     pub captcha: Option<bool>,
     /// How the sale's waiting room looks (replaced whole; `{}` for the default look).
     /// Default: the default look (on create) or unchanged.
-    #[serde(default, deserialize_with = "super::branding::object_or_null")]
+    #[serde(default, deserialize_with = "super::object_or_null")]
     pub branding: Option<Branding>,
 }
 

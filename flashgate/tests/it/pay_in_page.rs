@@ -33,6 +33,15 @@ pub(crate) async fn pay_with(browser: &Browser, number: &str) {
     browser.click("#pay-button").await;
 }
 
+/// Presses `outcome` (`complete` or `fail`) on the 3-D Secure page in its frame.
+pub(crate) async fn authenticate(browser: &Browser, outcome: &str) {
+    let frame = "iframe[title='3D Secure']";
+    browser.wait_for(frame, 20).await;
+    browser.enter_frame(frame).await;
+    browser.click(&format!("button[value={outcome}]")).await;
+    browser.leave_frame().await;
+}
+
 /// The order of the ticket the page shows, from PostgreSQL.
 async fn order_of(stack: &Stack, customer: &str) -> (Uuid, String) {
     sqlx::query_as("SELECT id, status FROM orders WHERE customer_id = $1")
@@ -91,10 +100,7 @@ async fn a_card_that_needs_authentication_is_confirmed_in_a_frame() {
 
     // The bank's step fails: the shopper is told and may try again.
     pay_with(&browser, "4000 0027 6000 3184").await;
-    browser.wait_for("iframe[title='3D Secure']", 20).await;
-    browser.enter_frame("iframe[title='3D Secure']").await;
-    browser.click("button[value=fail]").await;
-    browser.leave_frame().await;
+    authenticate(&browser, "fail").await;
     let error = browser
         .wait_for_text("#pay-error", 20, |e| !e.is_empty())
         .await;
@@ -102,10 +108,7 @@ async fn a_card_that_needs_authentication_is_confirmed_in_a_frame() {
 
     // Completed: paid.
     pay_with(&browser, "4000 0027 6000 3184").await;
-    browser.wait_for("iframe[title='3D Secure']", 20).await;
-    browser.enter_frame("iframe[title='3D Secure']").await;
-    browser.click("button[value=complete]").await;
-    browser.leave_frame().await;
+    authenticate(&browser, "complete").await;
     browser.wait_for("#status[data-status=paid]", 30).await;
     browser.quit().await;
     stack.stop().await;
@@ -152,9 +155,7 @@ async fn a_hold_that_runs_out_during_authentication_is_extended() {
     assert_eq!(ticket["status"], "payment_pending");
     assert!(ticket["hold_expires_at"].is_string(), "{ticket}");
 
-    browser.enter_frame("iframe[title='3D Secure']").await;
-    browser.click("button[value=complete]").await;
-    browser.leave_frame().await;
+    authenticate(&browser, "complete").await;
     browser.wait_for("#status[data-status=paid]", 30).await;
     browser.quit().await;
     stack.stop().await;
