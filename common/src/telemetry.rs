@@ -3,6 +3,7 @@
 //! every metric described in [`catalogue`]).
 
 pub mod catalogue;
+pub mod window;
 
 use std::sync::OnceLock;
 

@@ -9,6 +9,7 @@ use secrecy::{ExposeSecret, SecretString};
 use stripe::StripeError;
 
 use flashgate_common::config::StripeConfig;
+use flashgate_common::telemetry::window::LatencyWindow;
 use flashgate_common::{Error, Result};
 
 pub(crate) use stripe::Client;
@@ -77,6 +78,10 @@ impl Failure {
     }
 }
 
+/// Every Stripe call of this process (each attempt) over the last seconds: the
+/// maintenance loop writes it where the operators' console reads it.
+pub(crate) static RECENT: LatencyWindow = LatencyWindow::new();
+
 /// Calls `call` until it succeeds, fails for good, or `budget` is spent. Each attempt
 /// must carry the same idempotency key, so a retry after a lost answer finds the first
 /// result instead of repeating the effect. Backoff doubles from 100 ms, with jitter.
@@ -91,10 +96,16 @@ where
     let deadline = tokio::time::Instant::now() + budget;
     let mut delay = Duration::from_millis(100);
     loop {
+        let started = std::time::Instant::now();
         let failure = match call().await {
-            Ok(value) => return Ok(value),
+            Ok(value) => {
+                RECENT.record(started.elapsed(), false);
+                return Ok(value);
+            }
             Err(error) => Failure::classify(&error),
         };
+        // A declined card is Stripe answering; a server error or a lost answer is not.
+        RECENT.record(started.elapsed(), !matches!(failure, Failure::Card { .. }));
         let jittered =
             delay + Duration::from_millis(rand::random_range(0..=delay.as_millis() as u64 / 2));
         if !failure.is_retryable() || tokio::time::Instant::now() + jittered > deadline {

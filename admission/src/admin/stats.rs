@@ -1,20 +1,24 @@
 //! `GET /admin/v1/sales/{sale_id}/stats`: tickets by status, stock terms, admission
-//! settings and this process's admitted and rejected rates, queue depth.
+//! settings and this process's admitted and rejected rates, queue depth, the last
+//! minute's times in queue and to a final answer, payments, and latencies.
 
 use std::collections::BTreeMap;
+use std::time::Instant;
 
 use axum::Json;
 use axum::extract::State;
 use flashgate_common::domain::SaleId;
-use flashgate_common::http::{ApiPath, Problem};
-use serde::{Deserialize, Serialize};
+use flashgate_common::http::{ApiPath, Problem, SHOPPERS};
+use flashgate_common::ledger::vitals::{self, SaleVitals};
+use flashgate_common::telemetry::window::Recent;
+use serde::Serialize;
 use sqlx::PgPool;
 
 use crate::Result;
 use crate::state::AppState;
 
 /// The stats document.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[schema(as = SaleStats)]
 pub struct SaleStats {
     /// Sale id.
@@ -28,10 +32,27 @@ pub struct SaleStats {
     pub admission: serde_json::Value,
     /// Tickets issued, decided and waiting.
     pub queue: BTreeMap<String, i64>,
+    /// Times in queue and to a final answer, and how payments went, over the last minute.
+    pub vitals: SaleVitals,
+    /// How fast the door, the database and Stripe answer now.
+    pub latency: Latency,
+}
+
+/// How fast things answer now.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Latency {
+    /// This door's answers to shoppers over the last ten seconds (`errors`: 5xx).
+    pub door: Recent,
+    /// How long the database took to answer these stats, in milliseconds.
+    pub database_ms: f64,
+    /// The workers' Stripe calls over their last ten seconds (`errors`: no answer or a
+    /// server error; a declined card is an answer). `p99_ms` is the slowest worker's.
+    pub stripe: Recent,
 }
 
 /// Counts from PostgreSQL; `issued` is the highest sequence number handed out.
 pub async fn sale_stats(pool: &PgPool, id: &SaleId, issued: i64) -> Result<Option<SaleStats>> {
+    let started = Instant::now();
     let Some(sale) = sqlx::query!(
         "SELECT stock, reserved, sold, decided, rate_per_second, burst, paused, waitlist, pow_difficulty, controller
          FROM sales WHERE id = $1",
@@ -66,12 +87,21 @@ pub async fn sale_stats(pool: &PgPool, id: &SaleId, issued: i64) -> Result<Optio
         "paused": sale.paused, "waitlist": sale.waitlist,
         "pow_difficulty": sale.pow_difficulty, "controller": sale.controller,
     });
+    let vitals = vitals::sale_vitals(pool, id).await?;
+    let database_ms = (started.elapsed().as_secs_f64() * 1e4).round() / 10.0;
+    let latency = Latency {
+        door: SHOPPERS.recent(),
+        database_ms,
+        stripe: vitals::stripe(pool).await?,
+    };
     Ok(Some(SaleStats {
         sale_id: id.to_string(),
         tickets,
         stock,
         admission,
         queue,
+        vitals,
+        latency,
     }))
 }
 

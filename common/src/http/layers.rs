@@ -20,6 +20,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 use super::Problem;
+use crate::telemetry::window::LatencyWindow;
 
 /// Wraps a service router with the common layers; bodies above `max_body_bytes` get 413.
 pub fn with_common_layers(router: Router, max_body_bytes: usize) -> Router {
@@ -42,6 +43,10 @@ pub fn with_common_layers(router: Router, max_body_bytes: usize) -> Router {
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
 }
+
+/// This process's answers to shoppers (`/v1/…`, `/queue/…`) over the last seconds, for
+/// the operators' console.
+pub static SHOPPERS: LatencyWindow = LatencyWindow::new();
 
 /// The latency histogram of each (route, method, status), registered once. Going through
 /// the `metrics` macro allocated three labels and searched the registry on every request.
@@ -129,6 +134,9 @@ async fn record_latency(
     histograms
         .get(route, &method, response.status())
         .record(elapsed.as_secs_f64());
+    if route.starts_with("/v1/") || route.starts_with("/queue/") {
+        SHOPPERS.record(elapsed, response.status().is_server_error());
+    }
     tracing::info!(
         target: "flashgate::access",
         route,

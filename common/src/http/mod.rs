@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use auth::require_admin;
 pub use extract::{ApiJson, ApiPath, ApiQuery};
-pub use layers::with_common_layers;
+pub use layers::{SHOPPERS, with_common_layers};
 pub use ops::{ReadinessCheck, healthz_router, ops_router};
 pub use problem::{Problem, ProblemBody};
 

@@ -2,13 +2,15 @@
 //! sale, watch its numbers move as shoppers arrive (Server-Sent Events), change the rate
 //! (audited with who, old and new, and shown in the page's log), turn the controller on
 //! and see its decisions arrive in the log. The stream itself: `text/event-stream`,
-//! stats first, the admin token required, `404` for no such sale.
+//! stats first, the admin token required, `404` for no such sale. The stats' vital signs:
+//! times in queue and to a final answer, payments, and the door's, the database's and
+//! Stripe's latency.
 
 use std::time::Duration;
 
 use serde_json::json;
 
-use crate::support::{ADMIN, Browser, Stack};
+use crate::support::{ADMIN, Browser, Stack, wait_until};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_watches_and_steers_a_sale_from_the_live_console() {
@@ -60,7 +62,9 @@ async fn an_operator_watches_and_steers_a_sale_from_the_live_console() {
         .wait_for_text("#connection", 10, |c| c == "Live")
         .await;
     browser
-        .wait_for_text("#figures", 10, |f| f.contains("queue depth"))
+        .wait_for_text("#figures", 10, |f| {
+            f.contains("queue depth") && f.contains("time to final answer p50 / p99")
+        })
         .await;
     let serious = browser.serious_accessibility_violations().await;
     assert!(serious.is_empty(), "{serious:#?}");
@@ -107,5 +111,80 @@ async fn an_operator_watches_and_steers_a_sale_from_the_live_console() {
         std::fs::write(format!("{dir}/console.png"), browser.screenshot().await).unwrap();
     }
     browser.quit().await;
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stats_tell_times_in_queue_and_to_an_answer_payments_and_latencies() {
+    let stack = Stack::start().await;
+    stack
+        .create_sale_with("vitals", json!({ "stock": 1 }))
+        .await;
+    let stats = || async {
+        let response = stack
+            .http
+            .get(stack.door("/admin/v1/sales/vitals/stats"))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.json::<serde_json::Value>().await.unwrap()
+    };
+    let quiet = stats().await;
+    assert_eq!(quiet["vitals"]["decided"], 0, "{quiet:#}");
+    assert!(quiet["vitals"]["final_p99_ms"].is_null(), "{quiet:#}");
+    assert!(
+        quiet["vitals"]["payment_success_rate"].is_null(),
+        "{quiet:#}"
+    );
+
+    // One declined (a saved card: the order fails, the unit comes back), then one paid.
+    let declined = stack
+        .token("vitals", "v1", Some("pm_card_chargeDeclined"))
+        .await;
+    assert_eq!(stack.await_final(&declined).await["status"], "failed");
+    let paid = stack.token("vitals", "v2", Some("pm_card_visa")).await;
+    assert_eq!(stack.await_final(&paid).await["status"], "paid");
+
+    let v = stats().await;
+    let vitals = &v["vitals"];
+    assert_eq!(vitals["decided"], 2, "{v:#}");
+    assert_eq!(
+        (vitals["paid"].as_i64(), vitals["failed"].as_i64()),
+        (Some(1), Some(1)),
+        "{v:#}"
+    );
+    assert_eq!(vitals["expired"], 0, "{v:#}");
+    assert_eq!(vitals["payment_success_rate"], 0.5, "{v:#}");
+    let figure = |v: &serde_json::Value| v.as_f64().unwrap_or_else(|| panic!("no figure: {v}"));
+    // Time to a final answer covers time in queue, and payment on top.
+    assert!(figure(&vitals["queue_p50_ms"]) >= 0.0, "{v:#}");
+    assert!(
+        figure(&vitals["final_p99_ms"]) >= figure(&vitals["queue_p99_ms"]),
+        "{v:#}"
+    );
+    let door = &v["latency"]["door"];
+    assert!(
+        door["calls"].as_u64().unwrap() >= 2,
+        "two tickets and their polls: {v:#}"
+    );
+    assert_eq!(door["errors"], 0, "{v:#}");
+    assert!(figure(&door["p99_ms"]) >= figure(&door["p50_ms"]), "{v:#}");
+    assert!(figure(&v["latency"]["database_ms"]) > 0.0, "{v:#}");
+    // The workers write their Stripe figures every two seconds.
+    wait_until(10, "the workers' Stripe calls in the stats", || async {
+        stats().await["latency"]["stripe"]["calls"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 2
+    })
+    .await;
+    let stripe = &stats().await["latency"]["stripe"];
+    assert_eq!(
+        stripe["errors"], 0,
+        "a declined card is an answer: {stripe:#}"
+    );
+    assert!(figure(&stripe["p50_ms"]) > 0.0, "{stripe:#}");
     stack.stop().await;
 }

@@ -18,6 +18,7 @@ mod unasked;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use flashgate_common::ledger;
 use tokio_util::sync::CancellationToken;
 
 use crate::context::Context;
@@ -35,8 +36,17 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
     let reconcile_after = Duration::from_secs(config.reconcile_after_secs);
     let mut last_reconcile = Instant::now();
     let mut last_retention: Option<Instant> = None;
+    let mut last_vitals: Option<Instant> = None;
+    let name = process_name();
     while shutdown.run_until_cancelled(tick.tick()).await.is_some() {
         sweep(&ctx).await;
+        if last_vitals.is_none_or(|at| at.elapsed() >= VITALS_EVERY) {
+            last_vitals = Some(Instant::now());
+            let recent = crate::stripe_api::RECENT.recent();
+            if let Err(e) = ledger::vitals::record_stripe(&ctx.pool, &name, &recent).await {
+                tracing::debug!(error = ?e, "Stripe latency not recorded");
+            }
+        }
         if last_retention.is_none_or(|at| at.elapsed() >= RETENTION_EVERY) {
             last_retention = Some(Instant::now());
             match retention::apply(&ctx).await {
@@ -55,6 +65,18 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
             }
         }
     }
+}
+
+/// How often this process's Stripe latency is written for the console.
+const VITALS_EVERY: Duration = Duration::from_secs(2);
+
+/// This process among the workers: host and process id (workers in one process share
+/// their Stripe figures, so they write one row).
+fn process_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "worker".into());
+    format!("{host}:{}", std::process::id())
 }
 
 /// How often rows past their retention are deleted (and once at start).
