@@ -388,7 +388,9 @@ pub struct WorkerConfig {
     /// seconds from now instead of canceled, again at each expiry while it lasts.
     pub hold_extension_secs: u64,
     /// How far past the sale's hold extensions may take a hold (0: never extend): the
-    /// operator's bound on how long a unit waits for a payment someone started.
+    /// operator's bound on how long a unit waits for a payment someone started. It also
+    /// bounds how long an order with a saved card may wait for the workers to take up
+    /// its payment (their backlog, not the shopper) before its hold counts from then.
     pub hold_extension_max_secs: u64,
     /// A unit held for a shopper who pays in the waiting room goes back this long after
     /// their page last asked for it (the page asks while open, hidden or not; 0: never

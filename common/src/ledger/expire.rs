@@ -1,6 +1,7 @@
 //! Expiring holds: orders still unpaid at `hold_expires_at`, in skip-locked batches (so
 //! several workers share the sweep and never wait on an order a webhook is settling).
-//! An order no PaymentIntent was ever asked for gives its units back at once. One whose
+//! An order no PaymentIntent was ever asked for gives its units back at once (one with a
+//! saved card waiting for the workers to pay it is not due yet: the backlog is ours). One whose
 //! PaymentIntent may exist keeps them and is marked `cancel_pending`: the side-effect step
 //! cancels it at Stripe first, and only a canceled PaymentIntent releases the units
 //! (`apply_intent`; a succeeded one sells them), so a payment that raced the expiry is
@@ -22,9 +23,11 @@ pub struct Expiry {
     pub to_cancel: usize,
 }
 
-/// Expires up to `limit` due holds in the caller's transaction.
-pub async fn expire_due(tx: &mut PgConnection, limit: i64) -> sqlx::Result<Expiry> {
-    let (expired, to_cancel) = take_expired(tx, limit).await?;
+/// Expires up to `limit` due holds in the caller's transaction. An order with a saved
+/// card whose payment the workers have not taken up yet is not due until `wait_secs`
+/// past its hold (see [`super::payment::claim_payment`]).
+pub async fn expire_due(tx: &mut PgConnection, limit: i64, wait_secs: f64) -> sqlx::Result<Expiry> {
+    let (expired, to_cancel) = take_expired(tx, limit, wait_secs).await?;
     if expired.is_empty() {
         return Ok(Expiry {
             to_cancel,
@@ -50,7 +53,11 @@ pub async fn expire_due(tx: &mut PgConnection, limit: i64) -> sqlx::Result<Expir
 /// Takes due holds (skipping orders another transaction holds): those without a
 /// PaymentIntent request are marked expired and returned; the others are marked for a
 /// cancel at Stripe and only counted.
-async fn take_expired(tx: &mut PgConnection, limit: i64) -> sqlx::Result<(Vec<OrderRef>, usize)> {
+async fn take_expired(
+    tx: &mut PgConnection,
+    limit: i64,
+    wait_secs: f64,
+) -> sqlx::Result<(Vec<OrderRef>, usize)> {
     let rows = sqlx::query!(
         r#"UPDATE orders
            SET status = CASE WHEN pi_requested_at IS NULL THEN 'expired' ELSE status END,
@@ -58,9 +65,13 @@ async fn take_expired(tx: &mut PgConnection, limit: i64) -> sqlx::Result<(Vec<Or
            WHERE id IN (SELECT id FROM orders
                         WHERE status IN ('reserved', 'payment_pending') AND NOT cancel_pending
                           AND hold_expires_at < now()
+                          AND NOT (status = 'reserved' AND pi_requested_at IS NULL
+                                   AND payment_method IS NOT NULL
+                                   AND hold_expires_at > now() - make_interval(secs => $2))
                         ORDER BY hold_expires_at LIMIT $1 FOR UPDATE SKIP LOCKED)
            RETURNING id, ticket_id, sale_id AS "sale_id: SaleId", quantity, payment_intent_id, status"#,
-        limit
+        limit,
+        wait_secs
     )
     .fetch_all(&mut *tx)
     .await?;

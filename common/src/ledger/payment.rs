@@ -29,15 +29,32 @@ pub struct PaymentClaim {
 }
 
 /// Claims a `reserved` order whose hold is alive for payment, recording (once) that a
-/// PaymentIntent may exist from now on. `None` when the order is past this step or its
-/// hold ran out.
-pub async fn claim_payment(db: &PgPool, order_id: Uuid) -> sqlx::Result<Option<PaymentClaim>> {
+/// PaymentIntent may exist from now on. An order with a saved card that was waiting for
+/// the workers (up to `wait_secs` past its hold: `worker.hold_extension_max_secs`) is claimed
+/// too, and its hold counts the sale's hold from now: the shopper's time to act (a 3-D
+/// Secure step) starts when the payment does. `None` when the order is past this step or
+/// its hold ran out.
+pub async fn claim_payment(
+    db: &PgPool,
+    order_id: Uuid,
+    wait_secs: f64,
+) -> sqlx::Result<Option<PaymentClaim>> {
     let row = sqlx::query!(
-        r#"UPDATE orders SET pi_requested_at = COALESCE(pi_requested_at, now()), updated_at = now()
-           WHERE id = $1 AND status = 'reserved' AND hold_expires_at > now()
+        r#"UPDATE orders SET pi_requested_at = COALESCE(pi_requested_at, now()), updated_at = now(),
+               hold_expires_at = CASE
+                   WHEN pi_requested_at IS NULL AND payment_method IS NOT NULL THEN GREATEST(
+                       hold_expires_at,
+                       now() + (SELECT make_interval(secs => s.hold_seconds) FROM sales s
+                                WHERE s.id = orders.sale_id))
+                   ELSE hold_expires_at END
+           WHERE id = $1 AND status = 'reserved'
+             AND (hold_expires_at > now()
+                  OR (pi_requested_at IS NULL AND payment_method IS NOT NULL
+                      AND hold_expires_at > now() - make_interval(secs => $2)))
            RETURNING amount, currency, sale_id AS "sale_id: SaleId", ticket_id, customer_id, payment_method,
                      pi_requested_at AS "requested_at!""#,
-        order_id
+        order_id,
+        wait_secs
     )
     .fetch_optional(db)
     .await?;
@@ -81,11 +98,13 @@ pub async fn start_payment(
 }
 
 /// Orders still `reserved`, no PaymentIntent asked for, unchanged for `after_secs` and
-/// with their hold alive: up to `limit` of them, touched so the next sweep skips them
+/// with their hold alive (or, with a saved card, waiting for the workers up to
+/// `wait_secs` past it): up to `limit` of them, touched so the next sweep skips them
 /// (their payment task is published again by the caller before it commits).
 pub async fn unasked(
     tx: &mut PgConnection,
     after_secs: f64,
+    wait_secs: f64,
     limit: i64,
 ) -> sqlx::Result<Vec<Uuid>> {
     sqlx::query_scalar!(
@@ -93,11 +112,14 @@ pub async fn unasked(
            WHERE id IN (SELECT id FROM orders
                         WHERE status = 'reserved' AND pi_requested_at IS NULL
                           AND updated_at < now() - make_interval(secs => $1)
-                          AND hold_expires_at > now()
+                          AND (hold_expires_at > now()
+                               OR (payment_method IS NOT NULL
+                                   AND hold_expires_at > now() - make_interval(secs => $3)))
                         ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED)
            RETURNING id"#,
         after_secs,
-        limit
+        limit,
+        wait_secs
     )
     .fetch_all(&mut *tx)
     .await

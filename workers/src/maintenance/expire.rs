@@ -10,7 +10,12 @@ use crate::context::Context;
 /// Expires up to `limit` holds; returns how many it took (released or sent to Stripe).
 pub async fn expire_holds(ctx: &Context, limit: i64) -> Result<usize> {
     let mut tx = ctx.pool.begin().await?;
-    let expiry = ledger::expire::expire_due(&mut tx, limit).await?;
+    let expiry = ledger::expire::expire_due(
+        &mut tx,
+        limit,
+        ctx.config.worker.hold_extension_max_secs as f64,
+    )
+    .await?;
     tx.commit().await?;
     let released = expiry.released.len();
     if released == 0 {

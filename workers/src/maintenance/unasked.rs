@@ -20,7 +20,13 @@ const ASK_AGAIN_AFTER: Duration = Duration::from_secs(60);
 /// Publishes one payment task for up to `limit` orders nobody asked to pay; returns how many.
 pub async fn ask_again(ctx: &Context, limit: i64) -> Result<usize> {
     let mut tx = ctx.pool.begin().await?;
-    let orders = ledger::payment::unasked(&mut tx, ASK_AGAIN_AFTER.as_secs_f64(), limit).await?;
+    let orders = ledger::payment::unasked(
+        &mut tx,
+        ASK_AGAIN_AFTER.as_secs_f64(),
+        ctx.config.worker.hold_extension_max_secs as f64,
+        limit,
+    )
+    .await?;
     if orders.is_empty() {
         return Ok(0);
     }

@@ -50,7 +50,13 @@ pub enum Paid {
 /// Runs the chain for `order_id`.
 #[tracing::instrument(name = "pay", skip_all, fields(order = %order_id, ticket))]
 pub async fn pay(ctx: &Context, order_id: Uuid) -> Result<Paid> {
-    let Some(claimed) = ledger::payment::claim_payment(&ctx.pool, order_id).await? else {
+    let Some(claimed) = ledger::payment::claim_payment(
+        &ctx.pool,
+        order_id,
+        ctx.config.worker.hold_extension_max_secs as f64,
+    )
+    .await?
+    else {
         return Ok(Paid::Skipped);
     };
     tracing::Span::current().record("ticket", tracing::field::display(claimed.ticket_id));

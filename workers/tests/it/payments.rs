@@ -642,3 +642,33 @@ async fn a_payment_task_for_many_orders_holds_only_as_many_payments_as_may_run()
     proxy.set(ProxyMode::Pass);
     stack.stop().await;
 }
+
+/// Shoppers with saved cards are reserved faster than Stripe takes payments (each call
+/// answered 3 s late, one payment at a time, 5 s holds): the third order's payment starts
+/// about 6 s after its reservation, when its hold would have run out. A hold is the
+/// shopper's time to pay; these shoppers gave their card and wait on us, so the clock
+/// starts when their payment is taken up, and nobody loses a unit to our own backlog.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saved_card_order_waiting_for_the_workers_to_pay_keeps_its_unit() {
+    let stack = Stack::start_with(|c| c.worker.payment_concurrency = 1).await;
+    stack
+        .create_sale_with("patient", json!({ "stock": 3, "hold_seconds": 5 }))
+        .await;
+    stack.faults(json!({ "latency_ms": 3000 })).await;
+    let mut tokens = Vec::new();
+    for shopper in ["p1", "p2", "p3"] {
+        tokens.push(stack.token("patient", shopper, Some("pm_card_visa")).await);
+    }
+    for token in &tokens {
+        let (done, seen) = stack
+            .await_ticket(token, |t| {
+                ["paid", "failed", "expired"].contains(&t["status"].as_str().unwrap())
+            })
+            .await;
+        assert_eq!(done["status"], "paid", "statuses seen: {seen:?}");
+    }
+    stack.faults(json!({})).await;
+    assert_eq!(stack.terms("patient").await, (3, 0, 3));
+    stack.assert_invariants("patient", Some(3)).await;
+    stack.stop().await;
+}
