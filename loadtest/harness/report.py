@@ -171,9 +171,10 @@ def flash(ctx):
     s = f["baseline_state"]
     rows = [
         ["shoppers arrived", fmt(shoppers(c1)), fmt(shoppers(c2))],
-        ["units sold (paid / ordered)", fmt(c1.get("outcome_paid", 0)), f"{fmt(c2.get('outcome_ordered', 0))}"
-                                                                         f" (stock {s['stock']}, sold {s['sold']})"],
-        ["declined cards (failed)", fmt(c1.get("outcome_failed", 0)), "–"],
+        ["units sold (paid / charged in the request)", fmt(c1.get("outcome_paid", 0)),
+         f"{fmt(c2.get('outcome_ordered', 0))} (stock {s['stock']}, sold {s['sold']}, paid by webhook "
+         f"{fmt(s.get('paid', 0))}, pending {fmt(s.get('pending', 0))})"],
+        ["declined cards (failed)", fmt(c1.get("outcome_failed", 0)), fmt(c2.get("outcome_failed", 0))],
         ["sold out at the door (410)", fmt(c1.get("outcome_sold_out_at_door", 0)), "–"],
         ["sold out after queueing / by the checkout", fmt(c1.get("outcome_sold_out", 0)),
          fmt(c2.get("outcome_sold_out", 0))],

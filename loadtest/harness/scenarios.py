@@ -5,6 +5,7 @@ services' own /healthz, pgbench, redis-benchmark) are measured once per run and 
 import concurrent.futures
 import json
 import os
+import time
 import urllib.request
 
 import invariants
@@ -157,6 +158,20 @@ def reserve(ctx):
     ctx.bench_sales = True
 
 
+def baseline_settled(sale, secs=30):
+    """The baseline sale's state once its webhooks stopped changing it (every charge's
+    event delivered) or after `secs`."""
+    deadline = time.monotonic() + secs
+    last = None
+    while True:
+        with urllib.request.urlopen(f"{url('baseline')}/sales/{sale}", timeout=10) as response:
+            state = json.load(response)
+        if state == last or time.monotonic() > deadline:
+            return state
+        last = state
+        time.sleep(1)
+
+
 def flash_sale(ctx):
     healthz(ctx)
     pgbench(ctx)
@@ -181,8 +196,7 @@ def flash_sale(ctx):
     for result in (flashgate, baseline):
         result["rate"] = result["count"] / secs
     ctx.phases += [flashgate, baseline]
-    with urllib.request.urlopen(f"{url('baseline')}/sales/flash-bl", timeout=10) as response:
-        state = json.load(response)
+    state = baseline_settled("flash-bl")
     ctx.flash = {"flashgate": flashgate, "baseline": baseline, "baseline_state": state, "secs": secs}
     oversold = state["sold"] > state["stock"] or state["ordered_units"] != state["sold"]
     ctx.invariant("flash-bl (baseline)", not oversold,

@@ -18,6 +18,9 @@ PORTS = {
     "baseline": 18090,
     "reserve_worker": 18093,
     "stripe": 18120,
+    # The baseline's own Stripe account: the same emulator, another process, so neither
+    # system receives the other's webhooks.
+    "baseline_stripe": 18121,
 }
 DATABASE = "flashgate_load"
 DATABASE_URL = f"postgres://postgres@{HOST}:5432/{DATABASE}"

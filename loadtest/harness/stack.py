@@ -106,7 +106,8 @@ class Stack:
 
     def start(self):
         """The emulator, each flashgate role in its own process (so every role's CPU is
-        measured apart and the door's /healthz is the door's own), and the baseline."""
+        measured apart and the door's /healthz is the door's own), and the baseline with
+        its own emulator (its own Stripe account, webhooks to it alone)."""
         env = self.env()
         sim = self.supervisor.start("stripe-sim", [self.binary("flashgate"), "stripe-sim"], env)
         procs.wait_http(f"{url('stripe')}/_sim/stats", 30, lambda: sim.poll() is None)
@@ -115,8 +116,15 @@ class Stack:
             self.pids[role] = child.pid
             port = "workers" if role == "worker" else role
             procs.wait_http(f"{url(port)}/readyz", 60, lambda: child.poll() is None)
+        baseline_secret = "whsec_baseline_load"
+        sim_env = dict(env, FLASHGATE_STRIPE_SIM__LISTEN=f"{HOST}:{PORTS['baseline_stripe']}",
+                       FLASHGATE_STRIPE_SIM__WEBHOOK_URL=f"{url('baseline')}/webhook",
+                       FLASHGATE_STRIPE_SIM__WEBHOOK_SECRET=baseline_secret)
+        baseline_sim = self.supervisor.start("baseline-stripe-sim", [self.binary("flashgate"), "stripe-sim"], sim_env)
+        procs.wait_http(f"{url('baseline_stripe')}/_sim/stats", 30, lambda: baseline_sim.poll() is None)
         baseline_env = dict(env, BASELINE_LISTEN=f"{HOST}:{PORTS['baseline']}",
-                            BASELINE_DATABASE_URL=DATABASE_URL)
+                            BASELINE_DATABASE_URL=DATABASE_URL, BASELINE_STRIPE_URL=url("baseline_stripe"),
+                            BASELINE_WEBHOOK_SECRET=baseline_secret)
         baseline = self.supervisor.start("baseline", [self.binary("flashgate-baseline")], baseline_env)
         procs.wait_http(f"{url('baseline')}/healthz", 30, lambda: baseline.poll() is None)
         subprocess.run([self.binary("flashgate"), "seed", "--sale", "lt-seed", "--stock", "10",

@@ -7,7 +7,8 @@
 // use a declined card), sold_out, expired or refunded, or 410 at the door.
 //
 // SYSTEM=baseline: the same crowd against the textbook checkout, one POST /checkout
-// each (201 ordered, 410 sold out; 503 and timeouts are the baseline's overload).
+// each, the card charged inside it (201 ordered and charged, 402 declined, 410 sold out;
+// 5xx and timeouts are the baseline's overload).
 import http from 'k6/http';
 import exec from 'k6/execution';
 import { sleep } from 'k6';
@@ -151,11 +152,14 @@ function flashgateShopper(i, started) {
 }
 
 function baselineShopper(i, started) {
-  const body = JSON.stringify({ sale_id: SALE, customer_id: `${lt.str('PHASE', 'bl')}-${i}`, quantity: 1 });
+  const card = payer(i) === 'declined' ? 'pm_card_chargeDeclined' : 'pm_card_visa';
+  const body = JSON.stringify({ sale_id: SALE, customer_id: `${lt.str('PHASE', 'bl')}-${i}`, quantity: 1,
+    payment_method: card });
   const res = http.post(`${BASELINE}/checkout`, body,
     Object.assign({ tags: { ep: 'checkout', name: 'checkout' }, timeout: '30s' }, lt.json));
   lt.record(res);
   if (res.status === 201) return end('ordered', started);
+  if (res.status === 402) return end('failed', started);
   if (res.status === 410) return end('sold_out', started);
   if (res.status === 0 || res.status >= 500) return end('overloaded', started);
   lt.expect(res, [], 'checkout');

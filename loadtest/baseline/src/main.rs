@@ -1,14 +1,18 @@
 //! `flashgate-baseline`: the textbook synchronous checkout that flashgate is measured
-//! against. Each `POST /checkout` locks its sale row with `SELECT … FOR UPDATE`, checks
-//! the stock, inserts the order and commits before it answers: one transaction per
-//! shopper, all of them queueing on the hot row. It is written honestly (a connection
-//! pool, prepared statements, no needless round trips) so the comparison is fair.
+//! against, doing the textbook's whole job. Each `POST /checkout` takes its units with a
+//! conditional UPDATE of the sale row (which every shopper of the sale queues on), inserts
+//! the order and commits; then, still inside the shopper's request, creates and confirms
+//! a PaymentIntent with an idempotency key derived from the order; Stripe's webhook
+//! (`POST /webhook`, signature checked) fulfils the order. It is written honestly (a
+//! connection pool, prepared statements, no needless round trips) so the comparison is
+//! fair.
 //!
 //! It keeps its own tables (`baseline_sales`, `baseline_orders`), created at start, in
 //! whatever database it is given; flashgate's schema is never touched.
 
 mod db;
 mod http;
+mod stripe;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -37,6 +41,26 @@ struct Args {
     /// How long a request waits for a connection before it is answered 503.
     #[arg(long, env = "BASELINE_ACQUIRE_TIMEOUT_MS", default_value_t = 10_000)]
     acquire_timeout_ms: u64,
+    /// Stripe's API (the emulator in the load tests).
+    #[arg(
+        long,
+        env = "BASELINE_STRIPE_URL",
+        default_value = "http://127.0.0.1:18121"
+    )]
+    stripe_url: String,
+    /// Stripe secret key.
+    #[arg(long, env = "BASELINE_STRIPE_KEY", default_value = "sk_test_baseline")]
+    stripe_key: String,
+    /// How long a Stripe call may take before the checkout answers 502.
+    #[arg(long, env = "BASELINE_STRIPE_TIMEOUT_MS", default_value_t = 10_000)]
+    stripe_timeout_ms: u64,
+    /// The webhook endpoint's signing secret.
+    #[arg(
+        long,
+        env = "BASELINE_WEBHOOK_SECRET",
+        default_value = "whsec_baseline"
+    )]
+    webhook_secret: String,
 }
 
 #[tokio::main]
@@ -55,7 +79,18 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("Failed to listen on {}", args.listen))?;
     eprintln!("baseline listening on {}", listener.local_addr()?);
-    axum::serve(listener, http::router(pool))
+    let stripe = stripe::Stripe::new(
+        &args.stripe_url,
+        &args.stripe_key,
+        Duration::from_millis(args.stripe_timeout_ms),
+    )
+    .context("Failed to build the Stripe client")?;
+    let state = http::AppState {
+        pool,
+        stripe,
+        webhook_secret: args.webhook_secret.into(),
+    };
+    axum::serve(listener, http::router(state))
         .with_graceful_shutdown(shutdown())
         .await
         .context("Failed to serve")
