@@ -74,6 +74,41 @@ def cpu_seconds(pid):
         return 0.0
 
 
+def context_switches(pid):
+    """(voluntary, involuntary) context switches of a process so far ((0, 0) if it is
+    gone): involuntary ones are the scheduler taking the core away, which grows when more
+    runnable processes than cores share the machine."""
+    found = {}
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                name, _, value = line.partition(":")
+                if name.endswith("ctxt_switches"):
+                    found[name] = int(value)
+    except (OSError, ValueError):
+        pass
+    return found.get("voluntary_ctxt_switches", 0), found.get("nonvoluntary_ctxt_switches", 0)
+
+
+def thread_cpu(pid):
+    """CPU seconds so far of a process's threads, summed by thread name."""
+    totals = {}
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return totals
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                head, _, rest = f.read().rpartition(")")
+            name = head.partition("(")[2]
+            fields = rest.split()
+            totals[name] = totals.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            continue
+    return totals
+
+
 GROUPS = {"rabbitmq": "beam.smp", "redis": "redis-server", "postgres": "postgres"}
 
 

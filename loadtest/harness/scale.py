@@ -230,6 +230,12 @@ def drain(binary_dir, count, sale, target, startup, idle):
     took = time.monotonic() - began
     done = decided(sale) - start
     cpu = sum(procs.cpu_seconds(p) for p in pids)
+    switches = [procs.context_switches(p) for p in pids]
+    voluntary, involuntary = sum(v for v, _ in switches), sum(i for _, i in switches)
+    threads = {}
+    for pid in pids:
+        for name, seconds in procs.thread_cpu(pid).items():
+            threads[name] = threads.get(name, 0.0) + seconds
     tickets, batches, deciding, busiest = batch_totals([f"worker-{i}" for i in range(1, count + 1)])
     return {"processes": count, "reservations": done, "per_sec": round(done / max(took, 1e-9)),
             "cpu_ms_per_1000": round(cpu * 1e6 / max(done, 1), 1),
@@ -238,7 +244,11 @@ def drain(binary_dir, count, sale, target, startup, idle):
             "idle_ms": round(idle / count * 1000, 1),
             "per_batch": round(tickets / max(batches, 1)),
             "ms_per_batch": round(deciding * 1000 / max(batches, 1), 1),
-            "busiest_share": round(100 * busiest / max(tickets, 1))}
+            "busiest_share": round(100 * busiest / max(tickets, 1)),
+            "preempted_per_1000": round(involuntary * 1000 / max(done, 1), 1),
+            "wakeups_per_1000": round(voluntary * 1000 / max(done, 1), 1),
+            "threads_ms_per_1000": {name: round(seconds * 1e6 / max(done, 1), 1)
+                                    for name, seconds in sorted(threads.items(), key=lambda t: -t[1])}}
 
 
 # All the load comes from 127.0.0.1: the per-address limit would meter the driver itself.
@@ -274,7 +284,7 @@ def median_row(rows):
             row[key] = statistics.median(values)
             row[key.replace("ms_per_1000", "range")] = (min(values), max(values))
     for key in ("fixed_ms", "idle_ms", "per_publish", "rate_per_publish", "per_batch", "ms_per_batch",
-                "busiest_share"):
+                "busiest_share", "preempted_per_1000", "wakeups_per_1000"):
         if key in rows[0]:
             row[key] = statistics.median(r[key] for r in rows)
     row["runs"] = len(rows)
@@ -348,7 +358,7 @@ def doors_header():
 
 WORKERS = ("| reservations/s | worker CPU ms / 1,000 reservations | without start-up and idle "
            "| start-up ms per worker | idle ms/s per worker | tickets per batch | ms per batch decided "
-           "| decided by the busiest worker |")
+           "| decided by the busiest worker | voluntary / involuntary context switches per 1,000 reservations |")
 
 
 def door_cells(d):
@@ -359,7 +369,8 @@ def door_cells(d):
 
 def worker_cells(w):
     return (f"{figure(w, 'per_sec')} | {figure(w, 'cpu_ms_per_1000')} | {figure(w, 'net_ms_per_1000')} | "
-            f"{w['fixed_ms']} | {w['idle_ms']} | {w['per_batch']:,} | {w['ms_per_batch']} | {w['busiest_share']}% |")
+            f"{w['fixed_ms']} | {w['idle_ms']} | {w['per_batch']:,} | {w['ms_per_batch']} | {w['busiest_share']}% | "
+            f"{w['wakeups_per_1000']} / {w['preempted_per_1000']} |")
 
 
 def table(door_rows, worker_rows, brokers):
@@ -367,18 +378,29 @@ def table(door_rows, worker_rows, brokers):
     lines = [f"Median of {runs} run{'s' if runs > 1 else ''} per row (lowest–highest in brackets).", "",
              f"| doors {doors_header()}", "|---" * 9 + "|"]
     lines += [f"| {d['processes']} | {door_cells(d)}" for d in door_rows]
-    lines += ["", f"| workers {WORKERS}", "|---" * 9 + "|"]
+    lines += ["", f"| workers {WORKERS}", "|---" * 10 + "|"]
     lines += [f"| {w['processes']} | {worker_cells(w)}" for w in worker_rows]
+    lines += ["", "Worker CPU by thread, ms / 1,000 reservations (the median run): "
+              + "; ".join(f"{w['processes']}: " + ", ".join(f"{name} {ms}" for name, ms in
+                                                             list(w["threads_ms_per_1000"].items())[:4])
+                          for w in worker_rows)]
     lines += ["", f"| broker (1 door) {doors_header()}", "|---" * 9 + "|"]
     lines += [f"| {name} | {door_cells(d)}" for name, d, _ in brokers]
-    lines += ["", f"| broker (1 worker) {WORKERS}", "|---" * 9 + "|"]
+    lines += ["", f"| broker (1 worker) {WORKERS}", "|---" * 10 + "|"]
     lines += [f"| {name} | {worker_cells(w)}" for name, _, w in brokers]
     return "\n".join(lines)
 
 
 def main(binary_dir, short):
     import datetime
-    door_rows, worker_rows, brokers = run(binary_dir, short)
+    # A cluster the run brought up goes down with it: left up, its processes hold most of
+    # PostgreSQL's connections, and the next load run on the standard services fails.
+    was_up = os.path.isdir(cluster.CLUSTER_DIR)
+    try:
+        door_rows, worker_rows, brokers = run(binary_dir, short)
+    finally:
+        if not was_up:
+            cluster.down()
     text = table(door_rows, worker_rows, brokers)
     print(text)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S")
