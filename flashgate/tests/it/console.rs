@@ -107,6 +107,7 @@ async fn an_operator_watches_and_steers_a_sale_from_the_live_console() {
     // With `SCREENSHOTS_DIR=<dir>`, the README's picture of the console.
     if let Ok(dir) = std::env::var("SCREENSHOTS_DIR") {
         std::fs::create_dir_all(&dir).unwrap();
+        browser.resize(1200, 1500).await; // the whole Live panel, vitals included
         browser.eval("window.scrollTo(0, 0); return true;").await;
         std::fs::write(format!("{dir}/console.png"), browser.screenshot().await).unwrap();
     }
