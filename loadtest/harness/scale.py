@@ -229,16 +229,6 @@ def drain(binary_dir, count, sale, target, startup, idle):
         time.sleep(0.2)
     took = time.monotonic() - began
     done = decided(sale) - start
-    # Each reservation's order event leaves through the outbox relay (every worker's
-    # sweep, 500 events at a time) some time after the reservation: the CPU is read once
-    # every event of this drain is out, so each row counts all of its relay work. Read at
-    # the last decision instead, a row counted as much of the relay as its workers got
-    # through by then, which grew with the number of workers (three relays, not one).
-    relay_deadline = time.monotonic() + 120
-    while int(sql("SELECT count(*) FROM order_events WHERE published_at IS NULL") or 0) > 0 \
-            and time.monotonic() < relay_deadline:
-        time.sleep(0.1)
-    settled = time.monotonic() - began
     cpu = sum(procs.cpu_seconds(p) for p in pids)
     switches = [procs.context_switches(p) for p in pids]
     voluntary, involuntary = sum(v for v, _ in switches), sum(i for _, i in switches)
@@ -249,7 +239,7 @@ def drain(binary_dir, count, sale, target, startup, idle):
     tickets, batches, deciding, busiest = batch_totals([f"worker-{i}" for i in range(1, count + 1)])
     return {"processes": count, "reservations": done, "per_sec": round(done / max(took, 1e-9)),
             "cpu_ms_per_1000": round(cpu * 1e6 / max(done, 1), 1),
-            "net_ms_per_1000": round(max(cpu - startup - idle * settled, 0) * 1e6 / max(done, 1), 1),
+            "net_ms_per_1000": round(max(cpu - startup - idle * took, 0) * 1e6 / max(done, 1), 1),
             "fixed_ms": round(startup / count * 1000, 1),
             "idle_ms": round(idle / count * 1000, 1),
             "per_batch": round(tickets / max(batches, 1)),
