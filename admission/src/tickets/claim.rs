@@ -9,12 +9,9 @@ use std::sync::LazyLock;
 
 use flashgate_common::domain::{CustomerId, SaleId};
 use flashgate_common::live::Redis;
-use flashgate_common::live::tickets::field;
+use flashgate_common::live::tickets::field::{self, PENDING};
 use redis::Script;
 use uuid::Uuid;
-
-/// Ticket-hash field present while no publish of the ticket has been confirmed.
-const PENDING: &str = "p";
 
 /// Namespace of name-based ticket ids.
 const TICKET_NAMESPACE: Uuid = Uuid::from_u128(0x6a1f_3c52_9e0b_4d7a_8f21_5b6c_0d3e_9a47);

@@ -67,7 +67,7 @@ static WRITE_DRAWN: LazyLock<Script> = LazyLock::new(|| {
             redis.call('SET', KEYS[k], ARGV[i], 'EX', ttl)
             local status = redis.call('HGET', KEYS[k + 1], '{status}')
             if not status or status == 'prequeued' then
-                redis.call('HSET', KEYS[k + 1], '{rank}', 0, '{status}', 'queued', '{seq}', ARGV[i + 1], 'p', 1)
+                redis.call('HSET', KEYS[k + 1], '{rank}', 0, '{status}', 'queued', '{seq}', ARGV[i + 1], '{pending}', 1)
                 redis.call('EXPIRE', KEYS[k + 1], ttl)
             end
         end
@@ -76,6 +76,7 @@ static WRITE_DRAWN: LazyLock<Script> = LazyLock::new(|| {
         rank = field::RANK,
         status = field::STATUS,
         seq = field::SEQ,
+        pending = field::PENDING,
     ))
 });
 

@@ -28,20 +28,36 @@ pub mod field {
     pub const HOLD: &str = "h";
     /// When a shopper last asked for the ticket while its unit was held (Unix
     /// milliseconds): the waiting room's presence.
-    pub const SEEN: &str = "p";
+    pub const SEEN: &str = "a";
+    /// Present while no publish of the ticket to the broker has been confirmed (the
+    /// door's claim sets it, the confirm clears it).
+    pub const PENDING: &str = "p";
+    /// Every field, for the check that no two share a name.
+    pub const ALL: [&str; 9] = [
+        RANK,
+        STATUS,
+        SEQ,
+        ORDER,
+        PAYMENT_INTENT,
+        CLIENT_SECRET,
+        HOLD,
+        SEEN,
+        PENDING,
+    ];
 }
 
 /// Records presence on a ticket hash that exists (a lost one is not recreated without
 /// its TTL): KEYS[1] the hash, ARGV[1] the time.
 static MARK_SEEN: std::sync::LazyLock<Script> = std::sync::LazyLock::new(|| {
-    Script::new(
+    Script::new(&format!(
         r"
         if redis.call('EXISTS', KEYS[1]) == 1 then
-            redis.call('HSET', KEYS[1], 'p', ARGV[1])
+            redis.call('HSET', KEYS[1], '{seen}', ARGV[1])
         end
         return 1
         ",
-    )
+        seen = field::SEEN,
+    ))
 });
 
 /// Writes each ticket's fields only if its new rank is above the stored one, or the same
@@ -240,4 +256,20 @@ fn parse_view(fields: &HashMap<String, String>) -> Option<TicketView> {
             .and_then(|s| s.parse().ok())
             .and_then(DateTime::from_timestamp_millis),
     })
+}
+
+#[cfg(test)]
+mod field_tests {
+    #[test]
+    fn no_two_fields_of_the_ticket_hash_share_a_name() {
+        let mut names = super::field::ALL.to_vec();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(
+            names.len(),
+            super::field::ALL.len(),
+            "{:?}",
+            super::field::ALL
+        );
+    }
 }

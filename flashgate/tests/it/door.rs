@@ -63,6 +63,83 @@ async fn a_sale_whose_units_are_held_refuses_at_the_door_and_reopens_when_the_ho
     stack.stop().await;
 }
 
+/// A shopper whose waiting room polled while the unit was held (which records their
+/// presence on the ticket) asks for their ticket again once paid: they get it back, paid,
+/// and the sale's count of published tickets does not move. The presence field once had
+/// the name of the door's "publish not yet confirmed" mark, so the door took the paid
+/// ticket for an unconfirmed one, published it again, answered `202 queued` and counted
+/// it a second time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paid_shopper_whose_page_was_seen_gets_their_ticket_back_paid() {
+    let stack = Stack::start().await;
+    stack.create_sale("seen", 1).await;
+    let (status, first) = ticket(&stack, "seen", "watcher", None).await;
+    assert_eq!(status, 202);
+    let token = first["ticket"].as_str().unwrap();
+    let (pending, _) = stack
+        .await_ticket(token, |t| t["status"] == "payment_pending")
+        .await;
+    // The page asks while the unit is held: its presence is recorded on the ticket.
+    let redis = redis::Client::open("redis://127.0.0.1:6379")
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let pattern = format!("{}*", stack.config.redis.prefix);
+    wait_until(10, "the shopper's presence is recorded", || async {
+        let mut redis = redis.clone();
+        stack.poll(token).await;
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(&pattern)
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        let mut seen = false;
+        for key in keys.iter().filter(|k| k.contains(":t:")) {
+            let fields: Vec<String> = redis::cmd("HKEYS")
+                .arg(key)
+                .query_async(&mut redis)
+                .await
+                .unwrap();
+            seen |= fields
+                .iter()
+                .any(|f| f == flashgate_common::live::tickets::field::SEEN);
+        }
+        seen
+    })
+    .await;
+    assert!(
+        stack
+            .confirm_in_browser(&pending["payment"])
+            .await
+            .status()
+            .is_success()
+    );
+    assert_eq!(stack.await_final(token).await["status"], "paid");
+    let published = |stats: Value| stats["queue"]["issued"].as_i64().unwrap();
+    let admin_stats = || async {
+        stack
+            .http
+            .get(stack.door("/admin/v1/sales/seen/stats"))
+            .bearer_auth(crate::support::ADMIN)
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    };
+    let before = published(admin_stats().await);
+    let (status, again) = ticket(&stack, "seen", "watcher", None).await;
+    assert_eq!(
+        (status, again["status"].as_str()),
+        (200, Some("paid")),
+        "{again}"
+    );
+    assert_eq!(published(admin_stats().await), before, "published once");
+    stack.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sale_with_nothing_left_refuses_at_once_and_says_so() {
     let stack = Stack::start().await;
