@@ -183,6 +183,19 @@ impl Stack {
         response.json().await.unwrap()
     }
 
+    /// `GET` of an operators' path on the door, with the admin token; asserts `200`.
+    pub async fn admin_json(&self, path: &str) -> Value {
+        let response = self
+            .http
+            .get(self.door(path))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "GET {path}");
+        response.json().await.unwrap()
+    }
+
     /// `PUT /admin/v1/sales/{sale}` with `body` as it is; the raw answer.
     pub async fn put_sale(&self, sale: &str, body: &Value) -> reqwest::Response {
         self.http

@@ -93,8 +93,8 @@ pub async fn sale_vitals(db: &PgPool, sale: &SaleId) -> sqlx::Result<SaleVitals>
     })
 }
 
-/// Writes a worker's Stripe figures of the last seconds (and forgets workers silent for
-/// an hour).
+/// Writes a worker's Stripe figures of the last seconds (the retention run forgets
+/// workers silent for an hour).
 pub async fn record_stripe(db: &PgPool, worker: &str, recent: &Recent) -> sqlx::Result<()> {
     sqlx::query!(
         "INSERT INTO stripe_latency (worker, at, calls, errors, p50_ms, p99_ms)
@@ -109,9 +109,6 @@ pub async fn record_stripe(db: &PgPool, worker: &str, recent: &Recent) -> sqlx::
     )
     .execute(db)
     .await?;
-    sqlx::query!("DELETE FROM stripe_latency WHERE at < now() - interval '1 hour'")
-        .execute(db)
-        .await?;
     Ok(())
 }
 

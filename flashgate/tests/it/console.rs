@@ -121,17 +121,7 @@ async fn the_stats_tell_times_in_queue_and_to_an_answer_payments_and_latencies()
     stack
         .create_sale_with("vitals", json!({ "stock": 1 }))
         .await;
-    let stats = || async {
-        let response = stack
-            .http
-            .get(stack.door("/admin/v1/sales/vitals/stats"))
-            .bearer_auth(ADMIN)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
-        response.json::<serde_json::Value>().await.unwrap()
-    };
+    let stats = || stack.admin_json("/admin/v1/sales/vitals/stats");
     let quiet = stats().await;
     assert_eq!(quiet["vitals"]["decided"], 0, "{quiet:#}");
     assert!(quiet["vitals"]["final_p99_ms"].is_null(), "{quiet:#}");

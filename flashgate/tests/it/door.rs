@@ -117,18 +117,7 @@ async fn a_paid_shopper_whose_page_was_seen_gets_their_ticket_back_paid() {
     );
     assert_eq!(stack.await_final(token).await["status"], "paid");
     let published = |stats: Value| stats["queue"]["issued"].as_i64().unwrap();
-    let admin_stats = || async {
-        stack
-            .http
-            .get(stack.door("/admin/v1/sales/seen/stats"))
-            .bearer_auth(crate::support::ADMIN)
-            .send()
-            .await
-            .unwrap()
-            .json::<Value>()
-            .await
-            .unwrap()
-    };
+    let admin_stats = || stack.admin_json("/admin/v1/sales/seen/stats");
     let before = published(admin_stats().await);
     let (status, again) = ticket(&stack, "seen", "watcher", None).await;
     assert_eq!(

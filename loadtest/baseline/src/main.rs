@@ -88,7 +88,10 @@ async fn main() -> anyhow::Result<()> {
     let state = http::AppState {
         pool,
         stripe,
-        webhook_secret: args.webhook_secret.into(),
+        webhooks: std::sync::Arc::new(flashgate_webhook::signature::Verifier::new(
+            [args.webhook_secret.as_str()],
+            300,
+        )),
     };
     axum::serve(listener, http::router(state))
         .with_graceful_shutdown(shutdown())

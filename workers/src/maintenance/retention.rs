@@ -1,7 +1,7 @@
 //! Retention: the append-only tables would otherwise grow forever. Applied Stripe events
 //! are kept long enough to recognise any redelivery (Stripe retries for up to 3 days; the
 //! config refuses less than 4), order events only once relayed and past their window, the
-//! admission audit for its own window. Deletes run in bounded batches along BRIN indexes
+//! admission audit for its own window, a gone worker's Stripe figures after an hour. Deletes run in bounded batches along BRIN indexes
 //! on the insertion time, so a run never holds long locks or scans a whole table.
 
 use crate::Result;
@@ -21,6 +21,8 @@ pub struct Deleted {
     pub order_events: u64,
     /// Audit entries.
     pub audit: u64,
+    /// Stripe figures of workers silent for an hour (gone).
+    pub stripe_latency: u64,
 }
 
 /// Deletes what is past its retention.
@@ -61,10 +63,16 @@ pub async fn apply(ctx: &Context) -> Result<Deleted> {
         .execute(pool)
     })
     .await?;
+    let stripe_latency =
+        sqlx::query!("DELETE FROM stripe_latency WHERE at < now() - interval '1 hour'")
+            .execute(pool)
+            .await?
+            .rows_affected();
     Ok(Deleted {
         stripe_events,
         order_events,
         audit,
+        stripe_latency,
     })
 }
 

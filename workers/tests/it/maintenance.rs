@@ -70,12 +70,28 @@ async fn retention_drops_only_what_deduplication_relay_and_audit_no_longer_need(
         .execute(&stack.pool)
         .await
         .unwrap();
+    // A worker gone for two hours, one that wrote just now.
+    sqlx::query(
+        "INSERT INTO stripe_latency (worker, at, calls, errors) VALUES
+             ('gone:1', now() - interval '2 hours', 5, 0), ('live:2', now(), 5, 0)",
+    )
+    .execute(&stack.pool)
+    .await
+    .unwrap();
     let deleted = flashgate_workers::maintenance::retention::apply(&ctx)
         .await
         .unwrap();
     assert!(
-        deleted.stripe_events >= 1 && deleted.order_events >= 1 && deleted.audit >= 1,
+        deleted.stripe_events >= 1
+            && deleted.order_events >= 1
+            && deleted.audit >= 1
+            && deleted.stripe_latency >= 1,
         "{deleted:?}"
+    );
+    assert_eq!(
+        left_workers(&stack).await,
+        vec!["live:2".to_owned()],
+        "a gone worker's Stripe figures go, a live one's stay"
     );
     let left = |sql: &'static str| count(&stack, sql, "x");
     assert_eq!(left("SELECT count(*) FROM stripe_events WHERE received_at < now() - interval '30 days' AND $1 <> ''").await, 0);
@@ -94,4 +110,12 @@ async fn retention_drops_only_what_deduplication_relay_and_audit_no_longer_need(
         0
     );
     stack.stop().await;
+}
+
+/// The workers whose Stripe figures are kept, apart from this test's own worker's.
+async fn left_workers(stack: &Stack) -> Vec<String> {
+    sqlx::query_scalar("SELECT worker FROM stripe_latency WHERE worker IN ('gone:1', 'live:2')")
+        .fetch_all(&stack.pool)
+        .await
+        .unwrap()
 }
