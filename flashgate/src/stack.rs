@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::{Context, anyhow};
-use flashgate_common::{Config, db};
+use flashgate_common::{Config, db, priority};
 use flashgate_stripe_sim::{Sim, SimConfig, WebhookEndpoint};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::net::TcpListener;
@@ -216,6 +216,15 @@ pub async fn run_role(
 ) -> anyhow::Result<()> {
     migrate(&config).await?;
     let listener = bind(role.listen(&config), role.name())?;
+    match role {
+        Role::Worker => {
+            priority::yield_to_the_door(role.name(), config.worker.nice);
+        }
+        Role::Webhook => {
+            priority::yield_to_the_door(role.name(), config.webhook.nice);
+        }
+        Role::Admission | Role::Catalog => {}
+    }
     role.run(Arc::new(config), listener, shutdown)
         .await
         .map_err(anyhow::Error::from)

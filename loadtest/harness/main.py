@@ -10,16 +10,19 @@ import subprocess
 import sys
 import traceback
 
+import crowd
 import invariants
 import report
 import scenarios
 from procs import Supervisor
 from settings import FULL, SCENARIOS, SHORT, Secrets
 import stack
-from stack import Stack
+from stack import ROLES, Stack
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-ORDER = ["browse", "door", "poll", "reserve", "webhook-storm", "flash-sale", "opening", "steer"]
+ORDER = ["browse", "door", "poll", "reserve", "webhook-storm", "flash-sale", "first-second", "opening", "steer"]
+# Every scenario by name (the first second lives in its own module, which uses scenarios').
+RUN = dict(scenarios.RUN, **{"first-second": crowd.first_second})
 
 
 class Context:
@@ -42,6 +45,8 @@ class Context:
         self.phases, self.limits, self.reserve, self.flash, self.storm = [], {}, {}, None, None
         self.opening = None
         self.steer = None
+        self.first_second = None
+        self.peak_rss = {}  # child process name → peak RSS, MiB
         self.goals, self.invariants, self.failures, self.notes = [], [], [], []
         self.sales, self.bench_sales = {}, False
         self.busy_at_start, self.load_at_start, self.commit = None, "", ""
@@ -91,12 +96,21 @@ def run(ctx):
     ctx.stack.start()
     names = ORDER if ctx.scenario == "all" else [ctx.scenario]
     for name in names:
-        scenarios.RUN[name](ctx)
+        RUN[name](ctx)
         ctx.stack.save_metrics(name)
+        for child, mb in ctx.supervisor.peak_rss_mb().items():
+            ctx.peak_rss[child] = max(ctx.peak_rss.get(child, 0.0), mb)
         dead = ctx.supervisor.check_alive()
         if dead:
             raise RuntimeError(f"{', '.join(dead)} exited during {name} (logs in {ctx.work})")
     invariants.check_all(ctx)
+    for role in ROLES:
+        if f"flashgate-{role}" in ctx.peak_rss:
+            ctx.goal(f"peak_rss_{role}_mb", ctx.peak_rss[f"flashgate-{role}"],
+                     f"peak resident memory (VmHWM) of the {role} process over the run")
+    if ctx.peak_rss:
+        ctx.note("peak resident memory (VmHWM, MiB) of every process the run started: " + ", ".join(
+            f"{name} {mb:,.1f}" for name, mb in sorted(ctx.peak_rss.items())))
 
 
 def operate(argv):

@@ -26,6 +26,19 @@ class Supervisor:
         """Names of the processes that exited on their own."""
         return [name for name, child in self.children if child.poll() is not None]
 
+    def peak_rss_mb(self):
+        """Each live child's peak resident memory so far (VmHWM), in MiB, by name."""
+        peaks = {}
+        for name, child in self.children:
+            try:
+                with open(f"/proc/{child.pid}/status") as f:
+                    for line in f:
+                        if line.startswith("VmHWM:"):
+                            peaks[name] = max(peaks.get(name, 0.0), int(line.split()[1]) / 1024)
+            except OSError:
+                continue
+        return peaks
+
     def stop_all(self):
         for name, child in reversed(self.children):
             if child.poll() is None:

@@ -28,7 +28,7 @@ AMQP_PREFIX = "lt."
 REDIS_PREFIX = "lt:"
 RESERVE_AMQP_PREFIX = "ltr."
 RESERVE_REDIS_PREFIX = "ltr:"
-SCENARIOS = ["door", "poll", "browse", "reserve", "flash-sale", "webhook-storm", "opening", "steer"]
+SCENARIOS = ["door", "poll", "browse", "reserve", "flash-sale", "first-second", "webhook-storm", "opening", "steer"]
 
 
 def url(role):
@@ -60,6 +60,11 @@ class Mode:
     # The admission controller (issue 16): the flash sale against a slow, failing Stripe,
     # once at a fixed rate and once steered; the emulator's faults and the bounds.
     steer: dict = field(default_factory=dict)
+    # The shoppers' first second (issue 18), driven by the crowd driver: the flash sale's
+    # arrivals (and the deadline of the run with the workers paused), then spikes at these
+    # multiples of the textbook's sustainable sales/s, each SPIKE_S long with the stock the
+    # textbook sells in that time.
+    crowd: dict = field(default_factory=dict)
 
     @property
     def open_connections(self):
@@ -86,6 +91,9 @@ SHORT = Mode(
                ERROR_SHARE=0.1,
                CONTROLLER=dict(min_rate=10, max_rate=200, step=10, decrease_percent=50,
                                max_payment_backlog=20)),
+    # Short: no Medusa (a smoke run of the harness; the comparison is the full mode's).
+    crowd=dict(PEAK=150, RAMP_S=2, HOLD_S=3, STOCK=100, PAUSED_DEADLINE_S=5, SPIKES=(2,), SPIKE_S=2,
+               MEDUSA=False),
 )
 
 FULL = Mode(
@@ -102,15 +110,15 @@ FULL = Mode(
                ERROR_SHARE=0.2,
                CONTROLLER=dict(min_rate=20, max_rate=2000, step=20, decrease_percent=50,
                                max_payment_backlog=100)),
+    crowd=dict(PEAK=2000, RAMP_S=5, HOLD_S=10, STOCK=2000, PAUSED_DEADLINE_S=20, SPIKES=(5, 20), SPIKE_S=10,
+               MEDUSA=True, MEDUSA_MAX_VUS=3000, MEDUSA_DEADLINE_S=60),
 )
 
 # The goals of issues 3, 4 and 6: (ratio or latency, comparison, target).
 GOALS = {
-    "tickets_vs_healthz": (">=", 0.5),
-    "polls_vs_healthz": (">=", 0.7),
     "door_p99_at_80pct_ms": ("<=", 50.0),
     "poll_p99_at_80pct_ms": ("<=", 50.0),
-    "reads_vs_redis_get": (">=", 1.0),
+    "reads_vs_catalog_healthz": (">=", 0.9),
     "reads_p99_at_80pct_ms": ("<=", 5.0),
     "reserve_vs_lock_baseline": (">=", 20.0),
     "reserve_vs_pgbench_batched": (">=", 0.5),
@@ -120,7 +128,27 @@ GOALS = {
     "opening_every_shopper_placed_ms": ("<=", 5000.0),
     "prequeue_rate_identity_vs_off": (">=", 0.8),
     "prequeue_rate_pow_vs_off": (">=", 0.8),
+    # Issue 18: the door's CPU per request against a request that does nothing.
+    "door_cpu_ticket_vs_healthz": ("<=", 2.0),
+    "door_cpu_poll_vs_healthz": ("<=", 1.5),
+    "door_cpu_refusal_vs_healthz": ("<=", 1.2),
+    # Issue 18: the shoppers' first second.
+    "flash_first_answer_p99_vs_textbook": ("<=", 0.5),
+    "door_p99_full_vs_workers_paused": ("<=", 2.0),
+    "spike_2x_answered": (">=", 1.0),  # the short mode's smoke spike
+    "spike_2x_first_answer_p99_ms": ("<=", 1000.0),
+    "spike_5x_answered": (">=", 1.0),
+    "spike_5x_first_answer_p99_ms": ("<=", 1000.0),
+    "spike_20x_answered": (">=", 1.0),
+    "spike_20x_first_answer_p99_ms": ("<=", 1000.0),
+    "peak_rss_admission_mb": ("<=", 100.0),
+    "peak_rss_worker_mb": ("<=", 100.0),
+    "peak_rss_webhook_mb": ("<=", 100.0),
+    "peak_rss_catalog_mb": ("<=", 100.0),
 }
+# Goals dropped by issue 18 as out of reach on any HTTP stack here (the report keeps their
+# ceilings as the explanation): what they asked.
+DROPPED_GOALS = {"tickets_vs_healthz": 0.5, "polls_vs_healthz": 0.7, "reads_vs_redis_get": 1.0}
 # Tickets a message in the reserve bench's packed run: what the door's group commit packed
 # on average over the whole door scenario with the default settings (332,409 tickets in
 # 41,014 messages, 8.1 a message, all-20261122-063306).

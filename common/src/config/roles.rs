@@ -407,6 +407,10 @@ pub struct WorkerConfig {
     pub order_events_retention_days: u32,
     /// Days an operator's change stays in the admission audit log.
     pub audit_retention_days: u32,
+    /// The worker's CPU priority below the door's (0–19, a nice value; 0: the same): the
+    /// queue lets reservations and payments wait a moment, a shopper at the door should
+    /// not (`flashgate_common::priority`).
+    pub nice: u8,
 }
 
 impl Default for WorkerConfig {
@@ -426,6 +430,7 @@ impl Default for WorkerConfig {
             hold_extension_max_secs: 300,
             presence_timeout_secs: 90,
             reconcile_after_secs: 600,
+            nice: 10,
             stripe_events_retention_days: 30,
             order_events_retention_days: 7,
             audit_retention_days: 365,
@@ -435,6 +440,7 @@ impl Default for WorkerConfig {
 
 impl WorkerConfig {
     pub(crate) fn check(&self, problems: &mut Vec<String>) {
+        require(problems, self.nice <= 19, "worker.nice must be 0–19");
         require(
             problems,
             (1..=65_536).contains(&self.batch_size),
@@ -503,6 +509,9 @@ pub struct WebhookConfig {
     pub tolerance_secs: u64,
     /// Event bodies above this size are refused.
     pub max_body_bytes: usize,
+    /// The receiver's CPU priority below the door's (0–19, a nice value; 0: the same):
+    /// Stripe waits seconds for an answer, a shopper at the door should not.
+    pub nice: u8,
 }
 
 impl Default for WebhookConfig {
@@ -513,6 +522,7 @@ impl Default for WebhookConfig {
             secrets: Vec::new(),
             tolerance_secs: 300,
             max_body_bytes: 512 * 1024,
+            nice: 10,
         }
     }
 }
@@ -524,6 +534,7 @@ impl WebhookConfig {
             self.tolerance_secs > 0,
             "webhook.tolerance_secs must be > 0",
         );
+        require(problems, self.nice <= 19, "webhook.nice must be 0–19");
     }
 }
 

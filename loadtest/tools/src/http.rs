@@ -179,9 +179,17 @@ pub(crate) async fn connect(addr: &str) -> anyhow::Result<BufStream<TcpStream>> 
     Ok(BufStream::new(tcp))
 }
 
-/// Reads a response's status line and headers: its status, Content-Length, and whether
-/// the body is chunked.
-pub(crate) async fn read_head(io: &mut BufStream<TcpStream>) -> anyhow::Result<(u16, usize, bool)> {
+/// A response's status line and the headers a driver acts on.
+pub(crate) struct Head {
+    pub(crate) status: u16,
+    length: usize,
+    chunked: bool,
+    /// `Retry-After`, in seconds.
+    pub(crate) retry_after: Option<f64>,
+}
+
+/// Reads a response's status line and headers.
+pub(crate) async fn read_head(io: &mut BufStream<TcpStream>) -> anyhow::Result<Head> {
     let mut line = String::new();
     io.read_line(&mut line).await?;
     let status: u16 = line
@@ -189,7 +197,12 @@ pub(crate) async fn read_head(io: &mut BufStream<TcpStream>) -> anyhow::Result<(
         .nth(1)
         .context("no status line")?
         .parse()?;
-    let (mut length, mut chunked) = (0usize, false);
+    let mut head = Head {
+        status,
+        length: 0,
+        chunked: false,
+        retry_after: None,
+    };
     loop {
         line.clear();
         if io.read_line(&mut line).await? == 0 {
@@ -200,31 +213,59 @@ pub(crate) async fn read_head(io: &mut BufStream<TcpStream>) -> anyhow::Result<(
             break;
         }
         if let Some(v) = header.strip_prefix("content-length:") {
-            length = v.trim().parse()?;
+            head.length = v.trim().parse()?;
+        } else if let Some(v) = header.strip_prefix("retry-after:") {
+            head.retry_after = v.trim().parse().ok();
         }
-        chunked |= header.starts_with("transfer-encoding:") && header.contains("chunked");
+        head.chunked |= header.starts_with("transfer-encoding:") && header.contains("chunked");
     }
-    Ok((status, length, chunked))
+    Ok(head)
 }
 
 /// Reads one response (Content-Length or chunked body); returns its status.
 async fn read_response(io: &mut BufStream<TcpStream>) -> anyhow::Result<u16> {
-    let (status, length, chunked) = read_head(io).await?;
-    let mut line = String::new();
-    if chunked {
-        loop {
-            line.clear();
-            io.read_line(&mut line).await?;
-            let size = usize::from_str_radix(line.trim(), 16)?;
-            skip(io, size + 2).await?;
-            if size == 0 {
-                break;
-            }
-        }
-    } else {
-        skip(io, length).await?;
+    let head = read_head(io).await?;
+    read_body(io, &head, None).await?;
+    Ok(head.status)
+}
+
+/// Reads the body of the response whose head was read, into `keep` when given (else
+/// skipped).
+pub(crate) async fn read_body(
+    io: &mut BufStream<TcpStream>,
+    head: &Head,
+    mut keep: Option<&mut Vec<u8>>,
+) -> anyhow::Result<()> {
+    if !head.chunked {
+        return take(io, head.length, keep).await;
     }
-    Ok(status)
+    let mut line = String::new();
+    loop {
+        line.clear();
+        io.read_line(&mut line).await?;
+        let size = usize::from_str_radix(line.trim(), 16)?;
+        take(io, size, keep.as_deref_mut()).await?;
+        skip(io, 2).await?;
+        if size == 0 {
+            return Ok(());
+        }
+    }
+}
+
+async fn take(
+    io: &mut BufStream<TcpStream>,
+    n: usize,
+    keep: Option<&mut Vec<u8>>,
+) -> anyhow::Result<()> {
+    match keep {
+        None => skip(io, n).await,
+        Some(body) => {
+            let from = body.len();
+            body.resize(from + n, 0);
+            io.read_exact(&mut body[from..]).await?;
+            Ok(())
+        }
+    }
 }
 
 async fn skip(io: &mut BufStream<TcpStream>, mut n: usize) -> anyhow::Result<()> {

@@ -5,6 +5,8 @@
 //!   running, then starts `flashgate worker` and times the drain (issue 4).
 //! - `lock-bench`: the textbook reservation at the database level, one
 //!   `SELECT … FOR UPDATE` transaction per ticket from concurrent clients.
+//! - `crowd`: a flash sale's shoppers, open loop, each from arrival to a final answer,
+//!   against flashgate or the textbook checkout (issue 18).
 //! - `http-bench`: a lean HTTP/1.1 driver, closed or open loop, for the rates that k6
 //!   (a hundred-odd µs of CPU per request) could not reach on a small machine.
 //! - `opening-bench`: a crowd in a sale's pre-queue, and the time from the opening until
@@ -13,6 +15,7 @@
 //!
 //! flashgate settings come from the usual `FLASHGATE_*` environment.
 
+mod crowd;
 mod http;
 mod lock;
 mod opening;
@@ -40,6 +43,8 @@ enum Command {
     ReserveBench(reserve::Args),
     /// The per-request `SELECT … FOR UPDATE` reservation, from concurrent clients.
     LockBench(lock::Args),
+    /// A flash sale's shoppers in an open loop, against flashgate or the textbook checkout.
+    Crowd(crowd::Args),
     /// Closed- or open-loop HTTP/1.1 load on one server.
     HttpBench(http::Args),
     /// A crowd joins a sale's pre-queue (optionally signed in, with proof of work), then
@@ -63,6 +68,7 @@ async fn main() -> anyhow::Result<()> {
     let report = match cli.command {
         Command::ReserveBench(args) => reserve::run(Config::load(None)?, args).await?,
         Command::LockBench(args) => lock::run(args).await?,
+        Command::Crowd(args) => crowd::run(args).await?,
         Command::HttpBench(args) => http::run(args).await?,
         Command::OpeningBench(args) => opening::run(args).await?,
         Command::ResetQueues => {

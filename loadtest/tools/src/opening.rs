@@ -22,7 +22,7 @@ use chrono::{DateTime, Utc};
 use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufStream};
+use tokio::io::{AsyncWriteExt, BufStream};
 use tokio::net::TcpStream;
 use tokio::sync::Mutex;
 
@@ -325,9 +325,8 @@ async fn opening(
 async fn exchange(io: &mut BufStream<TcpStream>, request: &[u8]) -> anyhow::Result<(u16, Vec<u8>)> {
     io.write_all(request).await?;
     io.flush().await?;
-    let (status, length, chunked) = crate::http::read_head(io).await?;
-    anyhow::ensure!(!chunked, "a chunked answer from the door");
-    let mut body = vec![0; length];
-    io.read_exact(&mut body).await?;
-    Ok((status, body))
+    let head = crate::http::read_head(io).await?;
+    let mut body = Vec::new();
+    crate::http::read_body(io, &head, Some(&mut body)).await?;
+    Ok((head.status, body))
 }
