@@ -11,19 +11,18 @@ from settings import url
 FINAL_ORDER = "('paid', 'failed', 'expired', 'refunded')"
 
 
-def confirm_held(ctx, sale):
-    """Pays the held orders of a sale whose shoppers never confirmed (the door's), as a
-    browser would, so the holds end and the wait-list closes."""
-    deadline = time.time() + ctx.mode.settle_secs
-    while time.time() < deadline:
-        rows = ctx.stack.sql(f"SELECT payment_intent_id, client_secret FROM orders WHERE sale_id = '{sale}' "
-                             "AND status IN ('reserved', 'payment_pending')")
-        if rows and all(r[0] and r[1] for r in rows):
-            break
-        if not rows:
-            return
-        time.sleep(0.5)
+def confirm_held(ctx, sale, confirmed):
+    """Pays the held orders of a sale whose shoppers never confirmed (the door's, the
+    opening's, a crowd's who gave up), as a browser would, so the holds end and the
+    wait-list closes. Called on every look while the sale settles: a hold that ran out
+    before the check began gave its unit to a wait-listed ticket, whose order is paid
+    in its turn. `confirmed` holds the payment intents already confirmed."""
+    rows = ctx.stack.sql(f"SELECT payment_intent_id, client_secret FROM orders WHERE sale_id = '{sale}' "
+                         "AND status IN ('reserved', 'payment_pending') AND client_secret IS NOT NULL")
     for intent, secret in rows:
+        if not intent or intent in confirmed:
+            continue
+        confirmed.add(intent)
         body = urllib.parse.urlencode({"client_secret": secret, "payment_method": "pm_card_visa"}).encode()
         request = urllib.request.Request(f"{url('stripe')}/v1/payment_intents/{intent}/confirm", data=body,
                                          headers={"authorization": "Bearer pk_test_flashgate"})
@@ -33,11 +32,15 @@ def confirm_held(ctx, sale):
             ctx.note(f"confirming {intent} of {sale} failed: {e}")
 
 
-def settle(ctx, sale):
+def settle(ctx, sale, confirm=False):
     """Waits until nothing of `sale` is in flight (verify's count, and the tickets that
-    have no final state yet, such as a wait-list about to close); returns the last look."""
+    have no final state yet, such as a wait-list about to close); returns the last look.
+    With `confirm`, pays what is held at each look (`confirm_held`)."""
     deadline = time.time() + ctx.mode.settle_secs
+    confirmed = set()
     while True:
+        if confirm:
+            confirm_held(ctx, sale, confirmed)
         ok, verdict = ctx.stack.verify(sale)
         open_count, miscounted = unfinished_tickets(ctx, sale)
         if (verdict.get("in_flight", 1) == 0 and open_count == 0) or time.time() > deadline:
@@ -57,9 +60,7 @@ def unfinished_tickets(ctx, sale):
 
 
 def check_sale(ctx, sale, options):
-    if options.get("confirm_held"):
-        confirm_held(ctx, sale)
-    ok, verdict, open_count, miscounted = settle(ctx, sale)
+    ok, verdict, open_count, miscounted = settle(ctx, sale, confirm=options.get("confirm_held", False))
     violations = list(verdict.get("violations", []))
     if verdict.get("in_flight", 0):
         violations.append(f"I3: {verdict['in_flight']} tickets or orders still in flight after "
