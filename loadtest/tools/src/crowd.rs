@@ -173,18 +173,19 @@ impl Pool {
         connect(&self.addr).await
     }
 
-    fn request(&self, method: &str, path: &str, content_type: &str, body: &str) -> Vec<u8> {
-        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\n", self.addr);
-        if method == "POST" {
-            head += &format!(
-                "Content-Type: {content_type}\r\nContent-Length: {}\r\n",
-                body.len()
-            );
-        }
-        if content_type.starts_with("application/x-www-form") {
-            head += "Authorization: Bearer pk_test_flashgate\r\n";
-        }
-        format!("{head}\r\n{body}").into_bytes()
+    /// A GET of `path`.
+    fn get(&self, path: &str) -> Vec<u8> {
+        format!("GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n", self.addr).into_bytes()
+    }
+
+    /// A POST of `body` as `content_type`, with `headers` (each ending in CRLF).
+    fn post(&self, path: &str, headers: &str, content_type: &str, body: &str) -> Vec<u8> {
+        format!(
+            "POST {path} HTTP/1.1\r\nHost: {}\r\n{headers}Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}",
+            self.addr,
+            body.len()
+        )
+        .into_bytes()
     }
 }
 
@@ -349,9 +350,7 @@ impl Shopper {
             "payment_method": card,
         })
         .to_string();
-        let request = self
-            .door
-            .request("POST", "/checkout", "application/json", &body);
+        let request = self.door.post("/checkout", "", "application/json", &body);
         match self.call(&self.door, request).await {
             Some((head, _)) => self.end(match head.status {
                 201 => "ordered",
@@ -402,7 +401,7 @@ impl Shopper {
                 "/v1/tickets/{}",
                 ticket["ticket"].as_str().unwrap_or_default()
             );
-            let request = self.door.request("GET", &path, "", "");
+            let request = self.door.get(&path);
             if let Some((head, answer)) = self.call(&self.door, request).await
                 && head.status == 200
                 && let Ok(next) = serde_json::from_slice::<Value>(&answer)
@@ -419,8 +418,10 @@ impl Shopper {
             if self.arrived.elapsed() > Duration::from_secs(self.args.deadline_secs) {
                 break;
             }
-            let request = self.door.request("POST", &path, "application/json", body);
+            let request = self.door.post(&path, "", "application/json", body);
             let Some((head, answer)) = self.call(&self.door, request).await else {
+                // No answer (refused, closed, 30 s): a browser's retry, a second later.
+                tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
             };
             match head.status {
@@ -460,9 +461,13 @@ impl Shopper {
         };
         let body = format!("client_secret={secret}&payment_method=pm_card_visa");
         let path = format!("/v1/payment_intents/{intent}/confirm");
-        let request =
-            self.stripe
-                .request("POST", &path, "application/x-www-form-urlencoded", &body);
+        // The browser's call, with the shop's publishable key.
+        let request = self.stripe.post(
+            &path,
+            "Authorization: Bearer pk_test_flashgate\r\n",
+            "application/x-www-form-urlencoded",
+            &body,
+        );
         let answer = tokio::time::timeout(TIMEOUT, self.stripe.send(&request)).await;
         matches!(answer, Ok(Ok((head, _))) if head.status == 200)
     }
