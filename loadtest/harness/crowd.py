@@ -18,12 +18,8 @@ import measure
 import medusa
 import procs
 import promtext
-from scenarios import admin_put, baseline_settled
-from settings import HOST, PORTS, url
-
-
-def addr(role):
-    return f"{HOST}:{PORTS[role]}"
+from scenarios import addr, admin_put, baseline_settled
+from settings import url
 
 
 def flashgate_sale(ctx, sale, stock):
@@ -70,7 +66,7 @@ def run(ctx, phase, system, sale, peak, hold, ramp=0.0, deadline=60, browser_sha
     if r["requests"]:
         result["server_cpu_us_per_req"] = cpu["flashgate"] / r["requests"] * 1e6
     if before is not None:
-        result["server"] = door_view(before, promtext.scrape(url("admission")))
+        result["server"] = promtext.door_view(before, promtext.scrape(url("admission")))
         print(f"{phase}: as the door saw it: {result['server']}", flush=True)
     print(f"{phase}: {r['arrivals']} shoppers, {r['answered']} answered, first answer p50 "
           f"{r['first_answer']['p50_ms']:.1f} / p99 {r['first_answer']['p99_ms']:.1f} ms, outcomes {r['outcomes']}, "
@@ -79,19 +75,6 @@ def run(ctx, phase, system, sale, peak, hold, ramp=0.0, deadline=60, browser_sha
         ctx.fail(f"crowd {phase}: {unexpected} shoppers met an answer the contract does not have")
     ctx.phases.append(result)
     return result
-
-
-def door_view(before, after):
-    """The door's own latency histograms over a phase: tickets answered 202 and 410, polls,
-    and the broker's publish confirms."""
-    duration = "flashgate_http_request_duration_seconds"
-    tickets = "/v1/sales/{sale_id}/tickets"
-    return {
-        "tickets 202": promtext.quantiles(before, after, duration, route=tickets, status="202"),
-        "tickets 410": promtext.quantiles(before, after, duration, route=tickets, status="410"),
-        "polls": promtext.quantiles(before, after, duration, route="/v1/tickets/{ticket}"),
-        "broker confirms": promtext.quantiles(before, after, "flashgate_amqp_publish_confirm_seconds"),
-    }
 
 
 def paused(ctx, roles):
@@ -198,8 +181,9 @@ def medusa_phase(ctx, c):
         env = dict(medusa.k6_env(seeded), MODE="spike", PEAK=c["PEAK"], RAMP_S=c["RAMP_S"], HOLD_S=c["HOLD_S"],
                    MAX_VUS=c["MEDUSA_MAX_VUS"], SHOPPER_DEADLINE_S=c["MEDUSA_DEADLINE_S"],
                    GRACE_S=c["MEDUSA_DEADLINE_S"] + 10, SALE="crowd", STOCK=c["STOCK"])
-        result = measure.k6(ctx, "crowd-medusa", "flash-sale.js", env, c["RAMP_S"] + c["HOLD_S"] + 2)
-        result["rate"] = result["count"] / (c["RAMP_S"] + c["HOLD_S"] + 2)
+        secs = c["RAMP_S"] + c["HOLD_S"] + 2
+        result = measure.k6(ctx, "crowd-medusa", "flash-sale.js", env, secs)
+        result["rate"] = result["count"] / secs
         ctx.phases.append(result)
         state = medusa.sold("crowd")
         ctx.invariant("crowd (Medusa)", not state["oversold"], {

@@ -47,3 +47,16 @@ def quantiles(before, after, metric, **match):
                 return le * 1000
         return float("inf")
     return {"count": int(count), "p50_le_ms": bound(0.5), "p99_le_ms": bound(0.99)}
+
+
+def door_view(before, after):
+    """The door's own latency over a phase: tickets answered 202 and 410, polls, and the
+    broker's publish confirms."""
+    duration = "flashgate_http_request_duration_seconds"
+    tickets = "/v1/sales/{sale_id}/tickets"
+    return {
+        "tickets 202": quantiles(before, after, duration, route=tickets, status="202"),
+        "tickets 410": quantiles(before, after, duration, route=tickets, status="410"),
+        "polls": quantiles(before, after, duration, route="/v1/tickets/{ticket}"),
+        "broker confirms": quantiles(before, after, "flashgate_amqp_publish_confirm_seconds"),
+    }

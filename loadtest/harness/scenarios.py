@@ -229,14 +229,7 @@ def flash_sale(ctx):
     before = promtext.scrape(url("admission"))
     flashgate = measure.k6(ctx, "flash-sale", "flash-sale.js", dict(common, SYSTEM="flashgate", SALE="flash"), secs)
     after = promtext.scrape(url("admission"))
-    flashgate["server"] = {
-        "tickets 202": promtext.quantiles(before, after, "flashgate_http_request_duration_seconds",
-                                          route="/v1/sales/{sale_id}/tickets", status="202"),
-        "tickets 410": promtext.quantiles(before, after, "flashgate_http_request_duration_seconds",
-                                          route="/v1/sales/{sale_id}/tickets", status="410"),
-        "polls": promtext.quantiles(before, after, "flashgate_http_request_duration_seconds", route="/v1/tickets/{ticket}"),
-        "broker confirms": promtext.quantiles(before, after, "flashgate_amqp_publish_confirm_seconds"),
-    }
+    flashgate["server"] = promtext.door_view(before, after)
     ctx.sales["flash"] = {}
     baseline = measure.k6(ctx, "flash-baseline", "flash-sale.js", dict(common, SYSTEM="baseline", SALE="flash-bl"),
                           secs)
