@@ -624,6 +624,16 @@ impl Stack {
             .unwrap()
     }
 
+    /// Pays in the browser ([`Self::confirm_in_browser`]) and asserts the emulator took it.
+    pub async fn pay_in_browser(&self, payment: &Value) {
+        let answer = self.confirm_in_browser(payment).await;
+        assert!(
+            answer.status().is_success(),
+            "the browser's confirm: {}",
+            answer.status()
+        );
+    }
+
     /// A worker context on this stack's configuration (for driving worker steps directly).
     pub async fn worker_context(&self) -> flashgate_workers::Context {
         flashgate_workers::Context::connect(std::sync::Arc::new(self.config.clone()))

@@ -108,13 +108,7 @@ async fn a_paid_shopper_whose_page_was_seen_gets_their_ticket_back_paid() {
         seen
     })
     .await;
-    assert!(
-        stack
-            .confirm_in_browser(&pending["payment"])
-            .await
-            .status()
-            .is_success()
-    );
+    stack.pay_in_browser(&pending["payment"]).await;
     assert_eq!(stack.await_final(token).await["status"], "paid");
     let published = |stats: Value| stats["queue"]["issued"].as_i64().unwrap();
     let admin_stats = || stack.admin_json("/admin/v1/sales/seen/stats");

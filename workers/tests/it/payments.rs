@@ -172,13 +172,7 @@ async fn a_payment_racing_the_hold_expiry_is_resolved_with_stripe_before_the_uni
     let (pending, _) = stack
         .await_ticket(&token, |t| t["status"] == "payment_pending")
         .await;
-    assert!(
-        stack
-            .confirm_in_browser(&pending["payment"])
-            .await
-            .status()
-            .is_success()
-    );
+    stack.pay_in_browser(&pending["payment"]).await;
     let (done, seen) = stack
         .await_ticket(&token, |t| t["status"] != "payment_pending")
         .await;
@@ -335,13 +329,7 @@ async fn one_unreadable_payment_intent_does_not_wedge_reconciliation() {
     .execute(&stack.pool)
     .await
     .unwrap();
-    assert!(
-        stack
-            .confirm_in_browser(&pending[1].1["payment"])
-            .await
-            .status()
-            .is_success()
-    );
+    stack.pay_in_browser(&pending[1].1["payment"]).await;
     let ctx = stack.worker_context().await;
     let report = flashgate_workers::maintenance::reconcile::reconcile(&ctx, Duration::ZERO, 100)
         .await
@@ -453,13 +441,7 @@ async fn reconciliation_finalizes_an_order_whose_webhook_never_came() {
         })
         .await;
     let order = pending["order_id"].as_str().unwrap().to_owned();
-    assert!(
-        stack
-            .confirm_in_browser(&pending["payment"])
-            .await
-            .status()
-            .is_success()
-    );
+    stack.pay_in_browser(&pending["payment"]).await;
     assert_eq!(
         stack.intents_of(&order).await[0]["status"],
         "succeeded",
