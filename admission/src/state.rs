@@ -42,6 +42,9 @@ pub struct Inner {
     pub inflight: InFlight<IssueResult>,
     /// Arrivals allowed at once past the in-memory checks (`admission.max_pending_arrivals`).
     pub pending: tokio::sync::Semaphore,
+    /// Tells arrivals when to come back once too many are pending
+    /// (`admission.pace_above_pending`).
+    pub pacer: crate::tickets::Pacer,
     /// Polls allowed to read PostgreSQL at once (a quarter of the pool).
     pub db_lookups: tokio::sync::Semaphore,
     /// Who a shopper is (the body's word, or the shop's login's token).

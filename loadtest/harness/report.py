@@ -338,13 +338,17 @@ def first_second(ctx):
             c = r["crowd"]
             spikes.append([f"{spike['factor']}× ({fmt(int(spike['rate']))}/s, stock {fmt(spike['stock'])})", label,
                            fmt(c["arrivals"]), f"{100.0 * c['answered'] / max(c['arrivals'], 1):.1f}%",
-                           q(r, "first_answer"), q(r, "to_final"), outcomes(r)])
+                           q(r, "first_answer"), q(r, "to_final"), outcomes(r),
+                           f"{fmt(c['requests'])} ({fmt(c['errors'])}): "
+                           + ", ".join(f"{k} {fmt(v)}" for k, v in sorted(c["statuses"].items()))
+                           + f"; {fmt(c.get('connections'))}"])
     if spikes:
         text += (f"\nSpikes: a step to a multiple of the textbook's sustainable "
                  f"{fmt(f['textbook_sales_per_sec'])} sales/s (closed loop, saved card charged in the request) "
                  "for the run's spike seconds, with the stock the textbook sells in that time.\n\n")
         text += table(["spike", "system", "shoppers", "answered", "first answer p50 / p99 ms",
-                       "final answer p50 / p99 ms", "outcomes"], spikes)
+                       "final answer p50 / p99 ms", "outcomes",
+                       "requests (no answer): by status; connections opened"], spikes)
     m = f.get("medusa")
     if m:
         k, sold = m["k6"], m["sold"]

@@ -29,10 +29,12 @@ pub enum Outcome {
     BrokerUnavailable,
     /// The door already had as much work toward Redis and the broker as it takes.
     DoorBusy,
+    /// The door was behind on its claims: told when to come back.
+    Paced,
 }
 
 /// How many outcomes there are.
-const OUTCOMES: usize = 10;
+const OUTCOMES: usize = 11;
 
 impl Outcome {
     const ALL: [Outcome; OUTCOMES] = [
@@ -46,6 +48,7 @@ impl Outcome {
         Outcome::QueueSaturated,
         Outcome::BrokerUnavailable,
         Outcome::DoorBusy,
+        Outcome::Paced,
     ];
 
     /// Label used in metrics and stats.
@@ -61,6 +64,7 @@ impl Outcome {
             Outcome::QueueSaturated => "queue_saturated",
             Outcome::BrokerUnavailable => "broker_unavailable",
             Outcome::DoorBusy => "door_busy",
+            Outcome::Paced => "door_paced",
         }
     }
 }

@@ -70,6 +70,9 @@ pub enum Admission {
     SoldOut,
 }
 
+/// The longest a waiting shopper is asked to wait between polls.
+pub(crate) const MAX_POLL_AFTER_MS: u64 = 10_000;
+
 fn limiter(rate: i32, burst: i32) -> DefaultDirectRateLimiter {
     let rate = std::num::NonZeroU32::new(rate.max(1) as u32).unwrap_or(std::num::NonZeroU32::MIN);
     let burst = std::num::NonZeroU32::new(burst.max(1) as u32).unwrap_or(std::num::NonZeroU32::MIN);
@@ -225,10 +228,27 @@ impl SaleHandle {
         (rate >= 0.5).then(|| (position as f64 / rate * 1000.0) as u64)
     }
 
-    /// When a queued shopper should poll again: sooner near the front, never hammering.
-    pub fn poll_after_ms(&self, position: i64) -> u64 {
-        self.estimated_wait_ms(position)
-            .map_or(1000, |wait| (wait / 3).clamp(500, 10_000))
+    /// When a queued shopper should poll again: sooner near the front, never hammering,
+    /// and never sooner than the sale's poll budget allows ([`Self::poll_spread_ms`]).
+    pub fn poll_after_ms(&self, position: i64, budget: u32) -> u64 {
+        let own = self
+            .estimated_wait_ms(position)
+            .map_or(1000, |wait| wait / 3);
+        own.max(self.poll_spread_ms(budget))
+            .clamp(500, MAX_POLL_AFTER_MS)
+    }
+
+    /// The interval at which every shopper still waiting on the sale (queued, wait-listed
+    /// or holding a unit) polls `budget` times a second in all; 0 without a budget. A
+    /// crowd ten times larger is asked to come back ten times later, up to
+    /// [`MAX_POLL_AFTER_MS`], rather than poll the door ten times as often.
+    pub fn poll_spread_ms(&self, budget: u32) -> u64 {
+        if budget == 0 {
+            return 0;
+        }
+        let live = self.live();
+        let waiting = live.queued() + live.terms.waitlisted.max(0) + live.terms.reserved.max(0);
+        (waiting.max(0) as u64 * 1000 / u64::from(budget)).min(MAX_POLL_AFTER_MS)
     }
 }
 

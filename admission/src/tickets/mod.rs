@@ -5,6 +5,7 @@ mod claim;
 mod gate;
 mod idempotency;
 mod issue;
+mod pacing;
 mod poll;
 mod prequeue;
 mod recover;
@@ -15,6 +16,7 @@ use uuid::Uuid;
 
 pub(crate) use batcher::{Outlet, TicketBatcher};
 pub(crate) use issue::{__path_issue, IssueResult, issue};
+pub(crate) use pacing::Pacer;
 pub(crate) use poll::{__path_poll, poll, ticket_state, verify_token};
 pub(crate) use prequeue::run as run_prequeue;
 

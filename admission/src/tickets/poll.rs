@@ -115,12 +115,14 @@ async fn render(
     let position = (view.status == TicketStatus::Queued)
         .then(|| view.seq.map(|seq| (seq - decided.unwrap_or(0)).max(1)))
         .flatten();
+    let budget = state.config.admission.poll_budget_per_second;
+    let spread = sale.as_ref().map_or(0, |sale| sale.poll_spread_ms(budget));
     let poll_after_ms = match (view.status, position, &sale) {
         (status, _, _) if status.is_final() => 0,
-        (TicketStatus::Queued, Some(p), Some(sale)) => sale.poll_after_ms(p),
-        (TicketStatus::Reserved, _, _) => 500,
-        (TicketStatus::Waitlisted, _, _) => 2000,
-        _ => 1000,
+        (TicketStatus::Queued, Some(p), Some(sale)) => sale.poll_after_ms(p, budget),
+        (TicketStatus::Reserved, _, _) => spread.max(500),
+        (TicketStatus::Waitlisted, _, _) => spread.max(2000),
+        _ => spread.max(1000),
     };
     let payment = match (view.status, view.payment_intent, view.client_secret) {
         (TicketStatus::PaymentPending, Some(payment_intent), Some(client_secret)) => {

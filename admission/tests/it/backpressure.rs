@@ -336,3 +336,86 @@ async fn arrivals_past_the_doors_bound_on_pending_work_are_shed_at_once_with_503
     proxy.set(ProxyMode::Pass);
     door.stop().await;
 }
+
+/// However long the queue, the shoppers in it together are asked to poll no more often
+/// than the door's budget allows: 40 tickets waiting and a budget of 10 polls a second ask
+/// each of them, the front of the queue too, to come back in 4 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_queue_is_asked_to_poll_within_the_doors_budget() {
+    let door = Door::start_with(|c| {
+        crate::support::crowd_from_one_address(c);
+        c.admission.poll_budget_per_second = 10;
+    })
+    .await;
+    door.sale("budget", json!({ "stock": 1000 })).await;
+    let first: Value = door.ticket("budget", "front").await.json().await.unwrap();
+    for i in 1..40 {
+        assert_eq!(door.ticket("budget", &format!("c{i}")).await.status(), 202);
+    }
+    let token = first["ticket"].as_str().unwrap();
+    let polled: Value = door
+        .http
+        .get(door.url(&format!("/v1/tickets/{token}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(polled["position"], 1, "{polled}");
+    assert_eq!(polled["poll_after_ms"], 4000, "{polled}");
+    let last: Value = door.ticket("budget", "last").await.json().await.unwrap();
+    assert_eq!(last["poll_after_ms"], 4100, "{last}");
+    door.stop().await;
+}
+
+/// Past `pace_above_pending` arrivals waiting on Redis, the next are told at once when to
+/// come back (`429 door_paced`), in place of a `503` that brings them all back together.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arrivals_past_the_pacing_bound_are_told_at_once_when_to_come_back() {
+    let proxy = FaultProxy::start("127.0.0.1:6379".parse().unwrap()).await;
+    let url = format!("redis://{}/0", proxy.addr());
+    let door = Door::start_with(|c| {
+        crate::support::crowd_from_one_address(c);
+        c.redis.url = url;
+        c.redis.response_timeout_ms = 3000;
+        c.admission.pace_above_pending = 1;
+    })
+    .await;
+    door.sale("paced", json!({})).await;
+    proxy.set(ProxyMode::Blackhole);
+    let arrivals = (0..20).map(|i| {
+        let door = &door;
+        async move {
+            let started = std::time::Instant::now();
+            let response = door.ticket("paced", &format!("c{i}")).await;
+            let status = response.status();
+            let wait = response
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().parse::<u64>().unwrap());
+            let code = response.json::<Value>().await.unwrap()["code"].clone();
+            (status, code, wait, started.elapsed())
+        }
+    });
+    let answers = futures_util::future::join_all(arrivals).await;
+    let paced: Vec<_> = answers
+        .iter()
+        .filter(|(_, code, _, _)| code == "door_paced")
+        .collect();
+    assert!(paced.len() >= 10, "most arrivals paced: {answers:?}");
+    assert!(
+        paced.iter().all(|(status, _, wait, took)| *status == 429
+            && wait.is_some_and(|w| (1..=60).contains(&w))
+            && *took < std::time::Duration::from_secs(2)),
+        "told at once, with a time to come back: {answers:?}"
+    );
+    assert!(
+        answers
+            .iter()
+            .all(|(_, code, _, _)| code == "door_paced" || code == "redis_unavailable"),
+        "{answers:?}"
+    );
+    proxy.set(ProxyMode::Pass);
+    door.stop().await;
+}

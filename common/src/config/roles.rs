@@ -67,6 +67,19 @@ pub struct AdmissionConfig {
     /// larger than the door can serve is shed early and cheaply. 4,096 is about 20 times
     /// what one door serves in a millisecond-long Redis round trip on two cores.
     pub max_pending_arrivals: usize,
+    /// Pending arrivals (as above) past which a new arrival is told when to come back
+    /// (`429 door_paced`, from memory) instead of joining them: the moments handed out
+    /// follow one another at the rate the door finishes claims, so a crowd larger than
+    /// the door returns in its order at the pace the door can take, rather than all at
+    /// once a second later. 0 (or `max_pending_arrivals` and above): off, and only
+    /// `max_pending_arrivals` sheds, with `503`.
+    pub pace_above_pending: usize,
+    /// Polls a second that a sale's waiting shoppers (queued, wait-listed and holding a
+    /// unit), all of them together and across doors, are asked to make at most: each is
+    /// told to come back no sooner than the tickets waiting ÷ this (up to 10 s), so a
+    /// crowd ten times larger polls as often in total, not ten times as often. 0: no
+    /// budget (only the position decides).
+    pub poll_budget_per_second: u32,
     /// Who a shopper is: the body's `customer_id`, or the subject of a token the shop's
     /// login signed.
     pub identity: IdentityConfig,
@@ -289,6 +302,8 @@ impl Default for AdmissionConfig {
             publish_batch_max: 256,
             publishes_in_flight: 2,
             max_pending_arrivals: 4096,
+            pace_above_pending: 1024,
+            poll_budget_per_second: 4000,
             identity: IdentityConfig::default(),
             pass: PassConfig::default(),
             captcha: CaptchaConfig::default(),
