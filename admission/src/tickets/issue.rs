@@ -101,7 +101,7 @@ fn unknown_sale() -> Problem {
         (status = 413, description = "Body too large", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json"),
         (status = 415, description = "Not `application/json`", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "Invalid customer or quantity, a quantity over the sale's most per customer (`quantity_over_limit`), or an Idempotency-Key used before with another body", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json"),
-        (status = 429, description = "Over the sale's, the customer's or the address's rate", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json",
+        (status = 429, description = "Over the sale's (`rate_limited`), the customer's (`too_many_requests`) or the address's rate, or the door is behind on its claims and gives a time to come back in the order of arrival (`door_paced`)", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 503, description = "Queue saturated, broker or Redis unavailable, door busy, captcha provider unavailable (`captcha_unavailable`)", body = flashgate_common::http::ProblemBody, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
