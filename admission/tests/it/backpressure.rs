@@ -353,15 +353,7 @@ async fn a_long_queue_is_asked_to_poll_within_the_doors_budget() {
         assert_eq!(door.ticket("budget", &format!("c{i}")).await.status(), 202);
     }
     let token = first["ticket"].as_str().unwrap();
-    let polled: Value = door
-        .http
-        .get(door.url(&format!("/v1/tickets/{token}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let polled = door.poll(token).await;
     assert_eq!(polled["position"], 1, "{polled}");
     assert_eq!(polled["poll_after_ms"], 4000, "{polled}");
     let last: Value = door.ticket("budget", "last").await.json().await.unwrap();

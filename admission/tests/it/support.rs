@@ -158,6 +158,18 @@ impl Door {
         messages
     }
 
+    /// `GET /v1/tickets/{token}`: the ticket as its shopper's poll sees it.
+    pub(crate) async fn poll(&self, token: &str) -> Value {
+        self.http
+            .get(self.url(&format!("/v1/tickets/{token}")))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// `GET /v1/sales/{sale}`, as shoppers see it.
     pub(crate) async fn public_sale(&self, sale: &str) -> Value {
         self.http

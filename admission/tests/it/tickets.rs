@@ -227,15 +227,7 @@ async fn a_queued_ticket_shows_its_position_and_the_waiting_room_page_shows_it_t
     let third: Value = door.ticket("room", "c").await.json().await.unwrap();
     assert_eq!(third["position"], 3);
     let token = third["ticket"].as_str().unwrap();
-    let polled: Value = door
-        .http
-        .get(door.url(&format!("/v1/tickets/{token}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let polled = door.poll(token).await;
     assert_eq!(polled["status"], "queued");
     assert_eq!(polled["position"], 3);
     assert!(polled["poll_after_ms"].as_u64().unwrap() >= 500);
