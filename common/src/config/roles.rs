@@ -72,7 +72,9 @@ pub struct AdmissionConfig {
     /// follow one another at the rate the door finishes claims, so a crowd larger than
     /// the door returns in its order at the pace the door can take, rather than all at
     /// once a second later. 0 (or `max_pending_arrivals` and above): off, and only
-    /// `max_pending_arrivals` sheds, with `503`.
+    /// `max_pending_arrivals` sheds, with `503`. 256: at a 20× spike (13,662 arrivals a
+    /// second) 1,024 in flight queued the door's Redis calls past their time-out (p99 to
+    /// a first answer 10.5 s), 256 did not (591 ms; `first-second-20261204-141121`, `-141316`).
     pub pace_above_pending: usize,
     /// Polls a second that a sale's waiting shoppers (queued, wait-listed and holding a
     /// unit), all of them together and across doors, are asked to make at most: each is
@@ -302,7 +304,7 @@ impl Default for AdmissionConfig {
             publish_batch_max: 256,
             publishes_in_flight: 2,
             max_pending_arrivals: 4096,
-            pace_above_pending: 1024,
+            pace_above_pending: 256,
             poll_budget_per_second: 4000,
             identity: IdentityConfig::default(),
             pass: PassConfig::default(),
