@@ -199,6 +199,7 @@ def per_publish(before, after):
     return round((after[0] - before[0]) / max(after[1] - before[1], 1), 1)
 
 
+RETRIES = 'flashgate_worker_transient_retries_total{queue="tickets"}'
 BATCHES = ("flashgate_reserve_batch_tickets_sum", "flashgate_reserve_batch_tickets_count", "flashgate_reserve_batch_seconds_sum")
 
 
@@ -237,6 +238,7 @@ def drain(binary_dir, count, sale, target, startup, idle):
         for name, seconds in procs.thread_cpu(pid).items():
             threads[name] = threads.get(name, 0.0) + seconds
     tickets, batches, deciding, busiest = batch_totals([f"worker-{i}" for i in range(1, count + 1)])
+    retries = sum(sums(f"worker-{i}", RETRIES)[RETRIES] for i in range(1, count + 1))
     return {"processes": count, "reservations": done, "per_sec": round(done / max(took, 1e-9)),
             "cpu_ms_per_1000": round(cpu * 1e6 / max(done, 1), 1),
             "net_ms_per_1000": round(max(cpu - startup - idle * took, 0) * 1e6 / max(done, 1), 1),
@@ -245,6 +247,11 @@ def drain(binary_dir, count, sale, target, startup, idle):
             "per_batch": round(tickets / max(batches, 1)),
             "ms_per_batch": round(deciding * 1000 / max(batches, 1), 1),
             "busiest_share": round(100 * busiest / max(tickets, 1)),
+            # Work done again: tickets that went through a batch more than once (a batch
+            # requeued and redelivered) and batches retried in place (deadlocks,
+            # serialization failures, lost connections).
+            "batched_per_reservation": round(tickets / max(done, 1), 3),
+            "retries": int(retries),
             "preempted_per_1000": round(involuntary * 1000 / max(done, 1), 1),
             "wakeups_per_1000": round(voluntary * 1000 / max(done, 1), 1),
             "threads_ms_per_1000": {name: round(seconds * 1e6 / max(done, 1), 1)
@@ -284,7 +291,7 @@ def median_row(rows):
             row[key] = statistics.median(values)
             row[key.replace("ms_per_1000", "range")] = (min(values), max(values))
     for key in ("fixed_ms", "idle_ms", "per_publish", "rate_per_publish", "per_batch", "ms_per_batch",
-                "busiest_share", "preempted_per_1000", "wakeups_per_1000"):
+                "busiest_share", "preempted_per_1000", "wakeups_per_1000", "batched_per_reservation", "retries"):
         if key in rows[0]:
             row[key] = statistics.median(r[key] for r in rows)
     row["runs"] = len(rows)
@@ -384,6 +391,9 @@ def table(door_rows, worker_rows, brokers):
               + "; ".join(f"{w['processes']}: " + ", ".join(f"{name} {ms}" for name, ms in
                                                              list(w["threads_ms_per_1000"].items())[:4])
                           for w in worker_rows)]
+    lines += ["", "Work done again (the median run): tickets through a batch ÷ reservations decided, and batches "
+              "retried in place: " + "; ".join(f"{w['processes']}: {w.get('batched_per_reservation', '–')}, "
+                                                f"{w.get('retries', '–')}" for w in worker_rows)]
     lines += ["", f"| broker (1 door) {doors_header()}", "|---" * 9 + "|"]
     lines += [f"| {name} | {door_cells(d)}" for name, d, _ in brokers]
     lines += ["", f"| broker (1 worker) {WORKERS}", "|---" * 10 + "|"]
