@@ -77,8 +77,10 @@ pub async fn build_state(config: Arc<Config>) -> flashgate_common::Result<AppSta
         publisher,
         batcher,
         inflight: flashgate_common::inflight::InFlight::default(),
-        pending: tokio::sync::Semaphore::new(config.admission.max_pending_arrivals),
-        pacer: tickets::Pacer::new(config.admission.pace_above_pending),
+        pacer: tickets::Pacer::new(
+            config.admission.max_pending_arrivals,
+            config.admission.pace_above_pending,
+        ),
         db_lookups: tokio::sync::Semaphore::new(
             (config.database.max_connections as usize / 4).max(1),
         ),

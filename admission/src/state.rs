@@ -40,10 +40,8 @@ pub struct Inner {
     pub limits: Arc<Limits>,
     /// Ticket issues in flight, by customer and sale.
     pub inflight: InFlight<IssueResult>,
-    /// Arrivals allowed at once past the in-memory checks (`admission.max_pending_arrivals`).
-    pub pending: tokio::sync::Semaphore,
-    /// Tells arrivals when to come back once too many are pending
-    /// (`admission.pace_above_pending`).
+    /// Arrivals allowed at once past the in-memory checks (`admission.max_pending_arrivals`),
+    /// told when to come back past `admission.pace_above_pending`.
     pub pacer: crate::tickets::Pacer,
     /// Polls allowed to read PostgreSQL at once (a quarter of the pool).
     pub db_lookups: tokio::sync::Semaphore,

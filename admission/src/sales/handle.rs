@@ -229,13 +229,12 @@ impl SaleHandle {
     }
 
     /// When a queued shopper should poll again: sooner near the front, never hammering,
-    /// and never sooner than the sale's poll budget allows ([`Self::poll_spread_ms`]).
-    pub fn poll_after_ms(&self, position: i64, budget: u32) -> u64 {
+    /// and never sooner than `spread_ms` (the sale's poll budget: [`Self::poll_spread_ms`]).
+    pub fn poll_after_ms(&self, position: i64, spread_ms: u64) -> u64 {
         let own = self
             .estimated_wait_ms(position)
             .map_or(1000, |wait| wait / 3);
-        own.max(self.poll_spread_ms(budget))
-            .clamp(500, MAX_POLL_AFTER_MS)
+        own.max(spread_ms).clamp(500, MAX_POLL_AFTER_MS)
     }
 
     /// The interval at which every shopper still waiting on the sale (queued, wait-listed

@@ -17,8 +17,9 @@ use uuid::Uuid;
 
 use super::claim::{self, Claim, Held};
 use super::idempotency::{self, Stored};
+use super::pacing::{Pending, Turned};
 use super::prequeue::PrequeueArrival;
-use super::{Pacer, TicketBody, gate, poll, prequeue, recover};
+use super::{TicketBody, gate, poll, prequeue, recover};
 use crate::pow::{self, ProofOfWork};
 use crate::sales::{Outcome, SaleHandle};
 use crate::state::AppState;
@@ -295,43 +296,24 @@ async fn admit(
     Ok((status, body(sale, &issued, budget)))
 }
 
-/// A place among the arrivals waiting on Redis or the broker; counted as finished by the
-/// door's pacer when it is let go.
-struct Pending<'a> {
-    _permit: tokio::sync::SemaphorePermit<'a>,
-    pacer: &'a Pacer,
-}
-
-impl Drop for Pending<'_> {
-    fn drop(&mut self) {
-        self.pacer.finished();
-    }
-}
-
 /// Takes a place among the arrivals waiting on Redis or the broker; past
 /// `admission.pace_above_pending` of them the arrival is told when to come back, past
 /// `admission.max_pending_arrivals` it is shed.
 fn enter<'a>(state: &'a AppState, sale: &SaleHandle) -> Result<Pending<'a>> {
-    let config = &state.config.admission;
-    let in_flight = config
-        .max_pending_arrivals
-        .saturating_sub(state.pending.available_permits());
-    if let Some(wait) = state.pacer.check(in_flight) {
-        sale.counters.record(Outcome::Paced);
-        let problem = Problem::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "door_paced",
-            "the door is taking arrivals as fast as it can; come back at the time given",
-        )
-        .retry_after(crate::limits::retry_after_secs(wait));
-        return Err(problem.into());
-    }
-    let Ok(permit) = state.pending.try_acquire() else {
-        return Err(door_busy(sale).into());
-    };
-    Ok(Pending {
-        _permit: permit,
-        pacer: &state.pacer,
+    state.pacer.enter().map_err(|turned| {
+        let problem = match turned {
+            Turned::Paced(wait) => {
+                sale.counters.record(Outcome::Paced);
+                Problem::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "door_paced",
+                    "the door is taking arrivals as fast as it can; come back at the time given",
+                )
+                .retry_after(crate::limits::retry_after_secs(wait))
+            }
+            Turned::Full => door_busy(sale),
+        };
+        problem.into()
     })
 }
 
@@ -347,10 +329,11 @@ fn door_busy(sale: &SaleHandle) -> Problem {
 fn body(sale: &SaleHandle, issued: &Issued, budget: u32) -> TicketBody {
     let queued = issued.status == TicketStatus::Queued;
     let position = queued.then(|| sale.position(issued.seq));
+    let spread = sale.poll_spread_ms(budget);
     let poll_after_ms = match (position, issued.status.is_final()) {
-        (Some(position), _) => sale.poll_after_ms(position, budget),
+        (Some(position), _) => sale.poll_after_ms(position, spread),
         (None, true) => 0,
-        (None, false) => sale.poll_spread_ms(budget).max(1000),
+        (None, false) => spread.max(1000),
     };
     TicketBody {
         ticket: issued.token.clone(),

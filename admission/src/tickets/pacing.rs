@@ -15,6 +15,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use tokio::sync::{Semaphore, SemaphorePermit};
+
 /// The furthest ahead an arrival is told to come back.
 const HORIZON: Duration = Duration::from_secs(60);
 /// Claims a second assumed before the door has measured any.
@@ -24,12 +26,37 @@ const WINDOW: Duration = Duration::from_millis(100);
 /// A window longer than this was mostly idle: its rate is not the door's.
 const STALE: Duration = Duration::from_secs(1);
 
-/// Paces arrivals past a bound on the work in flight.
+/// The arrivals waiting on Redis or the broker: bounded, and paced past a lower bound.
 #[derive(Debug)]
 pub struct Pacer {
+    /// Places for pending arrivals (`admission.max_pending_arrivals`).
+    places: Semaphore,
+    most: usize,
     above: usize,
     finished: AtomicU64,
     pace: Mutex<Pace>,
+}
+
+/// A place among the pending arrivals; counted finished when let go.
+#[derive(Debug)]
+pub struct Pending<'a> {
+    _place: SemaphorePermit<'a>,
+    pacer: &'a Pacer,
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        self.pacer.finished();
+    }
+}
+
+/// Why an arrival got no place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Turned {
+    /// Past the pacing bound: come back after this long.
+    Paced(Duration),
+    /// Every place taken.
+    Full,
 }
 
 #[derive(Debug)]
@@ -43,10 +70,13 @@ struct Pace {
 }
 
 impl Pacer {
-    /// Paces arrivals once `above` are in flight (0: never).
-    pub fn new(above: usize) -> Self {
+    /// Holds `most` pending arrivals at once and paces them once `above` are pending
+    /// (0: never).
+    pub fn new(most: usize, above: usize) -> Self {
         let now = Instant::now();
         Self {
+            places: Semaphore::new(most),
+            most,
             above,
             finished: AtomicU64::new(0),
             pace: Mutex::new(Pace {
@@ -57,8 +87,21 @@ impl Pacer {
         }
     }
 
+    /// A place among the pending arrivals, or why not.
+    pub fn enter(&self) -> Result<Pending<'_>, Turned> {
+        let pending = self.most.saturating_sub(self.places.available_permits());
+        if let Some(wait) = self.check_at(pending, Instant::now()) {
+            return Err(Turned::Paced(wait));
+        }
+        let place = self.places.try_acquire().map_err(|_| Turned::Full)?;
+        Ok(Pending {
+            _place: place,
+            pacer: self,
+        })
+    }
+
     /// Counts an arrival whose claim and publish are over (issued or not).
-    pub fn finished(&self) {
+    fn finished(&self) {
         self.finished_at(Instant::now());
     }
 
@@ -79,10 +122,6 @@ impl Pacer {
 
     /// `None`: go on. `Some(wait)`: with `in_flight` arrivals already waiting on Redis or
     /// the broker, this one should come back after `wait` (never more than a minute).
-    pub fn check(&self, in_flight: usize) -> Option<Duration> {
-        self.check_at(in_flight, Instant::now())
-    }
-
     fn check_at(&self, in_flight: usize, now: Instant) -> Option<Duration> {
         if self.above == 0 || in_flight < self.above {
             return None;
@@ -106,14 +145,18 @@ mod tests {
 
     #[test]
     fn below_the_bound_every_arrival_goes_on() {
-        let pacer = Pacer::new(8);
-        assert!((0..8).all(|in_flight| pacer.check(in_flight).is_none()));
-        assert!(Pacer::new(0).check(1_000_000).is_none(), "0 turns it off");
+        let pacer = Pacer::new(4096, 8);
+        let now = Instant::now();
+        assert!((0..8).all(|in_flight| pacer.check_at(in_flight, now).is_none()));
+        assert!(
+            Pacer::new(4096, 0).check_at(4096, Instant::now()).is_none(),
+            "0 turns it off"
+        );
     }
 
     #[test]
     fn arrivals_turned_away_are_given_moments_in_their_order_at_the_finishing_rate() {
-        let pacer = Pacer::new(1);
+        let pacer = Pacer::new(4096, 1);
         let start = pacer.pace.lock().unwrap().window.0;
         // 500 claims finish in 250 ms: 2,000 a second.
         for i in 1..=500u64 {
@@ -130,7 +173,7 @@ mod tests {
 
     #[test]
     fn a_window_that_was_mostly_idle_does_not_set_the_rate() {
-        let pacer = Pacer::new(1);
+        let pacer = Pacer::new(4096, 1);
         let start = pacer.pace.lock().unwrap().window.0;
         pacer.finished_at(start + Duration::from_secs(30));
         let wait = pacer.check_at(1, start + Duration::from_secs(30)).unwrap();
@@ -143,7 +186,7 @@ mod tests {
 
     #[test]
     fn nobody_is_told_to_come_back_more_than_a_minute_on() {
-        let pacer = Pacer::new(1);
+        let pacer = Pacer::new(4096, 1);
         let now = Instant::now();
         let last = (0..100_000)
             .map(|_| pacer.check_at(5, now).unwrap())

@@ -119,7 +119,7 @@ async fn render(
     let spread = sale.as_ref().map_or(0, |sale| sale.poll_spread_ms(budget));
     let poll_after_ms = match (view.status, position, &sale) {
         (status, _, _) if status.is_final() => 0,
-        (TicketStatus::Queued, Some(p), Some(sale)) => sale.poll_after_ms(p, budget),
+        (TicketStatus::Queued, Some(p), Some(sale)) => sale.poll_after_ms(p, spread),
         (TicketStatus::Reserved, _, _) => spread.max(500),
         (TicketStatus::Waitlisted, _, _) => spread.max(2000),
         _ => spread.max(1000),

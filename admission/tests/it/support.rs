@@ -160,26 +160,17 @@ impl Door {
 
     /// `GET /v1/tickets/{token}`: the ticket as its shopper's poll sees it.
     pub(crate) async fn poll(&self, token: &str) -> Value {
-        self.http
-            .get(self.url(&format!("/v1/tickets/{token}")))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        self.get_json(&format!("/v1/tickets/{token}")).await
     }
 
     /// `GET /v1/sales/{sale}`, as shoppers see it.
     pub(crate) async fn public_sale(&self, sale: &str) -> Value {
-        self.http
-            .get(self.url(&format!("/v1/sales/{sale}")))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        self.get_json(&format!("/v1/sales/{sale}")).await
+    }
+
+    async fn get_json(&self, path: &str) -> Value {
+        let response = self.http.get(self.url(path)).send().await.unwrap();
+        response.json().await.unwrap()
     }
 
     /// Messages waiting in this test's tickets queue (nothing consumes them here).
