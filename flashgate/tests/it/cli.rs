@@ -3,7 +3,7 @@
 use secrecy::ExposeSecret;
 use serde_json::Value;
 
-use crate::support::{ADMIN, Stack, poll_until};
+use crate::support::{ADMIN, Stack, poll_until, wait_until};
 
 async fn flashgate(stack: &Stack, args: &[&str]) -> (bool, String) {
     let c = &stack.config;
@@ -214,6 +214,35 @@ async fn completions_are_printed_for_each_shell() {
             "{shell}: {out}"
         );
     }
+}
+
+/// Every role runs without transparent huge pages (see `main.rs`): the kernel says so of
+/// the running process, a Stripe emulator here (the role that needs no service).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_runs_without_transparent_huge_pages() {
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut role = tokio::process::Command::new(env!("CARGO_BIN_EXE_flashgate"))
+        .arg("stripe-sim")
+        .env("FLASHGATE_STRIPE_SIM__LISTEN", addr.to_string())
+        .env("FLASHGATE_TELEMETRY__LOG_FILTER", "error")
+        .env_remove("MIMALLOC_ALLOW_THP")
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    wait_until(30, "the emulator listens", || async {
+        tokio::net::TcpStream::connect(addr).await.is_ok()
+    })
+    .await;
+    let status = std::fs::read_to_string(format!("/proc/{}/status", role.id().unwrap())).unwrap();
+    let thp = status
+        .lines()
+        .find_map(|line| line.strip_prefix("THP_enabled:"))
+        .map(str::trim);
+    assert_eq!(thp, Some("0"), "{status}");
+    role.kill().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
