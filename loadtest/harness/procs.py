@@ -77,14 +77,22 @@ def wait_http(url, seconds, alive=lambda: True):
     raise RuntimeError(f"{url} did not become ready in {seconds} s ({last})")
 
 
-def cpu_seconds(pid):
-    """User + system CPU seconds a process has used so far (0 if it is gone)."""
+def cpu_split(pid):
+    """(user, system) CPU seconds a process has used so far ((0, 0) if it is gone): system
+    time is the kernel working for it, page faults included (how the workers' CPU growing
+    with their number was traced to the kernel clearing huge pages)."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        tick = os.sysconf("SC_CLK_TCK")
+        return int(fields[11]) / tick, int(fields[12]) / tick
     except (OSError, IndexError, ValueError):
-        return 0.0
+        return 0.0, 0.0
+
+
+def cpu_seconds(pid):
+    """User + system CPU seconds a process has used so far (0 if it is gone)."""
+    return sum(cpu_split(pid))
 
 
 def context_switches(pid):

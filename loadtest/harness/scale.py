@@ -231,6 +231,7 @@ def drain(binary_dir, count, sale, target, startup, idle):
     took = time.monotonic() - began
     done = decided(sale) - start
     cpu = sum(procs.cpu_seconds(p) for p in pids)
+    kernel = sum(procs.cpu_split(p)[1] for p in pids)
     switches = [procs.context_switches(p) for p in pids]
     voluntary, involuntary = sum(v for v, _ in switches), sum(i for _, i in switches)
     threads = {}
@@ -242,6 +243,7 @@ def drain(binary_dir, count, sale, target, startup, idle):
     return {"processes": count, "reservations": done, "per_sec": round(done / max(took, 1e-9)),
             "cpu_ms_per_1000": round(cpu * 1e6 / max(done, 1), 1),
             "net_ms_per_1000": round(max(cpu - startup - idle * took, 0) * 1e6 / max(done, 1), 1),
+            "kernel_ms_per_1000": round(kernel * 1e6 / max(done, 1), 1),
             "fixed_ms": round(startup / count * 1000, 1),
             "idle_ms": round(idle / count * 1000, 1),
             "per_batch": round(tickets / max(batches, 1)),
@@ -291,7 +293,8 @@ def median_row(rows):
             row[key] = statistics.median(values)
             row[key.replace("ms_per_1000", "range")] = (min(values), max(values))
     for key in ("fixed_ms", "idle_ms", "per_publish", "rate_per_publish", "per_batch", "ms_per_batch",
-                "busiest_share", "preempted_per_1000", "wakeups_per_1000", "batched_per_reservation", "retries"):
+                "busiest_share", "preempted_per_1000", "wakeups_per_1000", "batched_per_reservation", "retries",
+                "kernel_ms_per_1000"):
         if key in rows[0]:
             row[key] = statistics.median(r[key] for r in rows)
     row["runs"] = len(rows)
@@ -391,6 +394,8 @@ def table(door_rows, worker_rows, brokers):
               + "; ".join(f"{w['processes']}: " + ", ".join(f"{name} {ms}" for name, ms in
                                                              list(w["threads_ms_per_1000"].items())[:4])
                           for w in worker_rows)]
+    lines += ["", "Worker CPU in the kernel (system time, start-up included), ms / 1,000 reservations (median of "
+              "the runs): " + "; ".join(f"{w['processes']}: {w.get('kernel_ms_per_1000', '–')}" for w in worker_rows)]
     lines += ["", "Work done again (the median run): tickets through a batch ÷ reservations decided, and batches "
               "retried in place: " + "; ".join(f"{w['processes']}: {w.get('batched_per_reservation', '–')}, "
                                                 f"{w.get('retries', '–')}" for w in worker_rows)]
