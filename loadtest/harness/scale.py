@@ -230,8 +230,8 @@ def drain(binary_dir, count, sale, target, startup, idle):
         time.sleep(0.2)
     took = time.monotonic() - began
     done = decided(sale) - start
-    cpu = sum(procs.cpu_seconds(p) for p in pids)
-    kernel = sum(procs.cpu_split(p)[1] for p in pids)
+    splits = [procs.cpu_split(p) for p in pids]
+    cpu, kernel = sum(u + s for u, s in splits), sum(s for _, s in splits)
     switches = [procs.context_switches(p) for p in pids]
     voluntary, involuntary = sum(v for v, _ in switches), sum(i for _, i in switches)
     threads = {}
