@@ -17,11 +17,11 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// and hands memory back as it goes; every fault after a hand-back then clears a whole
 /// 2 MiB page. Draining a full queue on the cluster, that kernel time was most of a
 /// worker's CPU and grew with the workers: back to back on one machine, 17.8–22.1 ms per
-/// 1,000 reservations with one worker and 32.1–37.3 with three, against 8.8–9.3 and 10.9
-/// without huge pages (a profiler attached to both); `loadtest/run cluster scale` now
-/// gives 8.6 / 8.1 / 8.1 for 1 / 2 / 3 workers (`loadtest/README.md`, History). So every
-/// role runs without them, unless `MIMALLOC_ALLOW_THP` is set, which leaves the choice to
-/// mimalloc (`=1` gives the old behaviour back).
+/// 1,000 reservations with one worker and 32.1–37.3 with three, against 8.8–9.3 and
+/// 10.2–10.9 without huge pages (a profiler attached to both); `loadtest/run cluster
+/// scale` now gives 8.6 / 8.1 / 8.1 for 1 / 2 / 3 workers (`loadtest/README.md`,
+/// History). So every role runs without them, unless `MIMALLOC_ALLOW_THP` is set, which
+/// leaves the choice to mimalloc (`=1` gives the old behaviour back).
 fn without_transparent_huge_pages() -> Option<nix::Error> {
     if std::env::var_os("MIMALLOC_ALLOW_THP").is_some() {
         return None;
