@@ -34,6 +34,10 @@ use tokio_util::sync::CancellationToken;
 pub const ADMIN: &str = "test-admin-token";
 /// The embedded emulator's default webhook signing secret.
 pub const WEBHOOK_SECRET: &str = "whsec_flashgate_dev";
+/// How long a test's request to the stack may take before the test fails.
+const REQUEST_DEADLINE: Duration = Duration::from_secs(60);
+/// How long the stack may take to stop once asked.
+const STOP_DEADLINE: Duration = Duration::from_secs(60);
 
 /// A running stack.
 pub struct Stack {
@@ -94,7 +98,12 @@ impl Stack {
             config,
             sim,
             env,
-            http: reqwest::Client::new(),
+            // A bound on every request, so that a request the stack never answers fails
+            // its test with a message instead of hanging the whole suite.
+            http: reqwest::Client::builder()
+                .timeout(REQUEST_DEADLINE)
+                .build()
+                .expect("an HTTP client"),
             shutdown,
             running,
         };
@@ -346,8 +355,9 @@ impl Stack {
     /// and database.
     pub async fn stop(self) {
         self.shutdown.cancel();
-        self.running
+        tokio::time::timeout(STOP_DEADLINE, self.running)
             .await
+            .unwrap_or_else(|_| panic!("the stack did not stop within {STOP_DEADLINE:?}"))
             .unwrap()
             .expect("every role stops cleanly");
         self.pool.close().await;

@@ -111,7 +111,13 @@ impl Publisher {
         payload: &[u8],
         properties: BasicProperties,
     ) -> Result<()> {
-        let link = self.link().await?;
+        // The broker's answers are bounded the same way whether they are a confirm or the
+        // channels a first publish opens: a broker that stops answering mid-way (a
+        // partition) gets this publish a 503, and holds neither it nor those queued
+        // behind the channels' lock for longer.
+        let link = tokio::time::timeout(self.amqp.config().confirm_timeout(), self.link())
+            .await
+            .map_err(|_| Error::NotConfirmed("the broker did not open a channel in time"))??;
         let channel =
             &link.channels[self.next.fetch_add(1, Ordering::Relaxed) % link.channels.len()];
         let started = Instant::now();
@@ -174,14 +180,16 @@ impl Publisher {
             return Ok(link.clone());
         }
         let connection = self.amqp.connection().await?;
+        let opening = DetachOnDrop(Some(connection));
         let mut channels = Vec::with_capacity(self.amqp.config().publish_channels);
         for _ in 0..self.amqp.config().publish_channels {
-            let channel = connection.create_channel().await?;
+            let channel = opening.connection().create_channel().await?;
             channel
                 .confirm_select(ConfirmSelectOptions::default())
                 .await?;
             channels.push(channel);
         }
+        let connection = opening.keep();
         let link = Arc::new(Link {
             connection,
             channels,
@@ -197,6 +205,29 @@ impl Publisher {
             .is_some_and(|current| Arc::ptr_eq(current, failed))
         {
             *slot = None;
+        }
+    }
+}
+
+/// A connection whose channels are being opened. If that is abandoned (an error, or the
+/// caller's deadline with the broker silent), the connection leaves the pool instead of
+/// going back to it: it still looks connected, and the next publish would wait on it again.
+struct DetachOnDrop(Option<super::PooledConnection>);
+
+impl DetachOnDrop {
+    fn connection(&self) -> &super::PooledConnection {
+        self.0.as_ref().expect("held until kept")
+    }
+
+    fn keep(mut self) -> super::PooledConnection {
+        self.0.take().expect("held until kept")
+    }
+}
+
+impl Drop for DetachOnDrop {
+    fn drop(&mut self) {
+        if let Some(connection) = self.0.take() {
+            drop(deadpool::managed::Object::take(connection));
         }
     }
 }

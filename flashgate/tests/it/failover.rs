@@ -77,6 +77,48 @@ async fn a_door_whose_broker_hangs_turns_unready_until_it_answers_again() {
     stack.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ticket_asked_for_while_the_broker_hangs_is_answered_not_held_forever() {
+    // The door opens its publishing channels on its first ticket, over a pooled connection
+    // that still looks alive; the broker then answers nothing. The shopper must get a 503
+    // within the broker's confirm timeout (and the door must not hold the channels' lock
+    // forever, which would hang every ticket after this one too).
+    let proxy = FaultProxy::start("127.0.0.1:5672".parse().unwrap()).await;
+    let url = format!("amqp://guest:guest@{}/%2f", proxy.addr());
+    let stack = Stack::start_with(|c| {
+        c.amqp.url = url.into();
+        c.amqp.confirm_timeout_ms = 2000;
+    })
+    .await;
+    stack.create_sale("mute", 10).await;
+    proxy.set(ProxyMode::Hang);
+    for shopper in ["first", "second"] {
+        let answer = tokio::time::timeout(
+            std::time::Duration::from_secs(20),
+            stack.take_ticket("mute", shopper, None),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("the door held {shopper}'s ticket request for 20 s"));
+        assert_eq!(
+            answer.status(),
+            503,
+            "{shopper}: the broker does not answer"
+        );
+    }
+    proxy.set(ProxyMode::Pass);
+    let ticket: serde_json::Value = poll_until(60, "the door issues tickets again", || async {
+        let answer = stack.take_ticket("mute", "third", None).await;
+        (answer.status() == 202).then_some(answer.json().await.unwrap())
+    })
+    .await;
+    stack
+        .await_ticket(ticket["ticket"].as_str().unwrap(), |t| {
+            t["status"] == "payment_pending"
+        })
+        .await;
+    stack.stop().await;
+}
+
 /// A `redis-server` (or Sentinel) of the test's own, killed when dropped.
 struct Server(Child);
 
