@@ -46,7 +46,15 @@ pub async fn run(
         checks,
         max_body_bytes: 1024,
     };
-    http::serve_role(listener, None, routes, shutdown, &ctx.config.drain).await?;
+    http::serve_role(
+        listener,
+        None,
+        routes,
+        shutdown,
+        &ctx.config.drain,
+        &ctx.config.connections,
+    )
+    .await?;
     work.await.ok();
     Ok(())
 }

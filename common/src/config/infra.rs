@@ -305,3 +305,40 @@ impl Default for DrainConfig {
         }
     }
 }
+
+/// How an HTTP role holds its clients' connections.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConnectionsConfig {
+    /// Connections a role's public listener serves at once (0: no limit). Past it, new
+    /// connections wait in the kernel's listen queue, and every answer asks its client to
+    /// close the connection (`Connection: close`), so that each answer lets a waiting
+    /// connection in. Each held connection costs the role about 18 KiB.
+    pub max: usize,
+    /// How long a connection may take to send a request's head, counted from its opening
+    /// or from the answer before, so also how long a kept-alive connection may stay idle;
+    /// past it, it is closed (a client trickling bytes holds nothing for longer).
+    pub header_timeout_ms: u64,
+}
+
+impl Default for ConnectionsConfig {
+    fn default() -> Self {
+        Self {
+            max: 2048,
+            header_timeout_ms: 20_000,
+        }
+    }
+}
+
+impl ConnectionsConfig {
+    pub(crate) fn check(&self, problems: &mut Vec<String>) {
+        if self.header_timeout_ms == 0 {
+            problems.push("connections.header_timeout_ms must be positive".into());
+        }
+    }
+
+    /// [`Self::header_timeout_ms`] as a duration.
+    pub fn header_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_timeout_ms)
+    }
+}

@@ -14,7 +14,8 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 pub use infra::{
-    AmqpConfig, DatabaseConfig, DrainConfig, LogFormat, RedisConfig, StripeConfig, TelemetryConfig,
+    AmqpConfig, ConnectionsConfig, DatabaseConfig, DrainConfig, LogFormat, RedisConfig,
+    StripeConfig, TelemetryConfig,
 };
 pub use roles::{
     AdmissionConfig, CaptchaConfig, CaptchaProvider, CatalogConfig, IdentityConfig, IdentityMode,
@@ -56,6 +57,8 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
     /// How HTTP roles stop: not ready first, then a bounded drain.
     pub drain: DrainConfig,
+    /// How HTTP roles hold connections: how many at once, how long a request's head may take.
+    pub connections: ConnectionsConfig,
 }
 
 impl Config {
@@ -94,6 +97,7 @@ impl Config {
         self.webhook.check(&mut problems);
         self.catalog.check(&mut problems);
         self.stripe.check(&mut problems);
+        self.connections.check(&mut problems);
         if problems.is_empty() {
             Ok(())
         } else {

@@ -11,12 +11,14 @@ mod ops;
 mod problem;
 pub mod ready;
 
-use std::future::IntoFuture as _;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
-use tokio::net::{TcpListener, TcpSocket};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 pub use auth::require_admin;
@@ -25,7 +27,7 @@ pub use layers::{SHOPPERS, with_common_layers};
 pub use ops::{ReadinessCheck, healthz_router, ops_router};
 pub use problem::{Problem, ProblemBody};
 
-use crate::config::DrainConfig;
+use crate::config::{ConnectionsConfig, DrainConfig};
 
 /// Connections the kernel completes and holds for the server before it accepts them. The
 /// standard library's 128 is too few for a crowd that connects at once: past it the kernel
@@ -52,37 +54,164 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 /// `drain.not_ready_ms` (while `/readyz` answers `503`, so load balancers stop sending
 /// new requests), stops accepting, and gives the requests in flight `drain.deadline_ms`
 /// to finish; past it, it returns without them (the process ends and closes their
-/// connections). Handlers can extract `ConnectInfo<SocketAddr>`.
+/// connections). At most `connections.max` connections are served at once (the rest
+/// wait in the listen queue, and while the limit is reached every answer closes its
+/// connection); a connection that takes longer than `connections.header_timeout_ms` to
+/// send a request's head, or stays that long idle, is closed. Handlers can extract
+/// `ConnectInfo<SocketAddr>`.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     shutdown: CancellationToken,
     drain: &DrainConfig,
+    connections: &ConnectionsConfig,
 ) -> std::io::Result<()> {
     let closing = CancellationToken::new();
     let not_ready = Duration::from_millis(drain.not_ready_ms);
-    let stop_accepting = {
+    tokio::spawn({
         let closing = closing.clone();
         async move {
             shutdown.cancelled().await;
             tokio::time::sleep(not_ready).await;
             closing.cancel();
         }
-    };
-    let service = router.into_make_service_with_connect_info::<SocketAddr>();
-    let served = axum::serve(listener, service)
-        .with_graceful_shutdown(stop_accepting)
-        .into_future();
+    });
+    let held = Held::new(connections.max);
+    let router = router.layer(axum::middleware::map_response({
+        let held = held.clone();
+        move |response: axum::response::Response| {
+            let held = held.clone();
+            async move { held.close_when_full(response) }
+        }
+    }));
+    let mut make_service = router.into_make_service_with_connect_info::<SocketAddr>();
+    let mut http1 = hyper::server::conn::http1::Builder::new();
+    http1
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(connections.header_timeout());
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        let accepted = tokio::select! {
+            () = closing.cancelled() => break,
+            accepted = held.accept(&listener) => accepted,
+        };
+        let (stream, remote, slot) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                accept_failed(&error).await;
+                continue;
+            }
+        };
+        // Always `Ok` (`Infallible`).
+        let Ok(service) = tower::Service::call(&mut make_service, remote).await;
+        let service = hyper_util::service::TowerToHyperService::new(
+            tower::ServiceExt::map_request(service, |request: hyper::Request<_>| {
+                request.map(axum::body::Body::new)
+            }),
+        );
+        let connection =
+            graceful.watch(http1.serve_connection(hyper_util::rt::TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::trace!(%error, "connection ended with an error");
+            }
+            drop(slot);
+        });
+    }
+    drop(listener);
     let deadline = Duration::from_millis(drain.deadline_ms);
     tokio::select! {
-        result = served => result,
-        () = async { closing.cancelled().await; tokio::time::sleep(deadline).await } => {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(deadline) => {
             tracing::warn!(
                 deadline_ms = drain.deadline_ms,
                 "requests still in flight at the drain deadline: stopping without them"
             );
-            Ok(())
         }
+    }
+    Ok(())
+}
+
+/// An accept that failed: a connection that died in the listen queue costs nothing; out
+/// of file descriptors (or memory) the loop waits a little rather than spinning.
+async fn accept_failed(error: &std::io::Error) {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if matches!(
+        error.kind(),
+        ConnectionAborted | ConnectionRefused | ConnectionReset
+    ) {
+        return;
+    }
+    tracing::warn!(%error, "accept failed; retrying in 100 ms");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}
+
+/// The connections a listener holds, against its limit.
+#[derive(Clone)]
+struct Held {
+    max: usize,
+    slots: Arc<Semaphore>,
+    /// Connections accepted and not yet closed (the accept loop also holds a slot while
+    /// it waits for the next one, so the semaphore alone does not say).
+    live: Arc<AtomicUsize>,
+}
+
+/// A connection's place against the limit, given back when it closes.
+struct Slot {
+    _permit: Option<OwnedSemaphorePermit>,
+    live: Arc<AtomicUsize>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.live.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Held {
+    fn new(max: usize) -> Self {
+        Self {
+            max,
+            slots: Arc::new(Semaphore::new(max)),
+            live: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// The next connection, once one is free to be held.
+    async fn accept(
+        &self,
+        listener: &TcpListener,
+    ) -> std::io::Result<(TcpStream, SocketAddr, Slot)> {
+        let permit = if self.max > 0 {
+            Some(
+                self.slots
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .expect("the semaphore is never closed"),
+            )
+        } else {
+            None
+        };
+        let (stream, remote) = listener.accept().await?;
+        stream.set_nodelay(true)?;
+        self.live.fetch_add(1, Ordering::Relaxed);
+        let slot = Slot {
+            _permit: permit,
+            live: self.live.clone(),
+        };
+        Ok((stream, remote, slot))
+    }
+
+    /// `response`, asking its client to close the connection while the limit is reached.
+    fn close_when_full(&self, mut response: axum::response::Response) -> axum::response::Response {
+        if self.max > 0 && self.live.load(Ordering::Relaxed) >= self.max {
+            response.headers_mut().insert(
+                http::header::CONNECTION,
+                http::HeaderValue::from_static("close"),
+            );
+        }
+        response
     }
 }
 
@@ -108,6 +237,7 @@ pub async fn serve_role(
     role: RoleHttp,
     shutdown: CancellationToken,
     drain: &DrainConfig,
+    connections: &ConnectionsConfig,
 ) -> std::io::Result<()> {
     let RoleHttp {
         api,
@@ -119,12 +249,23 @@ pub async fn serve_role(
     let ops_routes = ops_router(checks, shutdown.clone());
     let Some(ops) = ops else {
         let router = with_common_layers(api.merge(ops_routes), max_body_bytes);
-        return serve(listener, router, shutdown, drain).await;
+        return serve(listener, router, shutdown, drain, connections).await;
     };
     let public = with_common_layers(api.merge(healthz_router()), max_body_bytes);
+    let unlimited = ConnectionsConfig {
+        max: 0,
+        ..connections.clone()
+    };
     let (api, ops) = tokio::join!(
-        serve(listener, public, shutdown.clone(), drain),
-        serve(ops, with_common_layers(ops_routes, 1024), shutdown, drain),
+        serve(listener, public, shutdown.clone(), drain, connections),
+        // Operators and probes only: no limit to shut them out.
+        serve(
+            ops,
+            with_common_layers(ops_routes, 1024),
+            shutdown,
+            drain,
+            &unlimited
+        ),
     );
     api.and(ops)
 }
@@ -137,8 +278,6 @@ pub fn bind_ops(addr: Option<SocketAddr>) -> std::io::Result<Option<TcpListener>
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
-
-    use tokio::net::TcpStream;
 
     use super::*;
 
@@ -171,6 +310,130 @@ mod tests {
         }
     }
 
+    /// Serves `/healthz` on a fresh listener with `connections`; its address.
+    fn serve_healthz(connections: ConnectionsConfig) -> (SocketAddr, CancellationToken) {
+        let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        let drain = DrainConfig {
+            not_ready_ms: 0,
+            deadline_ms: 1000,
+        };
+        tokio::spawn({
+            let shutdown = shutdown.clone();
+            async move { serve(listener, healthz_router(), shutdown, &drain, &connections).await }
+        });
+        (addr, shutdown)
+    }
+
+    /// Sends a kept-alive `GET /healthz` on `stream`; the answer's head, lower-cased.
+    async fn keep_alive_get(stream: &mut TcpStream) -> String {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        let mut byte = [0u8; 1];
+        while !answer.ends_with(b"\r\n\r\n") {
+            assert_eq!(stream.read(&mut byte).await.unwrap(), 1, "an answer");
+            answer.push(byte[0]);
+        }
+        let head = String::from_utf8(answer).unwrap().to_ascii_lowercase();
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length: "))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let mut body = vec![0u8; length];
+        stream.read_exact(&mut body).await.unwrap();
+        head
+    }
+
+    /// Whether the server closes `stream` within `within` (bytes it sends are read away).
+    async fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
+        use tokio::io::AsyncReadExt as _;
+        let mut sink = [0u8; 256];
+        tokio::time::timeout(within, async {
+            while stream.read(&mut sink).await.is_ok_and(|n| n > 0) {}
+        })
+        .await
+        .is_ok()
+    }
+
+    /// A client that trickles a request's head, or keeps a connection idle, holds it no
+    /// longer than the header timeout.
+    #[tokio::test]
+    async fn a_connection_without_a_whole_request_head_is_closed_at_the_header_timeout() {
+        use tokio::io::AsyncWriteExt as _;
+        let (addr, shutdown) = serve_healthz(ConnectionsConfig {
+            max: 0,
+            header_timeout_ms: 300,
+        });
+        let mut trickling = TcpStream::connect(addr).await.unwrap();
+        trickling
+            .write_all(b"GET /healthz HTTP/1.1\r\nHo")
+            .await
+            .unwrap();
+        assert!(
+            closed_within(&mut trickling, Duration::from_secs(5)).await,
+            "a half-sent head is cut off"
+        );
+        let mut idle = TcpStream::connect(addr).await.unwrap();
+        assert!(keep_alive_get(&mut idle).await.starts_with("http/1.1 200"));
+        assert!(
+            closed_within(&mut idle, Duration::from_secs(5)).await,
+            "an idle kept-alive connection is closed"
+        );
+        shutdown.cancel();
+    }
+
+    /// At its limit a listener takes no new connection (the kernel holds it) and asks each
+    /// client it answers to close, so the connections waiting get in one answer at a time.
+    #[tokio::test]
+    async fn at_its_connection_limit_a_listener_closes_after_each_answer_and_lets_the_next_in() {
+        let (addr, shutdown) = serve_healthz(ConnectionsConfig {
+            max: 2,
+            header_timeout_ms: 20_000,
+        });
+        let mut first = TcpStream::connect(addr).await.unwrap();
+        let head = keep_alive_get(&mut first).await;
+        assert!(
+            !head.contains("connection: close"),
+            "under the limit: {head}"
+        );
+        let mut second = TcpStream::connect(addr).await.unwrap();
+        let head = keep_alive_get(&mut second).await;
+        assert!(head.contains("connection: close"), "at the limit: {head}");
+        assert!(
+            closed_within(&mut second, Duration::from_secs(5)).await,
+            "closed after its answer"
+        );
+        // The first and a third connection now hold both slots: a fourth waits unanswered
+        // until the first's next answer closes it.
+        let _third = TcpStream::connect(addr).await.unwrap();
+        let mut fourth = TcpStream::connect(addr).await.unwrap();
+        let waiting = tokio::spawn(async move { keep_alive_get(&mut fourth).await });
+        tokio::task::yield_now().await;
+        let early = tokio::time::timeout(Duration::from_millis(300), async {
+            while !waiting.is_finished() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+        assert!(early.is_err(), "answered past the limit");
+        let head = keep_alive_get(&mut first).await;
+        assert!(head.contains("connection: close"), "at the limit: {head}");
+        let head = tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("the waiting connection is answered once a slot is free")
+            .unwrap();
+        assert!(head.starts_with("http/1.1 200"), "{head}");
+        shutdown.cancel();
+    }
+
     /// On shutdown a role stays up, not ready, for `not_ready_ms`, then stops accepting;
     /// a request that would never finish does not hold it past the deadline.
     #[tokio::test]
@@ -187,7 +450,16 @@ mod tests {
         };
         let server = tokio::spawn({
             let shutdown = shutdown.clone();
-            async move { serve(listener, router, shutdown, &drain).await }
+            async move {
+                serve(
+                    listener,
+                    router,
+                    shutdown,
+                    &drain,
+                    &ConnectionsConfig::default(),
+                )
+                .await
+            }
         });
         assert_eq!(get(addr, "/readyz").await.unwrap(), "HTTP/1.1 200 OK");
         let stuck = tokio::spawn(get(addr, "/stuck"));
@@ -224,7 +496,17 @@ mod tests {
         };
         let server = tokio::spawn({
             let shutdown = shutdown.clone();
-            async move { serve_role(public, Some(ops), role, shutdown, &drain).await }
+            async move {
+                serve_role(
+                    public,
+                    Some(ops),
+                    role,
+                    shutdown,
+                    &drain,
+                    &ConnectionsConfig::default(),
+                )
+                .await
+            }
         });
         let ok = "HTTP/1.1 200 OK";
         let missing = "HTTP/1.1 404 Not Found";
