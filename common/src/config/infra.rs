@@ -310,10 +310,10 @@ impl Default for DrainConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ConnectionsConfig {
-    /// Connections a role's public listener serves at once (0: no limit). Past it, new
-    /// connections wait in the kernel's listen queue, and every answer asks its client to
-    /// close the connection (`Connection: close`), so that each answer lets a waiting
-    /// connection in. Each held connection costs the role about 18 KiB.
+    /// Connections a role's public listener holds at once (0: no limit, the default). Past
+    /// it new connections wait in the kernel's listen queue until a held one closes (its
+    /// client closes it, or it stays idle for the header timeout): a guard on the role's
+    /// memory (each held connection costs it about 18 KiB), paid for in waiting.
     pub max: usize,
     /// How long a connection may take to send a request's head, counted from its opening
     /// or from the answer before, so also how long a kept-alive connection may stay idle;
@@ -324,7 +324,7 @@ pub struct ConnectionsConfig {
 impl Default for ConnectionsConfig {
     fn default() -> Self {
         Self {
-            max: 2048,
+            max: 0,
             header_timeout_ms: 20_000,
         }
     }

@@ -13,7 +13,6 @@ pub mod ready;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -54,10 +53,10 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 /// `drain.not_ready_ms` (while `/readyz` answers `503`, so load balancers stop sending
 /// new requests), stops accepting, and gives the requests in flight `drain.deadline_ms`
 /// to finish; past it, it returns without them (the process ends and closes their
-/// connections). At most `connections.max` connections are served at once (the rest
-/// wait in the listen queue, and while the limit is reached every answer closes its
-/// connection); a connection that takes longer than `connections.header_timeout_ms` to
-/// send a request's head, or stays that long idle, is closed. Handlers can extract
+/// connections). At most `connections.max` connections are held at once (the rest wait
+/// in the listen queue until one closes); a connection that takes longer than
+/// `connections.header_timeout_ms` to send a request's head, or stays that long idle, is
+/// closed. Handlers can extract
 /// `ConnectInfo<SocketAddr>`.
 pub async fn serve(
     listener: TcpListener,
@@ -77,13 +76,6 @@ pub async fn serve(
         }
     });
     let held = Held::new(connections.max);
-    let router = router.layer(axum::middleware::map_response({
-        let held = held.clone();
-        move |response: axum::response::Response| {
-            let held = held.clone();
-            async move { held.close_when_full(response) }
-        }
-    }));
     let mut make_service = router.into_make_service_with_connect_info::<SocketAddr>();
     let mut http1 = hyper::server::conn::http1::Builder::new();
     http1
@@ -149,69 +141,34 @@ async fn accept_failed(error: &std::io::Error) {
 /// The connections a listener holds, against its limit.
 #[derive(Clone)]
 struct Held {
-    max: usize,
-    slots: Arc<Semaphore>,
-    /// Connections accepted and not yet closed (the accept loop also holds a slot while
-    /// it waits for the next one, so the semaphore alone does not say).
-    live: Arc<AtomicUsize>,
-}
-
-/// A connection's place against the limit, given back when it closes.
-struct Slot {
-    _permit: Option<OwnedSemaphorePermit>,
-    live: Arc<AtomicUsize>,
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.live.fetch_sub(1, Ordering::Relaxed);
-    }
+    slots: Option<Arc<Semaphore>>,
 }
 
 impl Held {
     fn new(max: usize) -> Self {
         Self {
-            max,
-            slots: Arc::new(Semaphore::new(max)),
-            live: Arc::new(AtomicUsize::new(0)),
+            slots: (max > 0).then(|| Arc::new(Semaphore::new(max))),
         }
     }
 
-    /// The next connection, once one is free to be held.
+    /// The next connection, once one is free to be held; its slot is freed when dropped.
     async fn accept(
         &self,
         listener: &TcpListener,
-    ) -> std::io::Result<(TcpStream, SocketAddr, Slot)> {
-        let permit = if self.max > 0 {
-            Some(
-                self.slots
+    ) -> std::io::Result<(TcpStream, SocketAddr, Option<OwnedSemaphorePermit>)> {
+        let slot = match &self.slots {
+            Some(slots) => Some(
+                slots
                     .clone()
                     .acquire_owned()
                     .await
                     .expect("the semaphore is never closed"),
-            )
-        } else {
-            None
+            ),
+            None => None,
         };
         let (stream, remote) = listener.accept().await?;
         stream.set_nodelay(true)?;
-        self.live.fetch_add(1, Ordering::Relaxed);
-        let slot = Slot {
-            _permit: permit,
-            live: self.live.clone(),
-        };
         Ok((stream, remote, slot))
-    }
-
-    /// `response`, asking its client to close the connection while the limit is reached.
-    fn close_when_full(&self, mut response: axum::response::Response) -> axum::response::Response {
-        if self.max > 0 && self.live.load(Ordering::Relaxed) >= self.max {
-            response.headers_mut().insert(
-                http::header::CONNECTION,
-                http::HeaderValue::from_static("close"),
-            );
-        }
-        response
     }
 }
 
@@ -390,33 +347,19 @@ mod tests {
         shutdown.cancel();
     }
 
-    /// At its limit a listener takes no new connection (the kernel holds it) and asks each
-    /// client it answers to close, so the connections waiting get in one answer at a time.
+    /// At its limit a listener takes no new connection: the kernel holds it, and it is
+    /// served once a held connection closes.
     #[tokio::test]
-    async fn at_its_connection_limit_a_listener_closes_after_each_answer_and_lets_the_next_in() {
+    async fn at_its_connection_limit_a_listener_serves_a_new_connection_once_one_closes() {
         let (addr, shutdown) = serve_healthz(ConnectionsConfig {
-            max: 2,
+            max: 1,
             header_timeout_ms: 20_000,
         });
         let mut first = TcpStream::connect(addr).await.unwrap();
         let head = keep_alive_get(&mut first).await;
-        assert!(
-            !head.contains("connection: close"),
-            "under the limit: {head}"
-        );
+        assert!(!head.contains("connection: close"), "kept alive: {head}");
         let mut second = TcpStream::connect(addr).await.unwrap();
-        let head = keep_alive_get(&mut second).await;
-        assert!(head.contains("connection: close"), "at the limit: {head}");
-        assert!(
-            closed_within(&mut second, Duration::from_secs(5)).await,
-            "closed after its answer"
-        );
-        // The first and a third connection now hold both slots: a fourth waits unanswered
-        // until the first's next answer closes it.
-        let _third = TcpStream::connect(addr).await.unwrap();
-        let mut fourth = TcpStream::connect(addr).await.unwrap();
-        let waiting = tokio::spawn(async move { keep_alive_get(&mut fourth).await });
-        tokio::task::yield_now().await;
+        let waiting = tokio::spawn(async move { keep_alive_get(&mut second).await });
         let early = tokio::time::timeout(Duration::from_millis(300), async {
             while !waiting.is_finished() {
                 tokio::time::sleep(Duration::from_millis(10)).await;
@@ -424,11 +367,11 @@ mod tests {
         })
         .await;
         assert!(early.is_err(), "answered past the limit");
-        let head = keep_alive_get(&mut first).await;
-        assert!(head.contains("connection: close"), "at the limit: {head}");
+        assert!(keep_alive_get(&mut first).await.starts_with("http/1.1 200"));
+        drop(first);
         let head = tokio::time::timeout(Duration::from_secs(5), waiting)
             .await
-            .expect("the waiting connection is answered once a slot is free")
+            .expect("the waiting connection is answered once the first closed")
             .unwrap();
         assert!(head.starts_with("http/1.1 200"), "{head}");
         shutdown.cancel();
