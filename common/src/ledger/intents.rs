@@ -5,7 +5,8 @@
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::{Change, OrderRef, Release, Settlement, lock_order, mark_paid, release};
+use super::transitions::release_locked;
+use super::{Change, OrderRef, Release, Settlement, lock_order, mark_paid};
 
 /// What a PaymentIntent's state means for its order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,13 +126,17 @@ async fn apply_bound(
             Some("canceled"),
         ),
     };
+    let mut order = order;
     if order.payment_intent_id.is_none() {
         super::transitions::attach_intent(tx, order.id, payment_intent_id).await?;
+        order.payment_intent_id = Some(payment_intent_id.to_owned());
     }
-    Ok(match release(tx, order.id, why.0, why.1).await? {
-        Some(change) => Applied::Changed(change),
-        None => Applied::Unchanged(order),
-    })
+    Ok(
+        match release_locked(tx, order.clone(), why.0, why.1).await? {
+            Some(change) => Applied::Changed(change),
+            None => Applied::Unchanged(order),
+        },
+    )
 }
 
 /// Whether the shopper confirms the order's payment (no saved payment method), still
@@ -162,11 +167,10 @@ async fn settled(
     order: OrderRef,
     payment_intent_id: &str,
 ) -> sqlx::Result<Applied> {
-    Ok(match mark_paid(tx, order.id, payment_intent_id).await? {
-        Some(Settlement::Paid(change)) => Applied::Changed(change),
-        Some(Settlement::RefundNeeded(change)) => Applied::RefundNeeded(change),
-        Some(Settlement::AlreadySettled(order)) => Applied::Unchanged(order),
-        Some(Settlement::ForeignIntent(order)) => Applied::ForeignIntent(order),
-        None => Applied::UnknownOrder,
+    Ok(match mark_paid(tx, order, payment_intent_id).await? {
+        Settlement::Paid(change) => Applied::Changed(change),
+        Settlement::RefundNeeded(change) => Applied::RefundNeeded(change),
+        Settlement::AlreadySettled(order) => Applied::Unchanged(order),
+        Settlement::ForeignIntent(order) => Applied::ForeignIntent(order),
     })
 }

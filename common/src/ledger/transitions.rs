@@ -37,9 +37,19 @@ pub async fn release(
     why: Release,
     failure_code: Option<&str>,
 ) -> sqlx::Result<Option<Change>> {
-    let Some(mut order) = lock_order(tx, order_id).await? else {
+    let Some(order) = lock_order(tx, order_id).await? else {
         return Ok(None);
     };
+    release_locked(tx, order, why, failure_code).await
+}
+
+/// [`release`] of an order the caller has locked ([`lock_order`]) in this transaction.
+pub(super) async fn release_locked(
+    tx: &mut PgConnection,
+    mut order: OrderRef,
+    why: Release,
+    failure_code: Option<&str>,
+) -> sqlx::Result<Option<Change>> {
     if !order.status.holds_units() {
         return Ok(None);
     }
@@ -55,19 +65,17 @@ pub async fn release(
     Ok(Some(Change { order, terms }))
 }
 
-/// Applies a successful payment of `payment_intent_id` to an order: held units become
-/// sold; after a release a free unit is taken back, or the order is marked for a refund.
+/// Applies a successful payment of `payment_intent_id` to an order the caller has locked
+/// ([`lock_order`]) in this transaction: held units become sold; after a release a free
+/// unit is taken back, or the order is marked for a refund.
 pub async fn mark_paid(
     tx: &mut PgConnection,
-    order_id: Uuid,
+    mut order: OrderRef,
     payment_intent_id: &str,
-) -> sqlx::Result<Option<Settlement>> {
-    let Some(mut order) = lock_order(tx, order_id).await? else {
-        return Ok(None);
-    };
+) -> sqlx::Result<Settlement> {
     match order.payment_intent_id.as_deref() {
         Some(bound) if bound != payment_intent_id => {
-            return Ok(Some(Settlement::ForeignIntent(order)));
+            return Ok(Settlement::ForeignIntent(order));
         }
         Some(_) => {}
         None => {
@@ -80,7 +88,7 @@ pub async fn mark_paid(
         OrderStatus::Reserved | OrderStatus::PaymentPending => (-order.quantity, order.quantity),
         OrderStatus::Failed | OrderStatus::Expired => (0, order.quantity),
         OrderStatus::Paid | OrderStatus::RefundPending | OrderStatus::Refunded => {
-            return Ok(Some(Settlement::AlreadySettled(order)));
+            return Ok(Settlement::AlreadySettled(order));
         }
     };
     let Some(terms) = move_units(tx, &order.sale_id, reserved_delta, sold_delta).await? else {
@@ -92,17 +100,14 @@ pub async fn mark_paid(
             Some("no_unit_left"),
         )
         .await?;
-        return Ok(Some(Settlement::RefundNeeded(Change {
-            order,
-            terms: None,
-        })));
+        return Ok(Settlement::RefundNeeded(Change { order, terms: None }));
     };
     set_status(tx, &mut order, OrderStatus::Paid, false, None).await?;
     record_events(tx, &[order.id], "order.paid.v1").await?;
-    Ok(Some(Settlement::Paid(Change {
+    Ok(Settlement::Paid(Change {
         order,
         terms: Some(terms),
-    })))
+    }))
 }
 
 /// Binds a PaymentIntent to an order that has none yet (a webhook may come first).
