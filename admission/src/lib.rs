@@ -239,15 +239,7 @@ pub async fn run(
     let draws = tokio::spawn(tickets::run_prequeue(state.clone(), shutdown.clone()));
     let ops = http::bind_ops(config.admission.ops_listen)?;
     tracing::info!(addr = %listener.local_addr()?, ops = ?config.admission.ops_listen, "admission listening");
-    http::serve_role(
-        listener,
-        ops,
-        routes(state),
-        shutdown,
-        &config.drain,
-        &config.connections,
-    )
-    .await?;
+    http::serve_role(listener, ops, routes(state), shutdown, &config).await?;
     let _ = tokio::join!(refresh, prune, listen, keys, draws);
     Ok(())
 }

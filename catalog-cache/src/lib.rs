@@ -84,15 +84,7 @@ pub async fn serve(
     let ops = common_http::bind_ops(config.catalog.ops_listen)?;
     tracing::info!(addr = %listener.local_addr()?, ops = ?config.catalog.ops_listen, "catalog listening");
     let routes = routes(catalog, config);
-    common_http::serve_role(
-        listener,
-        ops,
-        routes,
-        shutdown,
-        &config.drain,
-        &config.connections,
-    )
-    .await?;
+    common_http::serve_role(listener, ops, routes, shutdown, config).await?;
     listening.await.ok();
     Ok(())
 }

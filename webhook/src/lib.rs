@@ -134,14 +134,6 @@ pub async fn run(
     let ops = http::bind_ops(config.webhook.ops_listen)?;
     tracing::info!(addr = %listener.local_addr()?, ops = ?config.webhook.ops_listen, "webhook listening");
     let routes = routes(state, config.webhook.max_body_bytes);
-    http::serve_role(
-        listener,
-        ops,
-        routes,
-        shutdown,
-        &config.drain,
-        &config.connections,
-    )
-    .await?;
+    http::serve_role(listener, ops, routes, shutdown, &config).await?;
     Ok(())
 }

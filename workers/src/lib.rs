@@ -46,15 +46,7 @@ pub async fn run(
         checks,
         max_body_bytes: 1024,
     };
-    http::serve_role(
-        listener,
-        None,
-        routes,
-        shutdown,
-        &ctx.config.drain,
-        &ctx.config.connections,
-    )
-    .await?;
+    http::serve_role(listener, None, routes, shutdown, &ctx.config).await?;
     work.await.ok();
     Ok(())
 }

@@ -26,7 +26,7 @@ pub use layers::{SHOPPERS, with_common_layers};
 pub use ops::{ReadinessCheck, healthz_router, ops_router};
 pub use problem::{Problem, ProblemBody};
 
-use crate::config::{ConnectionsConfig, DrainConfig};
+use crate::config::{Config, ConnectionsConfig, DrainConfig};
 
 /// Connections the kernel completes and holds for the server before it accepts them. The
 /// standard library's 128 is too few for a crowd that connects at once: past it the kernel
@@ -193,9 +193,9 @@ pub async fn serve_role(
     ops: Option<TcpListener>,
     role: RoleHttp,
     shutdown: CancellationToken,
-    drain: &DrainConfig,
-    connections: &ConnectionsConfig,
+    config: &Config,
 ) -> std::io::Result<()> {
+    let (drain, connections) = (&config.drain, &config.connections);
     let RoleHttp {
         api,
         openapi,
@@ -433,23 +433,12 @@ mod tests {
             max_body_bytes: 1024,
         };
         let shutdown = CancellationToken::new();
-        let drain = DrainConfig {
-            not_ready_ms: 0,
-            deadline_ms: 1000,
-        };
+        let mut config = Config::default();
+        config.drain.not_ready_ms = 0;
+        config.drain.deadline_ms = 1000;
         let server = tokio::spawn({
             let shutdown = shutdown.clone();
-            async move {
-                serve_role(
-                    public,
-                    Some(ops),
-                    role,
-                    shutdown,
-                    &drain,
-                    &ConnectionsConfig::default(),
-                )
-                .await
-            }
+            async move { serve_role(public, Some(ops), role, shutdown, &config).await }
         });
         let ok = "HTTP/1.1 200 OK";
         let missing = "HTTP/1.1 404 Not Found";
