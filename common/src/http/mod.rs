@@ -167,7 +167,10 @@ impl Held {
             None => None,
         };
         let (stream, remote) = listener.accept().await?;
-        stream.set_nodelay(true)?;
+        // Answers are written whole; a connection that died already fails on its own.
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::trace!(%error, "TCP_NODELAY not set");
+        }
         Ok((stream, remote, slot))
     }
 }
