@@ -272,6 +272,14 @@ mod tests {
 
     /// Serves `/healthz` on a fresh listener with `connections`; its address.
     fn serve_healthz(connections: ConnectionsConfig) -> (SocketAddr, CancellationToken) {
+        serve_router(healthz_router(), connections)
+    }
+
+    /// Serves `router` on a fresh listener with `connections`; its address.
+    fn serve_router(
+        router: Router,
+        connections: ConnectionsConfig,
+    ) -> (SocketAddr, CancellationToken) {
         let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
@@ -281,7 +289,7 @@ mod tests {
         };
         tokio::spawn({
             let shutdown = shutdown.clone();
-            async move { serve(listener, healthz_router(), shutdown, &drain, &connections).await }
+            async move { serve(listener, router, shutdown, &drain, &connections).await }
         });
         (addr, shutdown)
     }
@@ -347,6 +355,54 @@ mod tests {
             closed_within(&mut idle, Duration::from_secs(5)).await,
             "an idle kept-alive connection is closed"
         );
+        shutdown.cancel();
+    }
+
+    /// The header timeout bounds waiting for a request, not answering one: a slow handler
+    /// and an answer streamed for longer (the console's event stream) are not cut off.
+    #[tokio::test]
+    async fn a_slow_answer_or_a_long_stream_outlasts_the_header_timeout() {
+        async fn slow() -> axum::body::Body {
+            tokio::time::sleep(Duration::from_millis(600)).await;
+            let chunks = futures_util::stream::unfold(0u8, |n| async move {
+                if n == 6 {
+                    return None;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                Some((Ok::<_, std::io::Error>(vec![b'a' + n]), n + 1))
+            });
+            axum::body::Body::from_stream(chunks)
+        }
+        let router = Router::new().route("/slow", axum::routing::get(slow));
+        let (addr, shutdown) = serve_router(
+            router,
+            ConnectionsConfig {
+                max: 0,
+                header_timeout_ms: 300,
+            },
+        );
+        let answer = tokio::time::timeout(Duration::from_secs(10), async {
+            use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+            let mut stream = TcpStream::connect(addr).await.unwrap();
+            stream
+                .write_all(b"GET /slow HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .await
+                .unwrap();
+            let mut answer = String::new();
+            stream.read_to_string(&mut answer).await.unwrap();
+            answer
+        })
+        .await
+        .expect("answered");
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        let body: String = answer
+            .split("\r\n\r\n")
+            .nth(1)
+            .unwrap()
+            .lines()
+            .filter(|line| line.len() == 1 && line.bytes().all(|b| b.is_ascii_lowercase()))
+            .collect();
+        assert_eq!(body, "abcdef", "the whole stream: {answer}");
         shutdown.cancel();
     }
 
