@@ -308,3 +308,52 @@ async fn stats_count_tickets_stock_and_admission() {
     .await;
     door.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_door_shows_the_connections_it_holds_and_the_heads_that_timed_out() {
+    use tokio::io::AsyncWriteExt as _;
+    let door = Door::start_with(|c| c.connections.header_timeout_ms = 300).await;
+    let addr = door.base.trim_start_matches("http://").to_owned();
+    let port = addr.rsplit(':').next().unwrap().to_owned();
+    let series = |name: &str, metrics: &str| -> Option<f64> {
+        metrics.lines().find_map(|line| {
+            let rest = line.strip_prefix(name)?;
+            rest.contains(&format!(":{port}\""))
+                .then(|| rest.rsplit(' ').next()?.parse().ok())
+                .flatten()
+        })
+    };
+    let scrape = || async {
+        door.http
+            .get(door.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let mut trickling = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    trickling
+        .write_all(b"GET /healthz HTTP/1.1\r\nHo")
+        .await
+        .unwrap();
+    flashgate_common::testkit::poll_until(
+        10,
+        "the trickling head is timed out and counted",
+        || async {
+            let metrics = scrape().await;
+            series("flashgate_http_header_timeouts_total{", &metrics)
+                .is_some_and(|n| n >= 1.0)
+                .then_some(())
+        },
+    )
+    .await;
+    let metrics = scrape().await;
+    let open = series("flashgate_http_connections_open{", &metrics);
+    assert!(
+        open.is_some_and(|n| n >= 1.0),
+        "the scrape's own connection is held: {open:?} in\n{metrics}"
+    );
+    door.stop().await;
+}

@@ -76,6 +76,16 @@ pub async fn serve(
         }
     });
     let held = Held::new(connections.max);
+    // Per listener (its address), for an operator sizing `connections.max`.
+    let listening = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let open = metrics::gauge!("flashgate_http_connections_open", "listener" => listening.clone());
+    let timed_out = metrics::counter!(
+        "flashgate_http_header_timeouts_total",
+        "listener" => listening
+    );
     let mut make_service = router.into_make_service_with_connect_info::<SocketAddr>();
     let mut http1 = hyper::server::conn::http1::Builder::new();
     http1
@@ -103,10 +113,15 @@ pub async fn serve(
         );
         let connection =
             graceful.watch(http1.serve_connection(hyper_util::rt::TokioIo::new(stream), service));
+        open.increment(1.0);
+        let (open, timed_out) = (open.clone(), timed_out.clone());
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::trace!(%error, "connection ended with an error");
+            match connection.await {
+                Err(error) if error.is_timeout() => timed_out.increment(1),
+                Err(error) => tracing::trace!(%error, "connection ended with an error"),
+                Ok(()) => {}
             }
+            open.decrement(1.0);
             drop(slot);
         });
     }

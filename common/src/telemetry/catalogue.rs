@@ -30,6 +30,16 @@ pub const METRICS: &[(&str, Kind, &str)] = &[
         "Time to answer an HTTP request, by route, method and status",
     ),
     (
+        "flashgate_http_connections_open",
+        Gauge,
+        "Connections a listener holds (connections.max bounds the public one), by listener address",
+    ),
+    (
+        "flashgate_http_header_timeouts_total",
+        Counter,
+        "Connections closed for sending no whole request head within connections.header_timeout_ms (idle kept-alive ones included), by listener address",
+    ),
+    (
         "flashgate_amqp_publish_confirm_seconds",
         Histogram,
         "Time from publishing a message to the broker's confirm, by routing key",
