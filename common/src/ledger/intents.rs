@@ -73,7 +73,7 @@ pub async fn apply_intent(
     payment_intent_id: &str,
     outcome: &IntentOutcome,
 ) -> sqlx::Result<Applied> {
-    let Some(order) = lock_order(tx, order_id).await? else {
+    let Some(mut order) = lock_order(tx, order_id).await? else {
         return Ok(Applied::UnknownOrder);
     };
     if order
@@ -83,17 +83,20 @@ pub async fn apply_intent(
     {
         return Ok(Applied::ForeignIntent(order));
     }
-    let applied = apply_bound(tx, order, payment_intent_id, outcome).await?;
+    // Written before the outcome is applied, which writes the sale's row last.
     if matches!(outcome, IntentOutcome::Succeeded | IntentOutcome::Canceled) {
+        if order.payment_intent_id.is_none() {
+            super::transitions::attach_intent(tx, order.id, payment_intent_id).await?;
+            order.payment_intent_id = Some(payment_intent_id.to_owned());
+        }
         sqlx::query!(
-            "UPDATE orders SET intent_final = true WHERE id = $1 AND payment_intent_id = $2",
-            order_id,
-            payment_intent_id
+            "UPDATE orders SET intent_final = true WHERE id = $1",
+            order_id
         )
         .execute(&mut *tx)
         .await?;
     }
-    Ok(applied)
+    apply_bound(tx, order, payment_intent_id, outcome).await
 }
 
 async fn apply_bound(

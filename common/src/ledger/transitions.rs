@@ -53,7 +53,6 @@ pub(super) async fn release_locked(
     if !order.status.holds_units() {
         return Ok(None);
     }
-    let terms = move_units(tx, &order.sale_id, -order.quantity, 0).await?;
     let (status, cancel, kind) = match why {
         Release::Failed { cancel_intent } => {
             (OrderStatus::Failed, cancel_intent, "order.failed.v1")
@@ -62,6 +61,9 @@ pub(super) async fn release_locked(
     };
     set_status(tx, &mut order, status, cancel, failure_code).await?;
     record_events(tx, &[order.id], kind).await?;
+    // The sale's row last: every payment outcome of the sale queues on its lock, which is
+    // held from here to the commit.
+    let terms = move_units(tx, &order.sale_id, -order.quantity, 0).await?;
     Ok(Some(Change { order, terms }))
 }
 
@@ -83,15 +85,33 @@ pub async fn mark_paid(
             order.payment_intent_id = Some(payment_intent_id.to_owned());
         }
     }
-    // Held units become sold; after a release, a free unit is taken back.
-    let (reserved_delta, sold_delta) = match order.status {
-        OrderStatus::Reserved | OrderStatus::PaymentPending => (-order.quantity, order.quantity),
-        OrderStatus::Failed | OrderStatus::Expired => (0, order.quantity),
+    match order.status {
+        // Held units become sold. That leaves `available` as it was, so it cannot fail
+        // (I1): the order is settled first and the sale's row, whose lock every payment
+        // outcome of the sale queues on until the commit, is written last.
+        OrderStatus::Reserved | OrderStatus::PaymentPending => {
+            set_status(tx, &mut order, OrderStatus::Paid, false, None).await?;
+            record_events(tx, &[order.id], "order.paid.v1").await?;
+            let terms = move_units(tx, &order.sale_id, -order.quantity, order.quantity)
+                .await?
+                .ok_or_else(|| {
+                    sqlx::Error::Protocol(format!(
+                        "sale {} would go below no units available selling held units (I1 broken)",
+                        order.sale_id
+                    ))
+                })?;
+            return Ok(Settlement::Paid(Change {
+                order,
+                terms: Some(terms),
+            }));
+        }
+        OrderStatus::Failed | OrderStatus::Expired => {}
         OrderStatus::Paid | OrderStatus::RefundPending | OrderStatus::Refunded => {
             return Ok(Settlement::AlreadySettled(order));
         }
-    };
-    let Some(terms) = move_units(tx, &order.sale_id, reserved_delta, sold_delta).await? else {
+    }
+    // After a release a free unit is taken back, if there is one.
+    let Some(terms) = move_units(tx, &order.sale_id, 0, order.quantity).await? else {
         set_status(
             tx,
             &mut order,
