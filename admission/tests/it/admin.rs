@@ -265,15 +265,7 @@ async fn stats_count_tickets_stock_and_admission() {
             .get("rate_limited")
             .is_some()
     );
-    let metrics = door
-        .http
-        .get(door.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = door.metrics().await;
     for series in [
         r#"flashgate_admission_tickets_issued_total{sale="counted"} 2"#,
         r#"flashgate_admission_rejected_total{sale="counted",reason="rate_limited"} 1"#,
@@ -291,15 +283,7 @@ async fn stats_count_tickets_stock_and_admission() {
         r#"flashgate_stock_units{sale="counted",state="sold"} 0"#,
     ];
     flashgate_common::testkit::poll_until(10, "the door's queue and stock gauges", || async {
-        let metrics = door
-            .http
-            .get(door.url("/metrics"))
-            .send()
-            .await
-            .ok()?
-            .text()
-            .await
-            .ok()?;
+        let metrics = door.metrics().await;
         gauges
             .iter()
             .all(|g| metrics.lines().any(|l| l == *g))
@@ -323,16 +307,6 @@ async fn the_door_shows_the_connections_it_holds_and_the_heads_that_timed_out() 
                 .flatten()
         })
     };
-    let scrape = || async {
-        door.http
-            .get(door.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    };
     let mut trickling = tokio::net::TcpStream::connect(&addr).await.unwrap();
     trickling
         .write_all(b"GET /healthz HTTP/1.1\r\nHo")
@@ -342,14 +316,14 @@ async fn the_door_shows_the_connections_it_holds_and_the_heads_that_timed_out() 
         10,
         "the trickling head is timed out and counted",
         || async {
-            let metrics = scrape().await;
+            let metrics = door.metrics().await;
             series("flashgate_http_header_timeouts_total{", &metrics)
                 .is_some_and(|n| n >= 1.0)
                 .then_some(())
         },
     )
     .await;
-    let metrics = scrape().await;
+    let metrics = door.metrics().await;
     let open = series("flashgate_http_connections_open{", &metrics);
     assert!(
         open.is_some_and(|n| n >= 1.0),

@@ -92,6 +92,18 @@ impl Door {
         format!("{}{path}", self.base)
     }
 
+    /// The door's `/metrics` page.
+    pub(crate) async fn metrics(&self) -> String {
+        self.http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// Creates a product (directly in PostgreSQL: no catalog here) and a sale of it.
     pub(crate) async fn sale(&self, sale: &str, overrides: Value) -> reqwest::Response {
         sqlx::query("INSERT INTO products (sku, name, price, currency) VALUES ($1, 'Sneaker', 1000, 'eur') ON CONFLICT DO NOTHING")
