@@ -56,8 +56,7 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 /// connections). At most `connections.max` connections are held at once (the rest wait
 /// in the listen queue until one closes); a connection that takes longer than
 /// `connections.header_timeout_ms` to send a request's head, or stays that long idle, is
-/// closed. Handlers can extract
-/// `ConnectInfo<SocketAddr>`.
+/// closed. Handlers can extract `ConnectInfo<SocketAddr>`.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
@@ -154,7 +153,6 @@ async fn accept_failed(error: &std::io::Error) {
 }
 
 /// The connections a listener holds, against its limit.
-#[derive(Clone)]
 struct Held {
     slots: Option<Arc<Semaphore>>,
 }
@@ -433,13 +431,8 @@ mod tests {
         let head = keep_alive_get(&mut first).await;
         assert!(!head.contains("connection: close"), "kept alive: {head}");
         let mut second = TcpStream::connect(addr).await.unwrap();
-        let waiting = tokio::spawn(async move { keep_alive_get(&mut second).await });
-        let early = tokio::time::timeout(Duration::from_millis(300), async {
-            while !waiting.is_finished() {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        })
-        .await;
+        let mut waiting = tokio::spawn(async move { keep_alive_get(&mut second).await });
+        let early = tokio::time::timeout(Duration::from_millis(300), &mut waiting).await;
         assert!(early.is_err(), "answered past the limit");
         assert!(keep_alive_get(&mut first).await.starts_with("http/1.1 200"));
         drop(first);

@@ -96,7 +96,7 @@ pub async fn mark_paid(
                 .await?
                 .ok_or_else(|| {
                     sqlx::Error::Protocol(format!(
-                        "sale {} would go below no units available selling held units (I1 broken)",
+                        "sale {}: selling held units would leave fewer than no units available (I1 broken)",
                         order.sale_id
                     ))
                 })?;
