@@ -7,7 +7,8 @@ CPU a request, so on two cores the servers, not the driver, set the figures).
   behind the queue costs the door (its p99 in the full sale ÷ its p99 with nothing behind).
 - A spike at 5× and 20× the textbook's sustainable sales a second (measured first, closed
   loop): every shopper answered, the p99, nothing oversold; the textbook beside it, and
-  Medusa when it is installed (`loadtest/medusa/install`).
+  Medusa when it is installed (`loadtest/medusa/install`). The floor beside them: the same
+  arrivals each asking the door's `/healthz` once, the cheapest answer it has.
 """
 
 import json
@@ -38,7 +39,7 @@ def baseline_sale(ctx, sale, stock):
 def run(ctx, phase, system, sale, peak, hold, ramp=0.0, deadline=60, browser_share=0.3):
     """One crowd; its measurement, shaped as the other phases' (the phases table and the
     chart read it)."""
-    target = addr("admission") if system == "flashgate" else addr("baseline")
+    target = addr("baseline") if system == "baseline" else addr("admission")
     argv = [ctx.stack.binary("flashgate-loadtools"), "crowd", "--system", system, "--addr", target,
             "--stripe", addr("stripe"), "--sale", sale, "--peak", str(int(peak)), "--ramp-secs", str(ramp),
             "--hold-secs", str(hold), "--deadline-secs", str(deadline), "--browser-share", str(browser_share),
@@ -156,7 +157,19 @@ def spikes_part(ctx, c, out):
         baseline_sale(ctx, f"{sale}-bl", stock)
         spike = {"factor": factor, "rate": rate, "stock": stock,
                  "flashgate": run(ctx, f"spike-{factor}x-flashgate", "flashgate", sale, rate, c["SPIKE_S"]),
-                 "baseline": run(ctx, f"spike-{factor}x-textbook", "baseline", f"{sale}-bl", rate, c["SPIKE_S"])}
+                 "baseline": run(ctx, f"spike-{factor}x-textbook", "baseline", f"{sale}-bl", rate, c["SPIKE_S"]),
+                 # The floor: the same arrivals, each asking the door's /healthz once.
+                 "healthz": run(ctx, f"spike-{factor}x-healthz", "healthz", sale, rate, c["SPIKE_S"])}
+        if factor == max(c["SPIKES"]):
+            # The door's own work at the top step, nothing behind it (last: the workers
+            # decide its queue after every measured phase).
+            flashgate_sale(ctx, f"{sale}-paused", stock)
+            resume = paused(ctx, ["worker"])
+            try:
+                spike["paused"] = run(ctx, f"spike-{factor}x-workers-paused", "flashgate", f"{sale}-paused", rate,
+                                      c["SPIKE_S"], deadline=c["PAUSED_DEADLINE_S"], browser_share=0)
+            finally:
+                resume()
         state = baseline_settled(f"{sale}-bl")
         spike["baseline_state"] = state
         ctx.invariant(f"{sale}-bl (baseline)", state["sold"] <= state["stock"],

@@ -332,12 +332,15 @@ def first_second(ctx):
     text = table(["flash sale, crowd driver"] + [label for label, _ in runs], rows)
     spikes = []
     for spike in f.get("spikes", []):
-        for label, r in (("flashgate", spike["flashgate"]), ("textbook", spike["baseline"])):
+        for label, r in (("flashgate", spike["flashgate"]), ("textbook", spike["baseline"]),
+                         ("flashgate, workers paused", spike.get("paused")),
+                         ("the door's `/healthz` (floor)", spike.get("healthz"))):
             if not r:
                 continue
             c = r["crowd"]
             spikes.append([f"{spike['factor']}× ({fmt(int(spike['rate']))}/s, stock {fmt(spike['stock'])})", label,
-                           fmt(c["arrivals"]), f"{100.0 * c['answered'] / max(c['arrivals'], 1):.1f}%",
+                           fmt(c["arrivals"]), f"{100.0 * c['answered'] / max(c['arrivals'], 1):.1f}%"
+                           + (f" ({fmt(c['answered_after_5xx'])} after a 5xx)" if c.get("answered_after_5xx") else ""),
                            q(r, "first_answer"), q(r, "to_final"), outcomes(r),
                            f"{fmt(c['requests'])} ({fmt(c['errors'])}): "
                            + ", ".join(f"{k} {fmt(v)}" for k, v in sorted(c["statuses"].items()))

@@ -9,7 +9,8 @@
 //! - `flashgate`: takes a ticket at the door (waiting out 429/503 as `Retry-After` says),
 //!   polls at the interval the door suggests (as the waiting room does), confirms the payment at the
 //!   emulator when paying in the browser, until a final status or `--deadline-secs`;
-//! - `baseline`: one `POST /checkout` (the card charged inside it).
+//! - `baseline`: one `POST /checkout` (the card charged inside it);
+//! - `healthz`: one `GET /healthz`, the server's cheapest answer: the spike's floor.
 //!
 //! A tenth of the shoppers (`--decline-share`) use a declined card, `--browser-share` pay
 //! in the browser, the rest with a saved card, by the same rule as the k6 script.
@@ -73,6 +74,9 @@ pub(crate) struct Args {
 enum System {
     Flashgate,
     Baseline,
+    /// One `GET /healthz` a shopper: the cheapest answer the server has, for the same
+    /// arrivals and connections, so a spike's tail can be told from the machine's.
+    Healthz,
 }
 
 const FINAL: [&str; 5] = ["paid", "failed", "expired", "sold_out", "refunded"];
@@ -95,6 +99,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<Value> {
             started,
             arrived,
             answered: AtomicBool::new(false),
+            refused: AtomicBool::new(false),
             args: args.clone(),
             door: door.clone(),
             stripe: stripe.clone(),
@@ -211,7 +216,10 @@ struct Record {
     to_ticket: Vec<Duration>,
     to_final: Vec<Duration>,
     outcomes: BTreeMap<&'static str, u64>,
+    /// Answers by status, a refusal's with its problem code (`503 redis_unavailable`).
     statuses: BTreeMap<String, u64>,
+    /// Shoppers whose first answer came after a `5xx` (told to come back, they did).
+    answered_after_5xx: u64,
     /// Requests that got no answer (refused connection, closed, 30 s without an answer).
     errors: u64,
     arrivals: u64,
@@ -247,6 +255,7 @@ impl Record {
             "outcomes": self.outcomes,
             // Shoppers whose first answer was not a 5xx.
             "answered": first.len(),
+            "answered_after_5xx": self.answered_after_5xx,
             "first_answer": crate::stats::latency(&mut first),
             "answers": crate::stats::latency(&mut self.answers),
             "to_ticket": crate::stats::latency(&mut self.to_ticket),
@@ -262,6 +271,8 @@ struct Shopper {
     started: Instant,
     arrived: Instant,
     answered: AtomicBool,
+    /// Whether a `5xx` came before the first answer.
+    refused: AtomicBool,
     args: Arc<Args>,
     door: Arc<Pool>,
     stripe: Arc<Pool>,
@@ -311,14 +322,23 @@ impl Shopper {
                 let second = self.arrived.duration_since(self.started).as_secs() as u32;
                 // An overloaded server's 5xx is no answer to the shopper: the first answer
                 // is the first that says something (a ticket, a refusal, a wait).
-                let is_first =
-                    answer.0.status < 500 && !self.answered.swap(true, Ordering::Relaxed);
+                let status = answer.0.status;
+                let is_first = status < 500 && !self.answered.swap(true, Ordering::Relaxed);
+                if status >= 500 {
+                    self.refused.store(true, Ordering::Relaxed);
+                }
+                let key = match problem_code(status, &answer.1) {
+                    Some(code) => format!("{status} {code}"),
+                    None => status.to_string(),
+                };
+                let after_5xx = is_first && self.refused.load(Ordering::Relaxed);
                 self.with(|r| {
                     if is_first {
                         r.first.push((second, first));
+                        r.answered_after_5xx += u64::from(after_5xx);
                     }
                     r.answers.push(took);
-                    *r.statuses.entry(answer.0.status.to_string()).or_default() += 1;
+                    *r.statuses.entry(key).or_default() += 1;
                 });
                 Some(answer)
             }
@@ -334,7 +354,18 @@ impl Shopper {
         match self.args.system {
             System::Flashgate => self.flashgate().await,
             System::Baseline => self.baseline().await,
+            System::Healthz => self.healthz().await,
         }
+    }
+
+    async fn healthz(&self) {
+        let request = self.door.get("/healthz");
+        self.end(match self.call(&self.door, request).await {
+            Some((head, _)) if head.status == 200 => "ok",
+            Some((head, _)) if head.status >= 500 => "overloaded",
+            Some(_) => "unexpected",
+            None => "overloaded",
+        });
     }
 
     async fn baseline(&self) {
@@ -471,6 +502,16 @@ impl Shopper {
         let answer = tokio::time::timeout(TIMEOUT, self.stripe.send(&request)).await;
         matches!(answer, Ok(Ok((head, _))) if head.status == 200)
     }
+}
+
+/// A refusal's problem code (`door_busy`, `redis_unavailable`, …), so a report tells one
+/// `503` from another.
+fn problem_code(status: u16, body: &[u8]) -> Option<String> {
+    if status < 400 {
+        return None;
+    }
+    let problem: Value = serde_json::from_slice(body).ok()?;
+    problem["code"].as_str().map(str::to_owned)
 }
 
 /// A number in [0, 1) from a shopper and a try (splitmix64): the spread of the waits a
