@@ -148,8 +148,14 @@ def flash_part(ctx, c, out):
 def spikes_part(ctx, c, out):
     capacity = textbook_capacity(ctx)
     sales_per_sec = capacity["rate"] if capacity.get("count") else 0.0
+    # For an A/B of two builds or settings: the same spike rates in both runs, whatever the
+    # textbook measured (LOADTEST_SPIKE_BASE, sales/s), and only some steps (LOADTEST_SPIKES).
+    if os.environ.get("LOADTEST_SPIKE_BASE"):
+        sales_per_sec = float(os.environ["LOADTEST_SPIKE_BASE"])
+        ctx.note(f"spikes at multiples of {sales_per_sec:g} sales/s set by LOADTEST_SPIKE_BASE, not the textbook's")
+    factors = [int(f) for f in os.environ.get("LOADTEST_SPIKES", "").split(",") if f] or c["SPIKES"]
     out["textbook_sales_per_sec"] = sales_per_sec
-    for factor in c["SPIKES"]:
+    for factor in factors:
         rate = factor * sales_per_sec
         stock = max(1, int(sales_per_sec * c["SPIKE_S"]))
         sale = f"spike-{factor}"
@@ -160,7 +166,7 @@ def spikes_part(ctx, c, out):
                  "baseline": run(ctx, f"spike-{factor}x-textbook", "baseline", f"{sale}-bl", rate, c["SPIKE_S"]),
                  # The floor: the same arrivals, each asking the door's /healthz once.
                  "healthz": run(ctx, f"spike-{factor}x-healthz", "healthz", sale, rate, c["SPIKE_S"])}
-        if factor == max(c["SPIKES"]):
+        if factor == max(factors):
             # The door's own work at the top step, nothing behind it (last: the workers
             # decide its queue after every measured phase).
             flashgate_sale(ctx, f"{sale}-paused", stock)

@@ -341,7 +341,9 @@ def first_second(ctx):
             spikes.append([f"{spike['factor']}× ({fmt(int(spike['rate']))}/s, stock {fmt(spike['stock'])})", label,
                            fmt(c["arrivals"]), f"{100.0 * c['answered'] / max(c['arrivals'], 1):.1f}%"
                            + (f" ({fmt(c['answered_after_5xx'])} after a 5xx)" if c.get("answered_after_5xx") else ""),
-                           q(r, "first_answer"), q(r, "to_final"), outcomes(r),
+                           q(r, "first_answer") + (f" (driver late p99 {fmt(c['driver_late']['p99_ms'])})"
+                                                   if c.get("driver_late") else ""),
+                           q(r, "to_final"), outcomes(r),
                            f"{fmt(c['requests'])} ({fmt(c['errors'])}): "
                            + ", ".join(f"{k} {fmt(v)}" for k, v in sorted(c["statuses"].items()))
                            + f"; {fmt(c.get('connections'))}"])

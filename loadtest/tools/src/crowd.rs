@@ -213,6 +213,8 @@ struct Record {
     first: Vec<(u32, Duration)>,
     /// Every answer's time from its request.
     answers: Vec<Duration>,
+    /// Per shopper: how late the driver started it (its own CPU share, not the server).
+    late: Vec<Duration>,
     to_ticket: Vec<Duration>,
     to_final: Vec<Duration>,
     outcomes: BTreeMap<&'static str, u64>,
@@ -258,6 +260,7 @@ impl Record {
             "answered_after_5xx": self.answered_after_5xx,
             "first_answer": crate::stats::latency(&mut first),
             "answers": crate::stats::latency(&mut self.answers),
+            "driver_late": crate::stats::latency(&mut self.late),
             "to_ticket": crate::stats::latency(&mut self.to_ticket),
             "to_final": crate::stats::latency(&mut self.to_final),
             "series": series,
@@ -350,7 +353,11 @@ impl Shopper {
     }
 
     async fn run(self) {
-        self.with(|r| r.arrivals += 1);
+        let late = self.arrived.elapsed();
+        self.with(|r| {
+            r.arrivals += 1;
+            r.late.push(late);
+        });
         match self.args.system {
             System::Flashgate => self.flashgate().await,
             System::Baseline => self.baseline().await,
