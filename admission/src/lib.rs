@@ -237,9 +237,14 @@ pub async fn run(
             .refresh(config.admission.identity.clone(), shutdown.clone()),
     );
     let draws = tokio::spawn(tickets::run_prequeue(state.clone(), shutdown.clone()));
+    let probe = tokio::spawn(flashgate_common::pressure::probe_door(
+        state.redis.clone(),
+        Duration::from_millis(config.admission.pressure_lag_ms),
+        shutdown.clone(),
+    ));
     let ops = http::bind_ops(config.admission.ops_listen)?;
     tracing::info!(addr = %listener.local_addr()?, ops = ?config.admission.ops_listen, "admission listening");
     http::serve_role(listener, ops, routes(state), shutdown, &config).await?;
-    let _ = tokio::join!(refresh, prune, listen, keys, draws);
+    let _ = tokio::join!(refresh, prune, listen, keys, draws, probe);
     Ok(())
 }

@@ -18,6 +18,7 @@ pub mod inflight;
 pub mod ledger;
 pub mod live;
 pub mod pow;
+pub mod pressure;
 pub mod priority;
 pub mod telemetry;
 pub mod trail;

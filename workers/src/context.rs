@@ -4,8 +4,10 @@ use std::sync::Arc;
 
 use flashgate_common::amqp::{Amqp, Publisher};
 use flashgate_common::live::Redis;
+use flashgate_common::pressure::Pressure;
 use flashgate_common::{Config, Error, db};
 use sqlx::PgPool;
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::stripe_api;
 
@@ -23,6 +25,10 @@ pub struct Context {
     pub publisher: Publisher,
     /// Stripe.
     pub stripe: stripe_api::Client,
+    /// Whether a door is behind, and the pace of payments meanwhile.
+    pub pressure: Arc<Pressure>,
+    /// Stops following the doors' signal with the context.
+    _reading: DropGuard,
 }
 
 impl Context {
@@ -32,9 +38,18 @@ impl Context {
             Error::Config("stripe.api_key is required by the worker role (`flashgate all` embeds the emulator)".into())
         })?;
         let amqp = Amqp::new(&config.amqp)?;
+        let redis = Redis::connect(&config.redis)?;
+        let reading = CancellationToken::new();
+        let pressure = Pressure::follow(
+            redis.clone(),
+            config.worker.pressed_payments_per_second,
+            reading.clone(),
+        );
         Ok(Self {
             pool: db::connect(&config.database).await?,
-            redis: Redis::connect(&config.redis)?,
+            redis,
+            pressure,
+            _reading: reading.drop_guard(),
             publisher: Publisher::new(amqp.clone()),
             stripe: stripe_api::client(&config.stripe, &key)?,
             amqp,

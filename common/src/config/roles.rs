@@ -82,6 +82,10 @@ pub struct AdmissionConfig {
     /// crowd ten times larger polls as often in total, not ten times as often. 0: no
     /// budget (only the position decides).
     pub poll_budget_per_second: u32,
+    /// How late a 10 ms timer of the door's runtime must fire for the door to count itself
+    /// behind and tell the workers to hold their payments back
+    /// (`worker.pressed_payments_per_second`; [`crate::pressure`]). 0: never.
+    pub pressure_lag_ms: u64,
     /// Who a shopper is: the body's `customer_id`, or the subject of a token the shop's
     /// login signed.
     pub identity: IdentityConfig,
@@ -306,6 +310,7 @@ impl Default for AdmissionConfig {
             max_pending_arrivals: 4096,
             pace_above_pending: 256,
             poll_budget_per_second: 4000,
+            pressure_lag_ms: 5,
             identity: IdentityConfig::default(),
             pass: PassConfig::default(),
             captcha: CaptchaConfig::default(),
@@ -393,6 +398,11 @@ pub struct WorkerConfig {
     pub payment_prefetch: u16,
     /// Stripe calls in flight at once per process.
     pub payment_concurrency: usize,
+    /// Payments a second the process takes up while a door says it is behind
+    /// (`admission.pressure_lag_ms`; [`crate::pressure`]): the door's shoppers get the CPU
+    /// the payments would spend in PostgreSQL and at Stripe, and the payments catch up once
+    /// it is not. Reservations are not held back. 0: never holds back.
+    pub pressed_payments_per_second: u32,
     /// Retries of one Stripe call stop after this long; kept well under the broker's
     /// consumer timeout so the message is redelivered rather than the channel closed.
     pub stripe_retry_budget_ms: u64,
@@ -440,6 +450,7 @@ impl Default for WorkerConfig {
             reserve_prefetch: 2000,
             payment_prefetch: 8,
             payment_concurrency: 64,
+            pressed_payments_per_second: 50,
             stripe_retry_budget_ms: 30_000,
             sweep_interval_ms: 1000,
             sweep_batch: 500,

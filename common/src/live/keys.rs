@@ -25,6 +25,11 @@ impl Keys {
         format!("{}{{{}}}:{}", self.prefix, sale, part)
     }
 
+    /// Set while a door is behind ([`crate::pressure`]), for every sale.
+    pub fn door_pressed(&self) -> String {
+        format!("{}door:pressed", self.prefix)
+    }
+
     /// Counter that hands out the sale's ticket sequence numbers.
     pub fn seq(&self, sale: &SaleId) -> String {
         self.sale_key(sale, "seq")

@@ -65,6 +65,11 @@ pub const METRICS: &[(&str, Kind, &str)] = &[
         "Arrivals the door turned away, by sale and reason",
     ),
     (
+        "flashgate_admission_pressure_signals_total",
+        Counter,
+        "Times the door, its timers firing late, told the workers to hold payments back",
+    ),
+    (
         "flashgate_admission_rate_per_second",
         Gauge,
         "A sale's admission rate as set by the operator",
@@ -143,6 +148,16 @@ pub const METRICS: &[(&str, Kind, &str)] = &[
         "flashgate_payments_in_flight",
         Gauge,
         "Payments a worker holds in memory now",
+    ),
+    (
+        "flashgate_worker_door_pressed",
+        Gauge,
+        "1 while a door says it is behind and payments are held back",
+    ),
+    (
+        "flashgate_worker_pressure_wait_seconds",
+        Histogram,
+        "How long a payment waited for its turn while a door was behind",
     ),
     (
         "flashgate_payments_declined_total",

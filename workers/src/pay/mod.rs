@@ -154,6 +154,8 @@ async fn pay_patiently(
 async fn pay_all(ctx: &Arc<Context>, permits: &Arc<Semaphore>, orders: &[Uuid]) -> Result<()> {
     let mut tasks = JoinSet::new();
     for order in orders.iter().copied() {
+        // While a door is behind, at `worker.pressed_payments_per_second`.
+        ctx.pressure.turn().await;
         let permit = permits
             .clone()
             .acquire_owned()
