@@ -237,9 +237,11 @@ pub async fn run(
             .refresh(config.admission.identity.clone(), shutdown.clone()),
     );
     let draws = tokio::spawn(tickets::run_prequeue(state.clone(), shutdown.clone()));
+    let door = state.clone();
     let probe = tokio::spawn(flashgate_common::pressure::probe_door(
         state.redis.clone(),
         Duration::from_millis(config.admission.pressure_lag_ms),
+        move || door.pacer.arrivals(),
         shutdown.clone(),
     ));
     let ops = http::bind_ops(config.admission.ops_listen)?;

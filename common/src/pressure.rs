@@ -8,16 +8,24 @@
 //! side (the load driver) starting late for want of a core (`-223741`: started up to 2.0 s
 //! late, p99, of a 2.3 s p99), the door itself seldom 25 ms behind.
 //!
-//! So a door whose runtime falls behind says so: a timer it sets for [`PROBE`] fires
-//! `admission.pressure_lag_ms` (5 ms) late or later when the door's threads wait for a
-//! core. It then sets a key in Redis that lasts [`HOLD`] (renewed while it stays behind),
-//! and while any door's key is there the workers take up payments at no more than
-//! `worker.pressed_payments_per_second` ([`Pressure::turn`]). Reservations are not held
+//! So a door whose runtime falls behind while a crowd arrives can say so: a timer it sets
+//! for [`PROBE`] fires `admission.pressure_lag_ms` late or later when the door's threads
+//! wait for a core, and arrivals came in meanwhile (late with only polls to answer, as
+//! while the payments catch up after a spike, holding them back would only delay the
+//! verdicts of the shoppers waiting on them). It then sets a key in Redis that lasts
+//! [`HOLD`] (renewed while it stays behind), and while any door's key is there the
+//! workers take up payments at no more than `worker.pressed_payments_per_second`
+//! ([`Pressure::turn`]). Reservations are not held
 //! back: they give every shopper a verdict, thousands to a transaction. The payments catch
 //! up once no door is behind. A Redis that does not answer reads as no pressure: the
-//! signal can slow the workers, never stop them. With it the 20× spike's p99 was 185 and
-//! 672 ms (`-225021`, `-230000`); the price is later verdicts for the shoppers who pay
-//! (the 5× spike's time to a final answer, p50, 41 s against 22–35 s).
+//! signal can slow the workers, never stop them.
+//!
+//! Off by default (`admission.pressure_lag_ms` 0), after an A/B of the 20× step alone at a
+//! pinned 18,000 arrivals a second (`loadtest/README.md` History): p99 575 ms without the
+//! signal; 178 ms with a first form that counted any late timer, which kept the payments
+//! held back while they caught up after the burst and left 29,300 shoppers without a
+//! verdict at their 60 s deadline; 2,504 and 725 ms with this form, every shopper final.
+//! Within the runs' spread, so no default this turn could defend.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -38,13 +46,21 @@ const RENEW: Duration = Duration::from_millis(250);
 const READ_EVERY: Duration = Duration::from_millis(100);
 
 /// Runs the door's probe until `shutdown`: every [`PROBE`], whether its timer fired `lag`
-/// late or later; if so the door tells the workers (0: never).
-pub async fn probe_door(redis: Redis, lag: Duration, shutdown: CancellationToken) {
+/// late or later while arrivals came in (`arrivals`, a running count of them, moved); if
+/// so the door tells the workers (0: never). Late with no arrivals (a door serving only
+/// polls while the payments catch up) is not behind on anything the signal would help.
+pub async fn probe_door(
+    redis: Redis,
+    lag: Duration,
+    arrivals: impl Fn() -> u64,
+    shutdown: CancellationToken,
+) {
     if lag.is_zero() {
         return;
     }
     let signals = metrics::counter!("flashgate_admission_pressure_signals_total");
     let mut last_signal: Option<Instant> = None;
+    let mut seen = arrivals();
     loop {
         let set = Instant::now();
         if shutdown
@@ -55,7 +71,9 @@ pub async fn probe_door(redis: Redis, lag: Duration, shutdown: CancellationToken
             return;
         }
         let late = set.elapsed().saturating_sub(PROBE);
-        if late < lag || last_signal.is_some_and(|at| at.elapsed() < RENEW) {
+        let (before, now) = (seen, arrivals());
+        seen = now;
+        if !behind(late, lag, now > before) || last_signal.is_some_and(|at| at.elapsed() < RENEW) {
             continue;
         }
         last_signal = Some(Instant::now());
@@ -67,6 +85,11 @@ pub async fn probe_door(redis: Redis, lag: Duration, shutdown: CancellationToken
         // Not awaited here: a slow Redis must not stop the probe.
         tokio::spawn(signal(redis.clone()));
     }
+}
+
+/// Whether a door is behind: its timer fired `lag` late or later while arrivals came in.
+fn behind(late: Duration, lag: Duration, arriving: bool) -> bool {
+    arriving && late >= lag
 }
 
 /// Sets the door's signal for [`HOLD`].
@@ -226,6 +249,18 @@ mod tests {
         assert_eq!(turns(&pressure, 3).await, vec![Duration::ZERO; 3]);
     }
 
+    #[test]
+    fn a_door_is_behind_only_when_late_while_arrivals_come_in() {
+        let ms = |v: u64| Duration::from_millis(v);
+        assert!(behind(ms(5), ms(5), true));
+        assert!(behind(ms(90), ms(5), true));
+        assert!(!behind(ms(4), ms(5), true), "on time");
+        assert!(
+            !behind(ms(90), ms(5), false),
+            "late, serving polls only: the payments catching up are not held back"
+        );
+    }
+
     fn redis() -> Redis {
         let mut config = crate::Config::default();
         config.redis.prefix = format!("t{}:", uuid::Uuid::new_v4().simple());
@@ -249,9 +284,13 @@ mod tests {
         let pressure = Pressure::follow(redis.clone(), 10, stop.clone());
         until_pressed(&pressure, false).await;
         let stop_probe = CancellationToken::new();
+        let arrivals = std::sync::atomic::AtomicU64::new(0);
+        // A crowd arriving: the count moves between any two looks.
+        let arriving = move || arrivals.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let probe = tokio::spawn(probe_door(
             redis.clone(),
             Duration::from_millis(25),
+            arriving,
             stop_probe.clone(),
         ));
         // Hold the runtime's only thread for 100 ms at a time, letting the other tasks

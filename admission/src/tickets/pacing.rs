@@ -34,6 +34,8 @@ pub struct Pacer {
     most: usize,
     above: usize,
     finished: AtomicU64,
+    /// Arrivals that asked for a place, let in or not.
+    arrivals: AtomicU64,
     pace: Mutex<Pace>,
 }
 
@@ -79,6 +81,7 @@ impl Pacer {
             most,
             above,
             finished: AtomicU64::new(0),
+            arrivals: AtomicU64::new(0),
             pace: Mutex::new(Pace {
                 last_slot: now,
                 window: (now, 0),
@@ -89,6 +92,7 @@ impl Pacer {
 
     /// A place among the pending arrivals, or why not.
     pub fn enter(&self) -> Result<Pending<'_>, Turned> {
+        self.arrivals.fetch_add(1, Ordering::Relaxed);
         let pending = self.most.saturating_sub(self.places.available_permits());
         if let Some(wait) = self.check_at(pending, Instant::now()) {
             return Err(Turned::Paced(wait));
@@ -98,6 +102,11 @@ impl Pacer {
             _place: place,
             pacer: self,
         })
+    }
+
+    /// Arrivals that asked for a place so far (the door's pressure probe watches it move).
+    pub fn arrivals(&self) -> u64 {
+        self.arrivals.load(Ordering::Relaxed)
     }
 
     /// Counts an arrival whose claim and publish are over (issued or not).

@@ -82,9 +82,10 @@ pub struct AdmissionConfig {
     /// crowd ten times larger polls as often in total, not ten times as often. 0: no
     /// budget (only the position decides).
     pub poll_budget_per_second: u32,
-    /// How late a 10 ms timer of the door's runtime must fire for the door to count itself
-    /// behind and tell the workers to hold their payments back
-    /// (`worker.pressed_payments_per_second`; [`crate::pressure`]). 0: never.
+    /// How late a 10 ms timer of the door's runtime must fire, while arrivals come in, for
+    /// the door to count itself behind and tell the workers to hold their payments back
+    /// (`worker.pressed_payments_per_second`; [`crate::pressure`]). 0 (the default):
+    /// never; its A/B did not show a gain beyond the runs' spread (`loadtest/README.md`).
     pub pressure_lag_ms: u64,
     /// Who a shopper is: the body's `customer_id`, or the subject of a token the shop's
     /// login signed.
@@ -310,7 +311,7 @@ impl Default for AdmissionConfig {
             max_pending_arrivals: 4096,
             pace_above_pending: 256,
             poll_budget_per_second: 4000,
-            pressure_lag_ms: 5,
+            pressure_lag_ms: 0,
             identity: IdentityConfig::default(),
             pass: PassConfig::default(),
             captcha: CaptchaConfig::default(),
