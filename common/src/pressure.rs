@@ -15,10 +15,10 @@
 //! verdicts of the shoppers waiting on them). It then sets a key in Redis that lasts
 //! [`HOLD`] (renewed while it stays behind), and while any door's key is there the
 //! workers take up payments at no more than `worker.pressed_payments_per_second`
-//! ([`Pressure::turn`]). Reservations are not held
-//! back: they give every shopper a verdict, thousands to a transaction. The payments catch
-//! up once no door is behind. A Redis that does not answer reads as no pressure: the
-//! signal can slow the workers, never stop them.
+//! ([`Pressure::turn`]). Reservations are not held back: they give every shopper a
+//! verdict, thousands to a transaction. The payments catch up once no door is behind. A
+//! Redis that does not answer reads as no pressure: the signal can slow the workers, never
+//! stop them.
 //!
 //! Off by default (`admission.pressure_lag_ms` 0), after an A/B of the 20× step alone at a
 //! pinned 18,000 arrivals a second (`loadtest/README.md` History): p99 575 ms without the
@@ -163,7 +163,13 @@ impl Pressure {
         tokio::select! {
             () = tokio::time::sleep_until(slot) => {}
             // Also when the reader stopped (Err): nothing holds the work back then.
-            _ = pressed.wait_for(|p| !*p) => {}
+            _ = pressed.wait_for(|p| !*p) => {
+                // The turns handed out ahead are void: the next time a door is behind
+                // starts from then, not after them.
+                if let Ok(mut next) = self.next.lock() {
+                    *next = Instant::now();
+                }
+            }
         }
         metrics::histogram!("flashgate_worker_pressure_wait_seconds")
             .record(waited.elapsed().as_secs_f64());
@@ -240,6 +246,10 @@ mod tests {
         tokio::time::sleep(ms(50)).await;
         tx.send(false).unwrap();
         assert!(waiting.await.unwrap().iter().all(|at| *at <= ms(50)));
+        // Behind again at once: the first turn is now, not after the turns handed out
+        // the last time (up to 600 ms ahead).
+        tx.send(true).unwrap();
+        assert_eq!(turns(&pressure, 2).await, vec![ms(0), ms(100)]);
     }
 
     #[tokio::test(start_paused = true)]

@@ -40,11 +40,13 @@ impl Context {
         let amqp = Amqp::new(&config.amqp)?;
         let redis = Redis::connect(&config.redis)?;
         let reading = CancellationToken::new();
-        let pressure = Pressure::follow(
-            redis.clone(),
-            config.worker.pressed_payments_per_second,
-            reading.clone(),
-        );
+        // Nothing to follow while the doors never signal (`admission.pressure_lag_ms` 0).
+        let per_second = if config.admission.pressure_lag_ms == 0 {
+            0
+        } else {
+            config.worker.pressed_payments_per_second
+        };
+        let pressure = Pressure::follow(redis.clone(), per_second, reading.clone());
         Ok(Self {
             pool: db::connect(&config.database).await?,
             redis,
