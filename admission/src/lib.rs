@@ -241,7 +241,7 @@ pub async fn run(
     let probe = tokio::spawn(flashgate_common::pressure::probe_door(
         state.redis.clone(),
         Duration::from_millis(config.admission.pressure_lag_ms),
-        move || door.pacer.arrivals(),
+        move || door.pacer.finished_count(),
         shutdown.clone(),
     ));
     let ops = http::bind_ops(config.admission.ops_listen)?;

@@ -46,8 +46,8 @@ const RENEW: Duration = Duration::from_millis(250);
 const READ_EVERY: Duration = Duration::from_millis(100);
 
 /// Runs the door's probe until `shutdown`: every [`PROBE`], whether its timer fired `lag`
-/// late or later while arrivals came in (`arrivals`, a running count of them, moved); if
-/// so the door tells the workers (0: never). Late with no arrivals (a door serving only
+/// late or later while arrivals came in (`arrivals`, a running count of the arrivals it
+/// served, moved); if so the door tells the workers (0: never). Late with no arrivals (a door serving only
 /// polls while the payments catch up) is not behind on anything the signal would help.
 pub async fn probe_door(
     redis: Redis,
@@ -93,7 +93,7 @@ fn behind(late: Duration, lag: Duration, arriving: bool) -> bool {
 }
 
 /// Sets the door's signal for [`HOLD`].
-pub async fn signal(redis: Redis) {
+async fn signal(redis: Redis) {
     let key = redis.keys().door_pressed();
     let set: redis::RedisResult<()> = redis::cmd("SET")
         .arg(&key)

@@ -34,8 +34,6 @@ pub struct Pacer {
     most: usize,
     above: usize,
     finished: AtomicU64,
-    /// Arrivals that asked for a place, let in or not.
-    arrivals: AtomicU64,
     pace: Mutex<Pace>,
 }
 
@@ -81,7 +79,6 @@ impl Pacer {
             most,
             above,
             finished: AtomicU64::new(0),
-            arrivals: AtomicU64::new(0),
             pace: Mutex::new(Pace {
                 last_slot: now,
                 window: (now, 0),
@@ -92,7 +89,6 @@ impl Pacer {
 
     /// A place among the pending arrivals, or why not.
     pub fn enter(&self) -> Result<Pending<'_>, Turned> {
-        self.arrivals.fetch_add(1, Ordering::Relaxed);
         let pending = self.most.saturating_sub(self.places.available_permits());
         if let Some(wait) = self.check_at(pending, Instant::now()) {
             return Err(Turned::Paced(wait));
@@ -104,9 +100,10 @@ impl Pacer {
         })
     }
 
-    /// Arrivals that asked for a place so far (the door's pressure probe watches it move).
-    pub fn arrivals(&self) -> u64 {
-        self.arrivals.load(Ordering::Relaxed)
+    /// Arrivals whose claim and publish are over so far (the door's pressure probe
+    /// watches it move while a crowd arrives).
+    pub fn finished_count(&self) -> u64 {
+        self.finished.load(Ordering::Relaxed)
     }
 
     /// Counts an arrival whose claim and publish are over (issued or not).
