@@ -315,9 +315,10 @@ pub struct ConnectionsConfig {
     /// client closes it, or it stays idle for the header timeout): a guard on the role's
     /// memory (each held connection costs it about 18 KiB), paid for in waiting.
     pub max: usize,
-    /// How long a connection may take to send a request's head, counted from its opening
-    /// or from the answer before, so also how long a kept-alive connection may stay idle;
-    /// past it, it is closed (a client trickling bytes holds nothing for longer).
+    /// How long a connection may stay idle waiting for a request (from its opening or
+    /// from the answer before), and how long a request's head may take once its first
+    /// bytes came; past either, it is closed (a client trickling bytes holds nothing for
+    /// longer).
     pub header_timeout_ms: u64,
 }
 

@@ -8,6 +8,7 @@ mod extract;
 mod layers;
 pub mod openapi;
 mod ops;
+mod park;
 mod problem;
 pub mod ready;
 
@@ -16,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use tokio::io::AsyncWriteExt as _;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -56,7 +58,8 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 /// connections). At most `connections.max` connections are held at once (the rest wait
 /// in the listen queue until one closes); a connection that takes longer than
 /// `connections.header_timeout_ms` to send a request's head, or stays that long idle, is
-/// closed. Handlers can extract `ConnectInfo<SocketAddr>`.
+/// closed. Between requests a kept-alive connection is parked, holding no HTTP state
+/// ([`park`]). Handlers can extract `ConnectInfo<SocketAddr>`.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
@@ -81,6 +84,8 @@ pub async fn serve(
         .map(|a| a.to_string())
         .unwrap_or_default();
     let open = metrics::gauge!("flashgate_http_connections_open", "listener" => listening.clone());
+    let parked =
+        metrics::gauge!("flashgate_http_connections_parked", "listener" => listening.clone());
     let timed_out = metrics::counter!(
         "flashgate_http_header_timeouts_total",
         "listener" => listening
@@ -90,7 +95,15 @@ pub async fn serve(
     http1
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(connections.header_timeout());
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let kept = Arc::new(Kept {
+        http1,
+        header_timeout: connections.header_timeout(),
+        closing: closing.clone(),
+        parked,
+        timed_out,
+    });
+    // Each connection's task holds a sender; the receiver hears `None` once all ended.
+    let (alive, mut all_ended) = tokio::sync::mpsc::channel::<()>(1);
     loop {
         let accepted = tokio::select! {
             () = closing.cancelled() => break,
@@ -105,29 +118,18 @@ pub async fn serve(
         };
         // Always `Ok` (`Infallible`).
         let Ok(service) = tower::Service::call(&mut make_service, remote).await;
-        let service = hyper_util::service::TowerToHyperService::new(
-            tower::ServiceExt::map_request(service, |request: hyper::Request<_>| {
-                request.map(axum::body::Body::new)
-            }),
-        );
-        let connection =
-            graceful.watch(http1.serve_connection(hyper_util::rt::TokioIo::new(stream), service));
         open.increment(1.0);
-        let (open, timed_out) = (open.clone(), timed_out.clone());
+        let (open, kept, alive) = (open.clone(), Arc::clone(&kept), alive.clone());
         tokio::spawn(async move {
-            match connection.await {
-                Err(error) if error.is_timeout() => timed_out.increment(1),
-                Err(error) => tracing::trace!(%error, "connection ended with an error"),
-                Ok(()) => {}
-            }
+            kept.serve(stream, service).await;
             open.decrement(1.0);
-            drop(slot);
+            drop((slot, alive));
         });
     }
-    drop(listener);
+    drop((listener, alive));
     let deadline = Duration::from_millis(drain.deadline_ms);
     tokio::select! {
-        () = graceful.shutdown() => {}
+        None = all_ended.recv() => {}
         () = tokio::time::sleep(deadline) => {
             tracing::warn!(
                 deadline_ms = drain.deadline_ms,
@@ -136,6 +138,103 @@ pub async fn serve(
         }
     }
     Ok(())
+}
+
+/// How a listener serves each connection it accepted.
+struct Kept {
+    http1: hyper::server::conn::http1::Builder,
+    header_timeout: Duration,
+    /// The drain: parked connections close, the others after the answer in flight.
+    closing: CancellationToken,
+    parked: metrics::Gauge,
+    timed_out: metrics::Counter,
+}
+
+impl Kept {
+    /// Serves one connection until its client closes it, it idles past the header
+    /// timeout, or the drain: by hyper while it has a request, parked in between
+    /// ([`park`]).
+    async fn serve<S>(&self, mut stream: TcpStream, service: S)
+    where
+        S: tower::Service<
+                hyper::Request<axum::body::Body>,
+                Response = axum::response::Response,
+                Error = std::convert::Infallible,
+            > + Clone
+            + Send
+            + Unpin
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        let mut leftover = bytes::Bytes::new();
+        loop {
+            if leftover.is_empty() {
+                // Parked: the socket alone, until the client sends its next request.
+                self.parked.increment(1.0);
+                let woke = tokio::select! {
+                    readable = stream.readable() => readable.is_ok(),
+                    () = tokio::time::sleep(self.header_timeout) => {
+                        self.timed_out.increment(1);
+                        false
+                    }
+                    () = self.closing.cancelled() => false,
+                };
+                self.parked.decrement(1.0);
+                if !woke {
+                    return;
+                }
+            }
+            let answers = Arc::new(park::Answers::default());
+            let io = park::Parkable::new(stream, leftover, Arc::clone(&answers));
+            let service = park::Counted {
+                inner: service.clone(),
+                answers,
+            };
+            // Boxed: a parked connection's task is not the size of a served one.
+            let mut connection = Box::new(
+                self.http1
+                    .serve_connection(hyper_util::rt::TokioIo::new(io), service),
+            );
+            let mut draining = false;
+            let ended = loop {
+                tokio::select! {
+                    ended = std::future::poll_fn(|cx| connection.poll_without_shutdown(cx)) => break ended,
+                    () = self.closing.cancelled(), if !draining => {
+                        // Ends the connection once the answer in flight is written.
+                        std::pin::Pin::new(&mut *connection).graceful_shutdown();
+                        draining = true;
+                    }
+                }
+            };
+            let failed = match ended {
+                Ok(()) => None,
+                Err(error) if error.is_timeout() => {
+                    self.timed_out.increment(1);
+                    return;
+                }
+                // Let go with a pipelined request half read: carried on below.
+                Err(error) if error.is_incomplete_message() => Some(error),
+                Err(error) => {
+                    tracing::trace!(%error, "connection ended with an error");
+                    return;
+                }
+            };
+            let parts = connection.into_parts();
+            let (socket, parked) = parts.io.into_inner().into_parts();
+            stream = socket;
+            if !parked {
+                // hyper ended it: the client closed, asked to close, or the drain.
+                if let Some(error) = failed {
+                    tracing::trace!(%error, "connection ended with an error");
+                } else {
+                    stream.shutdown().await.ok();
+                }
+                return;
+            }
+            // What a pipelining client sent past the answered requests.
+            leftover = parts.read_buf;
+        }
+    }
 }
 
 /// An accept that failed: a connection that died in the listen queue costs nothing; out
@@ -309,11 +408,17 @@ mod tests {
 
     /// Sends a kept-alive `GET /healthz` on `stream`; the answer's head, lower-cased.
     async fn keep_alive_get(stream: &mut TcpStream) -> String {
-        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        use tokio::io::AsyncWriteExt as _;
         stream
             .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
             .await
             .unwrap();
+        read_answer(stream).await.0
+    }
+
+    /// The next answer on `stream`: its head, lower-cased, and its body.
+    async fn read_answer(stream: &mut TcpStream) -> (String, String) {
+        use tokio::io::AsyncReadExt as _;
         let mut answer = Vec::new();
         let mut byte = [0u8; 1];
         while !answer.ends_with(b"\r\n\r\n") {
@@ -330,7 +435,7 @@ mod tests {
             .unwrap();
         let mut body = vec![0u8; length];
         stream.read_exact(&mut body).await.unwrap();
-        head
+        (head, String::from_utf8(body).unwrap())
     }
 
     /// Whether the server closes `stream` within `within` (bytes it sends are read away).
@@ -524,5 +629,160 @@ mod tests {
         shutdown.cancel();
         let stopped = tokio::time::timeout(Duration::from_secs(5), server).await;
         assert!(matches!(stopped, Ok(Ok(Ok(())))), "both listeners stopped");
+    }
+
+    /// Waits up to 5 s for `done`, looking every 10 ms.
+    async fn until(what: &str, done: impl Fn() -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !done() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "not within 5 s: {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// The value of `name` for `addr`'s listener in a Prometheus page.
+    fn listener_series(page: &str, name: &str, addr: SocketAddr) -> Option<f64> {
+        page.lines().find_map(|line| {
+            let rest = line.strip_prefix(name)?.strip_prefix('{')?;
+            rest.contains(&format!("listener=\"{addr}\""))
+                .then(|| rest.rsplit(' ').next()?.parse().ok())
+                .flatten()
+        })
+    }
+
+    /// Between requests a kept-alive connection is parked: hyper's buffers let go, the
+    /// socket alone held, and the client's next request served on the same connection.
+    #[tokio::test]
+    async fn kept_alive_connections_are_parked_between_requests_and_keep_serving() {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let page = recorder.handle();
+        // This test's runtime runs every task on this thread: the server's metrics land here.
+        let _local = metrics::set_default_local_recorder(&recorder);
+        let (addr, shutdown) = serve_healthz(ConnectionsConfig {
+            max: 0,
+            header_timeout_ms: 20_000,
+        });
+        let mut clients = Vec::new();
+        for _ in 0..20 {
+            let mut client = TcpStream::connect(addr).await.unwrap();
+            let head = keep_alive_get(&mut client).await;
+            assert!(head.starts_with("http/1.1 200"), "{head}");
+            assert!(!head.contains("connection: close"), "kept alive: {head}");
+            clients.push(client);
+        }
+        let parked = || listener_series(&page.render(), "flashgate_http_connections_parked", addr);
+        until("all 20 idle connections parked", || parked() == Some(20.0)).await;
+        for client in &mut clients {
+            for _ in 0..3 {
+                let head = keep_alive_get(client).await;
+                assert!(head.starts_with("http/1.1 200"), "{head}");
+                assert!(
+                    !head.contains("connection: close"),
+                    "still kept alive: {head}"
+                );
+            }
+        }
+        until("parked again after more requests", || {
+            parked() == Some(20.0)
+        })
+        .await;
+        let open = listener_series(&page.render(), "flashgate_http_connections_open", addr);
+        assert_eq!(open, Some(20.0), "one connection each, all still open");
+        shutdown.cancel();
+    }
+
+    /// A request's head or body that arrives in pieces, and requests sent back to back
+    /// without waiting (pipelined), are answered whole on the one connection.
+    #[tokio::test]
+    async fn requests_split_or_pipelined_are_answered_on_a_parking_connection() {
+        use tokio::io::AsyncWriteExt as _;
+        let echo = Router::new()
+            .route(
+                "/echo",
+                axum::routing::post(|body: String| async move { body }),
+            )
+            .merge(healthz_router());
+        let (addr, shutdown) = serve_router(
+            echo,
+            ConnectionsConfig {
+                max: 0,
+                header_timeout_ms: 20_000,
+            },
+        );
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        // The fault: each piece sent on its own, with the server given time to read it.
+        let pause = || tokio::time::sleep(Duration::from_millis(50));
+        for round in 0..3 {
+            client
+                .write_all(b"POST /echo HTTP/1.1\r\nHo")
+                .await
+                .unwrap();
+            pause().await;
+            client
+                .write_all(b"st: x\r\nContent-Length: 5\r\n\r\nhel")
+                .await
+                .unwrap();
+            pause().await;
+            client.write_all(b"lo").await.unwrap();
+            let (head, body) = read_answer(&mut client).await;
+            assert!(head.starts_with("http/1.1 200"), "round {round}: {head}");
+            assert_eq!(body, "hello", "round {round}");
+        }
+        let three = "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\none\
+                     GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n\
+                     POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nthree";
+        client.write_all(three.as_bytes()).await.unwrap();
+        assert_eq!(read_answer(&mut client).await.1, "one");
+        assert!(read_answer(&mut client).await.0.starts_with("http/1.1 200"));
+        assert_eq!(read_answer(&mut client).await.1, "three");
+        // Pipelined, the second request's head split: the first is answered while the
+        // rest of the second is still on its way.
+        client
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nPOST /echo HTTP/1.1\r\nHo")
+            .await
+            .unwrap();
+        assert!(read_answer(&mut client).await.0.starts_with("http/1.1 200"));
+        pause().await;
+        client
+            .write_all(b"st: x\r\nContent-Length: 4\r\n\r\nfour")
+            .await
+            .unwrap();
+        assert_eq!(read_answer(&mut client).await.1, "four");
+        let head = keep_alive_get(&mut client).await;
+        assert!(
+            !head.contains("connection: close"),
+            "still kept alive: {head}"
+        );
+        shutdown.cancel();
+    }
+
+    /// A client that asks for the connection to close gets its answer, then the close.
+    #[tokio::test]
+    async fn a_client_asking_to_close_is_answered_then_closed() {
+        use tokio::io::AsyncWriteExt as _;
+        let (addr, shutdown) = serve_healthz(ConnectionsConfig {
+            max: 0,
+            header_timeout_ms: 20_000,
+        });
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        assert!(
+            keep_alive_get(&mut client)
+                .await
+                .starts_with("http/1.1 200")
+        );
+        client
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let (head, _) = read_answer(&mut client).await;
+        assert!(head.contains("connection: close"), "{head}");
+        assert!(
+            closed_within(&mut client, Duration::from_secs(5)).await,
+            "closed after the answer"
+        );
+        shutdown.cancel();
     }
 }

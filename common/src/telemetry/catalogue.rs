@@ -35,6 +35,11 @@ pub const METRICS: &[(&str, Kind, &str)] = &[
         "Connections a listener holds (connections.max bounds the public one), by listener address",
     ),
     (
+        "flashgate_http_connections_parked",
+        Gauge,
+        "Held connections waiting for their next request with no HTTP state (the socket alone), by listener address",
+    ),
+    (
         "flashgate_http_header_timeouts_total",
         Counter,
         "Connections closed for sending no whole request head within connections.header_timeout_ms (idle kept-alive ones included), by listener address",
