@@ -98,6 +98,7 @@ pub async fn serve(
     let kept = Arc::new(Kept {
         http1,
         header_timeout: connections.header_timeout(),
+        park: connections.park_idle,
         closing: closing.clone(),
         parked,
         timed_out,
@@ -144,6 +145,8 @@ pub async fn serve(
 struct Kept {
     http1: hyper::server::conn::http1::Builder,
     header_timeout: Duration,
+    /// Whether connections are parked between requests (`connections.park_idle`).
+    park: bool,
     /// The drain: parked connections close, the others after the answer in flight.
     closing: CancellationToken,
     parked: metrics::Gauge,
@@ -152,8 +155,8 @@ struct Kept {
 
 impl Kept {
     /// Serves one connection until its client closes it, it idles past the header
-    /// timeout, or the drain: by hyper while it has a request, parked in between
-    /// ([`park`]).
+    /// timeout, or the drain: by hyper, or, with `park`, by hyper while it has a request
+    /// and parked in between ([`park`]).
     async fn serve<S>(&self, mut stream: TcpStream, service: S)
     where
         S: tower::Service<
@@ -168,7 +171,7 @@ impl Kept {
     {
         let mut leftover = bytes::Bytes::new();
         loop {
-            if leftover.is_empty() {
+            if self.park && leftover.is_empty() {
                 // Parked: the socket alone, until the client sends its next request.
                 self.parked.increment(1.0);
                 let woke = tokio::select! {
@@ -185,7 +188,7 @@ impl Kept {
                 }
             }
             let answers = Arc::new(park::Answers::default());
-            let io = park::Parkable::new(stream, leftover, Arc::clone(&answers));
+            let io = park::Parkable::new(stream, leftover, Arc::clone(&answers), self.park);
             let service = park::Counted {
                 inner: service.clone(),
                 answers,
@@ -457,6 +460,7 @@ mod tests {
         let (addr, shutdown) = serve_healthz(ConnectionsConfig {
             max: 0,
             header_timeout_ms: 300,
+            park_idle: false,
         });
         let mut trickling = TcpStream::connect(addr).await.unwrap();
         trickling
@@ -497,6 +501,7 @@ mod tests {
             ConnectionsConfig {
                 max: 0,
                 header_timeout_ms: 300,
+                park_idle: false,
             },
         );
         let answer = tokio::time::timeout(Duration::from_secs(10), async {
@@ -531,6 +536,7 @@ mod tests {
         let (addr, shutdown) = serve_healthz(ConnectionsConfig {
             max: 1,
             header_timeout_ms: 20_000,
+            park_idle: true,
         });
         let mut first = TcpStream::connect(addr).await.unwrap();
         let head = keep_alive_get(&mut first).await;
@@ -664,6 +670,7 @@ mod tests {
         let (addr, shutdown) = serve_healthz(ConnectionsConfig {
             max: 0,
             header_timeout_ms: 20_000,
+            park_idle: true,
         });
         let mut clients = Vec::new();
         for _ in 0..20 {
@@ -710,6 +717,7 @@ mod tests {
             ConnectionsConfig {
                 max: 0,
                 header_timeout_ms: 20_000,
+                park_idle: true,
             },
         );
         let mut client = TcpStream::connect(addr).await.unwrap();
@@ -766,6 +774,7 @@ mod tests {
         let (addr, shutdown) = serve_healthz(ConnectionsConfig {
             max: 0,
             header_timeout_ms: 20_000,
+            park_idle: true,
         });
         let mut client = TcpStream::connect(addr).await.unwrap();
         assert!(
