@@ -314,7 +314,7 @@ pub struct ConnectionsConfig {
     /// it new connections wait in the kernel's listen queue until a held one closes (its
     /// client closes it, or it stays idle for the header timeout): a guard on the role's
     /// memory (each held connection costs it 10–11 KiB while idle, about 5 KiB parked,
-    /// 16 KiB more while it is being answered), paid for in waiting.
+    /// and hyper's two 8 KiB buffers more while it is being answered), paid for in waiting.
     pub max: usize,
     /// How long a connection may stay idle waiting for a request (from its opening or
     /// from the answer before), and how long a request's head may take once its first

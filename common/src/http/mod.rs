@@ -155,9 +155,50 @@ struct Kept {
 
 impl Kept {
     /// Serves one connection until its client closes it, it idles past the header
-    /// timeout, or the drain: by hyper, or, with `park`, by hyper while it has a request
-    /// and parked in between ([`park`]).
-    async fn serve<S>(&self, mut stream: TcpStream, service: S)
+    /// timeout, or the drain.
+    async fn serve<S>(&self, stream: TcpStream, service: S)
+    where
+        S: tower::Service<
+                hyper::Request<axum::body::Body>,
+                Response = axum::response::Response,
+                Error = std::convert::Infallible,
+            > + Clone
+            + Send
+            + Unpin
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        if self.park {
+            return self.serve_parking(stream, service).await;
+        }
+        let service = hyper_util::service::TowerToHyperService::new(
+            tower::ServiceExt::map_request(service, |request: hyper::Request<_>| {
+                request.map(axum::body::Body::new)
+            }),
+        );
+        let connection = self
+            .http1
+            .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+        tokio::pin!(connection);
+        let mut draining = false;
+        let ended = loop {
+            tokio::select! {
+                ended = connection.as_mut() => break ended,
+                () = self.closing.cancelled(), if !draining => {
+                    // Ends the connection once the answer in flight is written.
+                    connection.as_mut().graceful_shutdown();
+                    draining = true;
+                }
+            }
+        };
+        if let Err(error) = ended {
+            self.ended_with(&error);
+        }
+    }
+
+    /// [`Self::serve`] with `park`: by hyper while the connection has a request, parked
+    /// in between ([`park`]).
+    async fn serve_parking<S>(&self, mut stream: TcpStream, service: S)
     where
         S: tower::Service<
                 hyper::Request<axum::body::Body>,
@@ -171,7 +212,7 @@ impl Kept {
     {
         let mut leftover = bytes::Bytes::new();
         loop {
-            if self.park && leftover.is_empty() {
+            if leftover.is_empty() {
                 // Parked: the socket alone, until the client sends its next request.
                 self.parked.increment(1.0);
                 let woke = tokio::select! {
@@ -188,7 +229,7 @@ impl Kept {
                 }
             }
             let answers = Arc::new(park::Answers::default());
-            let io = park::Parkable::new(stream, leftover, Arc::clone(&answers), self.park);
+            let io = park::Parkable::new(stream, leftover, Arc::clone(&answers));
             let service = park::Counted {
                 inner: service.clone(),
                 answers,
@@ -211,14 +252,10 @@ impl Kept {
             };
             let failed = match ended {
                 Ok(()) => None,
-                Err(error) if error.is_timeout() => {
-                    self.timed_out.increment(1);
-                    return;
-                }
                 // Let go with a pipelined request half read: carried on below.
                 Err(error) if error.is_incomplete_message() => Some(error),
                 Err(error) => {
-                    tracing::trace!(%error, "connection ended with an error");
+                    self.ended_with(&error);
                     return;
                 }
             };
@@ -227,15 +264,23 @@ impl Kept {
             stream = socket;
             if !parked {
                 // hyper ended it: the client closed, asked to close, or the drain.
-                if let Some(error) = failed {
-                    tracing::trace!(%error, "connection ended with an error");
-                } else {
-                    stream.shutdown().await.ok();
+                match failed {
+                    Some(error) => self.ended_with(&error),
+                    None => drop(stream.shutdown().await),
                 }
                 return;
             }
             // What a pipelining client sent past the answered requests.
             leftover = parts.read_buf;
+        }
+    }
+
+    /// A connection hyper ended with `error`: counted when it was the header timeout.
+    fn ended_with(&self, error: &hyper::Error) {
+        if error.is_timeout() {
+            self.timed_out.increment(1);
+        } else {
+            tracing::trace!(%error, "connection ended with an error");
         }
     }
 }

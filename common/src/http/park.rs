@@ -65,17 +65,10 @@ pub(super) struct Parkable {
     finished_at_read: u64,
     /// The stream was ended early for hyper.
     parked: bool,
-    /// Whether it may be (`connections.park_idle`).
-    may_park: bool,
 }
 
 impl Parkable {
-    pub(super) fn new(
-        stream: TcpStream,
-        leftover: Bytes,
-        answers: Arc<Answers>,
-        may_park: bool,
-    ) -> Self {
+    pub(super) fn new(stream: TcpStream, leftover: Bytes, answers: Arc<Answers>) -> Self {
         Self {
             stream,
             leftover,
@@ -83,7 +76,6 @@ impl Parkable {
             quiet: true,
             finished_at_read: 0,
             parked: false,
-            may_park,
         }
     }
 
@@ -121,7 +113,7 @@ impl AsyncRead for Parkable {
                 }
                 Poll::Ready(Ok(()))
             }
-            Poll::Pending if this.may_park && this.quiet && !this.answers.owed() => {
+            Poll::Pending if this.quiet && !this.answers.owed() => {
                 this.parked = true;
                 Poll::Ready(Ok(()))
             }
