@@ -150,13 +150,15 @@ def open_loop(ctx, phase, script, env, rate, secs):
     return result
 
 
-def pgbench(ctx, name, script, secs, clients=8):
-    """pgbench of one of loadtest/pgbench/*.sql on fresh tables; tps and latency."""
+def pgbench(ctx, name, script, secs, clients=8, schema="schema.sql", units=None):
+    """pgbench of one of loadtest/pgbench/*.sql on the fresh tables `schema` makes; tps,
+    latency and units/s. `units`, when given, is the script's units a transaction
+    (pgbench's `:units`); otherwise the script reserves a fixed number, named in `name`."""
     sql = os.path.join(ctx.root, "loadtest", "pgbench")
     subprocess.run(["psql", "-h", HOST, "-U", "postgres", "-qX", "-v", "ON_ERROR_STOP=1", "-d", DATABASE,
-                    "-f", os.path.join(sql, "schema.sql")], check=True, timeout=60, stdout=subprocess.DEVNULL)
+                    "-f", os.path.join(sql, schema)], check=True, timeout=60, stdout=subprocess.DEVNULL)
     argv = ["pgbench", "-h", HOST, "-U", "postgres", "-n", "-M", "prepared", "-c", str(clients), "-j", "2",
-            "-T", str(secs), "-f", os.path.join(sql, script), DATABASE]
+            "-T", str(secs)] + (["-D", f"units={units}"] if units else []) + ["-f", os.path.join(sql, script), DATABASE]
     print(f"run: pgbench {name} ({secs} s)", flush=True)
     code, out, _, err = procs.run(argv, timeout=secs + 120, log=os.path.join(ctx.work, "pgbench.log"))
     tps = re.search(r"tps = ([\d.]+) \(without initial connection time\)", out)

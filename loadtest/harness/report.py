@@ -123,10 +123,10 @@ def limits(ctx):
     if r and r.get("rate"):
         rows.append(["redis-benchmark GET", f"{fmt(r['rate'])} req/s",
                      f"p50 {fmt(r['p50'], 2)} / p99 {fmt(r['p99'], 2)} ms", f"`{r['command']}`"])
-    for key in ("pgbench_batched", "pgbench_single"):
+    for key in ("pgbench_batched", "pgbench_flashgate", "pgbench_single"):
         p = ctx.limits.get(key)
         if p and p.get("tps"):
-            units = p["tps"] * (100 if key == "pgbench_batched" else 1)
+            units = p["tps"] * p["units_per_tx"]
             rows.append([f"pgbench {p['name']}", f"{fmt(p['tps'])} tx/s = {fmt(units)} units/s",
                          f"avg {fmt(p['latency_ms'], 2)} ms", f"`{p['command']}`"])
     return table(["limit", "rate", "latency", "command"], rows) if rows else ""

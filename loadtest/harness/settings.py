@@ -102,7 +102,7 @@ FULL = Mode(
     flash=dict(PEAK=2000, RAMP_S=5, HOLD_S=10, STOCK=2000, MAX_VUS=3000, SALE_RATE=2000,
                SALE_BURST=500, SHOPPER_DEADLINE_S=60, GRACE_S=70, P99_LIMIT_MS=10000),
     storm=dict(SHOPPERS=100, RATE=500, DURATION_S=30),
-    reserve_tickets=50000, lock_requests=20000, pgbench_secs=15, redis_requests=500000,
+    reserve_tickets=200000, lock_requests=20000, pgbench_secs=15, redis_requests=500000,
     settle_secs=240,
     opening=dict(PREQUEUED=20000, COMPARE=5000, POW_BITS=12, STOCK=2000),
     steer=dict(PEAK=300, RAMP_S=5, HOLD_S=30, STOCK=4000, MAX_VUS=6000, SALE_RATE=2000, SALE_BURST=500,
@@ -124,6 +124,11 @@ GOALS = {
     "reserve_vs_pgbench_batched": (">=", 0.5),
     "reserve_packed_vs_lock_baseline": (">=", 20.0),
     "reserve_packed_vs_pgbench_batched": (">=", 0.5),
+    # Issue 18's 0.7× of the database's limit, against the limit for the worker's own
+    # writes (a ticket and an order row, eight index entries a unit) rather than
+    # batched.sql's one order row.
+    "reserve_vs_pgbench_flashgate": (">=", 0.7),
+    "reserve_packed_vs_pgbench_flashgate": (">=", 0.7),
     # Issue 14: the opening of a sale with a crowd in its pre-queue.
     "opening_every_shopper_placed_ms": ("<=", 5000.0),
     "prequeue_rate_identity_vs_off": (">=", 0.8),

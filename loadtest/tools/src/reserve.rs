@@ -131,7 +131,7 @@ async fn create_sales(pool: &PgPool, args: &Args) -> anyhow::Result<Vec<String>>
 fn ticket(sales: &[String], i: usize) -> anyhow::Result<IssuedTicket> {
     let sale = &sales[i % sales.len()];
     Ok(IssuedTicket {
-        ticket_id: uuid::Uuid::new_v4(),
+        ticket_id: uuid::Uuid::now_v7(),
         sale_id: SaleId::parse(sale.as_str())?,
         customer_id: CustomerId::parse(format!("rb-{i}"))?,
         seq: (i / sales.len() + 1) as i64,

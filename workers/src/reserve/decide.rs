@@ -70,8 +70,42 @@ pub struct Batch {
     pub unknown: Vec<Uuid>,
 }
 
-/// Decides `tickets` and commits.
-pub async fn decide(pool: &PgPool, tickets: &[IssuedTicket]) -> Result<Batch> {
+/// Whether a batch looks its tickets up before deciding them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    /// Only if the tickets' primary key refuses one: tickets the broker delivers for the
+    /// first time are almost never decided already (a copy the door published twice, a
+    /// ticket Redis forgot and the door issued again), and looking up every one of a
+    /// batch's thousands costs the database as much as writing their orders.
+    OnConflict,
+    /// First: some of the batch was delivered before (a redelivery after a worker or
+    /// broker failure), so some of it is likely decided.
+    First,
+}
+
+/// Decides `tickets` and commits. With [`Lookup::OnConflict`] the batch is decided as
+/// if every ticket were new; a ticket already decided makes the tickets' insert fail on
+/// their primary key before anything is written, and the batch is decided again looking
+/// every ticket up first, so one already decided is reported as it stands.
+pub async fn decide(pool: &PgPool, tickets: &[IssuedTicket], lookup: Lookup) -> Result<Batch> {
+    if lookup == Lookup::OnConflict {
+        match decide_once(pool, tickets, false).await {
+            Err(crate::Error::Database(e))
+                if flashgate_common::db::violated_constraint(&e) == Some("tickets_pkey") =>
+            {
+                metrics::counter!("flashgate_reserve_batches_decided_again_total").increment(1);
+                tracing::info!(
+                    tickets = tickets.len(),
+                    "a ticket of the batch was decided already: deciding it again, looking every ticket up"
+                );
+            }
+            decided => return decided,
+        }
+    }
+    decide_once(pool, tickets, true).await
+}
+
+async fn decide_once(pool: &PgPool, tickets: &[IssuedTicket], look_up: bool) -> Result<Batch> {
     let mut tx = pool.begin().await?;
     let mut sale_ids: Vec<SaleId> = tickets.iter().map(|t| t.sale_id.clone()).collect();
     sale_ids.sort();
@@ -81,8 +115,12 @@ pub async fn decide(pool: &PgPool, tickets: &[IssuedTicket]) -> Result<Batch> {
         .iter()
         .map(|(id, s)| (id.clone(), s.sale.terms))
         .collect();
-    let ids: Vec<Uuid> = tickets.iter().map(|t| t.ticket_id).collect();
-    let known = already_decided(&mut tx, &ids).await?;
+    let known = if look_up {
+        let ids: Vec<Uuid> = tickets.iter().map(|t| t.ticket_id).collect();
+        already_decided(&mut tx, &ids).await?
+    } else {
+        HashMap::new()
+    };
     let mut plan = Plan::default();
     let mut outcomes: BTreeMap<SaleId, Vec<TicketOutcome>> = BTreeMap::new();
     let mut unknown = Vec::new();

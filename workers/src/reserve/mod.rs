@@ -120,8 +120,13 @@ async fn decide_deliveries(
         }
     }
     tracing::Span::current().record("tickets", tickets.len());
+    let lookup = if deliveries.iter().any(|d| d.redelivered) {
+        decide::Lookup::First
+    } else {
+        decide::Lookup::OnConflict
+    };
     let mut strays = Vec::new();
-    let batch = match decide_isolating(ctx, &tickets, shutdown).await {
+    let batch = match decide_isolating(ctx, &tickets, lookup, shutdown).await {
         Ok(batch) => {
             trail(&tickets, &batch);
             for ticket in &batch.unknown {
@@ -187,14 +192,15 @@ fn trail(tickets: &[IssuedTicket], batch: &Batch) {
 async fn decide_isolating(
     ctx: &Context,
     tickets: &[IssuedTicket],
+    lookup: decide::Lookup,
     shutdown: &CancellationToken,
 ) -> Result<Batch> {
-    match decide_with_retry(ctx, tickets, shutdown).await {
+    match decide_with_retry(ctx, tickets, lookup, shutdown).await {
         Err(e) if !e.is_transient() && tickets.len() > 1 => {
             tracing::warn!(error = ?e, tickets = tickets.len(), "batch refused; deciding its halves apart");
             let (first, second) = tickets.split_at(tickets.len() / 2);
-            let mut batch = Box::pin(decide_isolating(ctx, first, shutdown)).await?;
-            let rest = Box::pin(decide_isolating(ctx, second, shutdown)).await?;
+            let mut batch = Box::pin(decide_isolating(ctx, first, lookup, shutdown)).await?;
+            let rest = Box::pin(decide_isolating(ctx, second, lookup, shutdown)).await?;
             batch.sales.extend(rest.sales);
             batch.unknown.extend(rest.unknown);
             Ok(batch)
@@ -213,6 +219,7 @@ async fn decide_isolating(
 async fn decide_with_retry(
     ctx: &Context,
     tickets: &[IssuedTicket],
+    lookup: decide::Lookup,
     shutdown: &CancellationToken,
 ) -> Result<Batch> {
     if tickets.is_empty() {
@@ -221,7 +228,7 @@ async fn decide_with_retry(
     let started = Instant::now();
     let mut delay = Duration::from_millis(100);
     loop {
-        match decide::decide(&ctx.pool, tickets).await {
+        match decide::decide(&ctx.pool, tickets, lookup).await {
             Ok(batch) => return Ok(batch),
             Err(e)
                 if e.is_transient()

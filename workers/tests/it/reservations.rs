@@ -8,6 +8,9 @@ use flashgate_common::amqp::messages::TicketMessage;
 use flashgate_common::amqp::{Publisher, message_properties};
 use serde_json::Value;
 
+use flashgate_common::domain::TicketStatus;
+use flashgate_workers::reserve::decide::{Batch, Lookup, decide};
+
 use crate::support::{Stack, count, issued_ticket, tickets, wait_until};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -270,6 +273,95 @@ async fn publish_together(
         .unwrap();
 }
 
+/// Each ticket of a decided batch: its status and order.
+fn outcomes(batch: &Batch) -> BTreeMap<uuid::Uuid, (TicketStatus, Option<uuid::Uuid>)> {
+    batch
+        .sales
+        .iter()
+        .flat_map(|sale| &sale.tickets)
+        .map(|t| (t.ticket, (t.status, t.order_id)))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decided_ticket_in_a_batch_not_looked_up_first_is_reported_as_it_stands() {
+    // A batch of first deliveries is decided without looking its tickets up; one already
+    // decided (published twice by the door, not redelivered by the broker) must still get
+    // no second unit and no second order, and the batch's new tickets their own.
+    let stack = Stack::start_with(|c| c.worker.sweep_interval_ms = 3_600_000).await;
+    stack.create_sale("seen", 3).await;
+    let (first, second) = (
+        issued_ticket("seen", 1, "first", None),
+        issued_ticket("seen", 2, "second", None),
+    );
+    let before = outcomes(
+        &decide(
+            &stack.pool,
+            &[first.clone(), second.clone()],
+            Lookup::OnConflict,
+        )
+        .await
+        .unwrap(),
+    );
+    let third = issued_ticket("seen", 3, "third", None);
+    let fourth = issued_ticket("seen", 4, "fourth", None);
+    let again = outcomes(
+        &decide(
+            &stack.pool,
+            &[second.clone(), third.clone(), fourth.clone()],
+            Lookup::OnConflict,
+        )
+        .await
+        .unwrap(),
+    );
+    assert_eq!(
+        again[&second.ticket_id], before[&second.ticket_id],
+        "as it stood"
+    );
+    assert_eq!(again[&third.ticket_id].0, TicketStatus::Reserved);
+    assert_ne!(again[&third.ticket_id].1, before[&second.ticket_id].1);
+    // The units are held, not sold: the sale keeps a wait-list for them.
+    assert_eq!(again[&fourth.ticket_id], (TicketStatus::Waitlisted, None));
+    let waiting = outcomes(
+        &decide(
+            &stack.pool,
+            std::slice::from_ref(&fourth),
+            Lookup::OnConflict,
+        )
+        .await
+        .unwrap(),
+    );
+    assert_eq!(
+        waiting[&fourth.ticket_id],
+        (TicketStatus::Waitlisted, None),
+        "still waiting"
+    );
+    assert_eq!(
+        stack.terms("seen").await,
+        (3, 3, 0),
+        "three units, one each"
+    );
+    assert_eq!(
+        count(
+            &stack,
+            "SELECT count(*) FROM orders WHERE sale_id = $1",
+            "seen"
+        )
+        .await,
+        3
+    );
+    assert_eq!(
+        stack
+            .worker_metric("flashgate_reserve_batches_decided_again_total")
+            .await
+            .map(|n| n >= 1.0),
+        Some(true),
+        "the second batch was decided again, looking its tickets up"
+    );
+    stack.assert_invariants("seen", Some(4)).await;
+    stack.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_copies_of_one_ticket_far_apart_in_a_batch_are_decided_once() {
     let stack = Stack::start().await;
@@ -401,10 +493,10 @@ async fn tickets_decided_out_of_sequence_are_counted_and_sold_out_answers_are_ti
     let earlier: Vec<_> = (1..=4)
         .map(|seq| issued_ticket("crossed", seq, &format!("earlier-{seq}"), None))
         .collect();
-    flashgate_workers::reserve::decide::decide(&stack.pool, &later)
+    flashgate_workers::reserve::decide::decide(&stack.pool, &later, Lookup::OnConflict)
         .await
         .unwrap();
-    flashgate_workers::reserve::decide::decide(&stack.pool, &earlier)
+    flashgate_workers::reserve::decide::decide(&stack.pool, &earlier, Lookup::OnConflict)
         .await
         .unwrap();
     assert_eq!(
