@@ -2,7 +2,8 @@
 -- worker's batch of :units fresh tickets (pgbench -D units=N) for one hot sale, statement
 -- for statement
 -- (common/src/ledger/reserve.rs, workers/src/reserve/decide.rs): lock the sale row,
--- look the tickets up (redeliveries), read the sale's highest sequence number, insert
+-- read the sale's highest sequence number (a batch of first deliveries does not look
+-- its tickets up: their primary key refuses one decided already), insert
 -- the tickets and their orders (one UNNEST each, with time-ordered ids as the worker's),
 -- update the sale's counters, commit. On flashgate-schema.sql's copy of the tables.
 -- Units/s = tps x units; beside batched.sql, whose one order row a unit is the floor.
@@ -13,9 +14,6 @@ SELECT array_agg((lpad(to_hex((extract(epoch FROM clock_timestamp()) * 1000)::bi
 FROM generate_series(1, :units) \gset
 BEGIN;
 SELECT * FROM lt_pgb_fg.sales WHERE id = ANY('{pgb}'::text[]) ORDER BY id FOR UPDATE;
-SELECT t.id, t.sale_id, t.decision, o.id, o.status, o.payment_intent_id, o.client_secret, o.payment_method
-FROM lt_pgb_fg.tickets t LEFT JOIN lt_pgb_fg.orders o ON o.ticket_id = t.id
-WHERE t.id = ANY(:tickets::uuid[]);
 SELECT s.id, (SELECT max(t.seq) FROM lt_pgb_fg.tickets t WHERE t.sale_id = s.id)
 FROM lt_pgb_fg.sales s WHERE s.id = ANY('{pgb}'::text[]);
 INSERT INTO lt_pgb_fg.tickets (id, sale_id, customer_id, seq, quantity, payment_method, decision, issued_at)
