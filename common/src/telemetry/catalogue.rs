@@ -150,6 +150,11 @@ pub const METRICS: &[(&str, Kind, &str)] = &[
         "Time for a worker to decide one batch",
     ),
     (
+        "flashgate_reserve_batches_decided_again_total",
+        Counter,
+        "Batches of first deliveries decided again, looking every ticket up, because one was decided already",
+    ),
+    (
         "flashgate_payments_in_flight",
         Gauge,
         "Payments a worker holds in memory now",
