@@ -69,9 +69,7 @@ def pgbench(ctx):
                                             units_per_tx=1)
         # The database's own limit for the worker's writes: a reservation batch's
         # statements on a copy of flashgate's tables, as many units a transaction as a
-        # batch of one-ticket messages holds (the worker's prefetch), where the limit
-        # levels off here (35,000 units/s at 100 a transaction, 60,000 at 1,000, 65,000
-        # at 2,000, 63,000 at 8,000, eight clients).
+        # batch of one-ticket messages holds (the worker's prefetch).
         units = PGBENCH_FLASHGATE_UNITS
         ctx.limits["pgbench_flashgate"] = dict(
             measure.pgbench(ctx, f"flashgate's batch ({units:,} units/tx)", "flashgate-writes.sql", secs,
@@ -215,7 +213,7 @@ def reserve(ctx):
         rate = runs[key]["drain"]["per_sec"]
         ctx.goal(f"{goal}_vs_lock_baseline", rate / max(lock["per_sec"], 1e-9),
                  f"reservations/s ({what}) ÷ textbook SELECT … FOR UPDATE/s")
-        ctx.goal(f"{goal}_vs_pgbench_batched", rate / max(limit["tps"] * 100, 1e-9),
+        ctx.goal(f"{goal}_vs_pgbench_batched", rate / max(limit["tps"] * limit["units_per_tx"], 1e-9),
                  f"reservations/s ({what}) ÷ pgbench batched units/s")
         if own.get("tps"):
             ctx.goal(f"{goal}_vs_pgbench_flashgate", rate / (own["tps"] * own["units_per_tx"]),
