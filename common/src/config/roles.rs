@@ -391,9 +391,9 @@ pub struct WorkerConfig {
     /// more, like more worker processes, add throughput but keep order only within a batch.
     pub reserve_consumers: usize,
     /// Ticket messages one reservation consumer holds unacknowledged (RabbitMQ's prefetch;
-    /// the door packs up to `publish_batch_max` tickets in one). Enough for the batch being
-    /// decided and the next one collecting keeps a lone worker busy; much more only lets
-    /// the first worker up take a backlog that several could share.
+    /// the door packs up to `publish_batch_max` tickets in one). A batch takes at most half
+    /// of them, so the next batch is delivered while one is decided and published; much
+    /// more only lets the first worker up take a backlog that several could share.
     pub reserve_prefetch: u16,
     /// Payment messages (each a batch of orders) handled at once per process.
     pub payment_prefetch: u16,

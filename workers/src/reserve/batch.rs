@@ -1,6 +1,6 @@
 //! Collecting a batch: deliveries carrying up to `max` tickets in all (the door packs up to
-//! `publish_batch_max` in one message and says how many), waiting at most `wait` after
-//! the first.
+//! `publish_batch_max` in one message and says how many) in up to `messages` deliveries,
+//! waiting at most `wait` after the first.
 
 use std::time::Duration;
 
@@ -17,6 +17,7 @@ use crate::Result;
 pub(super) async fn collect(
     consumer: &mut Consumer,
     max: usize,
+    messages: usize,
     wait: Duration,
     shutdown: &CancellationToken,
 ) -> Result<Option<Vec<Delivery>>> {
@@ -36,7 +37,7 @@ pub(super) async fn collect(
     let mut tickets = ticket_count(&first.properties);
     let mut batch = vec![first];
     let deadline = tokio::time::Instant::now() + wait;
-    while tickets < max {
+    while tickets < max && batch.len() < messages {
         match tokio::time::timeout_at(deadline, consumer.next()).await {
             Ok(Some(delivery)) => {
                 let delivery = delivery?;

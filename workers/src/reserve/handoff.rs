@@ -31,6 +31,10 @@ pub(super) struct Handoff {
     pub strays: Vec<IssuedTicket>,
     /// Every delivery of the batch with its action.
     pub deliveries: Vec<(Delivery, Action)>,
+    /// The tickets the deliveries carried (for the trail).
+    pub tickets: Vec<IssuedTicket>,
+    /// The batch's `reserve_batch` span, whose fields its trail lines carry.
+    pub span: tracing::Span,
 }
 
 /// Publishes and answers batches in order until the first stage hangs up.
@@ -41,7 +45,12 @@ pub(super) async fn emitter(
 ) -> Result<()> {
     while let Some(mut handoff) = batches.recv().await {
         let emitted = match &handoff.batch {
-            Some(batch) => emit_with_retry(&ctx, batch, &shutdown).await,
+            Some(batch) => {
+                handoff
+                    .span
+                    .in_scope(|| super::trail(&handoff.tickets, batch));
+                emit_with_retry(&ctx, batch, &shutdown).await
+            }
             None => true,
         };
         if !emitted || !bury_strays(&ctx, &handoff.strays).await {

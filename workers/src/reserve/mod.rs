@@ -1,4 +1,5 @@
-//! The reservation consumer. Takes up to `batch_size` tickets or waits `batch_wait_ms`,
+//! The reservation consumer. Takes up to `batch_size` tickets (in at most half its
+//! prefetch's messages) or waits `batch_wait_ms`,
 //! decides the whole batch (whatever sales it spans) in one transaction, then hands it to
 //! a second stage that publishes the outcome and acks the batch together, while the next
 //! batch is already being decided. Transient failures are retried in place with backoff
@@ -80,13 +81,22 @@ async fn decide_loop(
     shutdown: &CancellationToken,
 ) -> Result<()> {
     let (size, wait) = (ctx.config.worker.batch_size, ctx.config.worker.batch_wait());
-    while let Some(deliveries) = batch::collect(consumer, size, wait, shutdown).await? {
+    let messages = batch_messages(ctx.config.worker.reserve_prefetch);
+    while let Some(deliveries) = batch::collect(consumer, size, messages, wait, shutdown).await? {
         let handoff = decide_deliveries(ctx, deliveries, shutdown).await;
         if stage.send(handoff).await.is_err() {
             return Err(Error::Poison("the emitter stopped".into()));
         }
     }
     Ok(())
+}
+
+/// Most deliveries one batch takes: half the consumer's prefetch, so that the broker
+/// delivers the next batch while this one is decided and published. A batch that took
+/// the whole window left nothing to deliver until it was acked: deciding, publishing
+/// and delivering took turns instead of overlapping.
+fn batch_messages(prefetch: u16) -> usize {
+    (usize::from(prefetch) / 2).max(1)
 }
 
 /// Decodes and decides one batch of deliveries, and says what to do with each.
@@ -128,7 +138,6 @@ async fn decide_deliveries(
     let mut strays = Vec::new();
     let batch = match decide_isolating(ctx, &tickets, lookup, shutdown).await {
         Ok(batch) => {
-            trail(&tickets, &batch);
             for ticket in &batch.unknown {
                 tracing::error!(%ticket, "ticket that can never be decided: dead-lettering it");
                 match owners.get(ticket) {
@@ -160,11 +169,16 @@ async fn decide_deliveries(
         batch,
         strays,
         deliveries: deliveries.into_iter().zip(actions).collect(),
+        tickets,
+        span: tracing::Span::current(),
     }
 }
 
 /// One trail line per ticket decided (promotions from the wait-list included), with the
-/// request id the door put in the ticket.
+/// request id the door put in the ticket. The emitter writes them, before it publishes
+/// the batch (so a ticket's "decided" comes before its "payment started"), while the
+/// next batch is decided: on the deciding stage a line for each of a batch's thousands
+/// of tickets held up the next batch.
 fn trail(tickets: &[IssuedTicket], batch: &Batch) {
     if !tracing::enabled!(target: flashgate_common::trail::TARGET, tracing::Level::INFO) {
         return;
