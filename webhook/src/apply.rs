@@ -63,7 +63,7 @@ pub(crate) async fn apply(pool: &PgPool, redis: &Redis, event: &Event) -> Result
     .await?;
     tx.commit().await?;
     metrics::counter!("flashgate_webhook_events_applied_total", "type" => event.kind.clone(), "outcome" => label).increment(1);
-    publish(redis, applied).await
+    publish(pool, redis, applied).await
 }
 
 /// The order an event's PaymentIntent belongs to: our metadata first (the event may come
@@ -97,10 +97,10 @@ fn label(applied: &Applied, outcome: &IntentOutcome) -> Result<&'static str> {
     })
 }
 
-async fn publish(redis: &Redis, applied: Applied) -> Result<Received> {
+async fn publish(pool: &PgPool, redis: &Redis, applied: Applied) -> Result<Received> {
     const STEP: &str = "stripe event";
     match applied {
-        Applied::Changed(change) => ledger::publish_changes(redis, STEP, &[change]).await?,
+        Applied::Changed(change) => ledger::publish_changes(pool, redis, STEP, &[change]).await?,
         // Nothing moved, but the ticket's trail still shows the event came.
         other => {
             if let Some(order) = other.order() {

@@ -48,7 +48,7 @@ pub(crate) async fn apply(
     tx.commit().await?;
     if let Applied::Changed(change) | Applied::RefundNeeded(change) = &applied
         && let Err(e) =
-            ledger::publish_changes(&ctx.redis, step, std::slice::from_ref(change)).await
+            ledger::publish_changes(&ctx.pool, &ctx.redis, step, std::slice::from_ref(change)).await
     {
         tracing::warn!(error = ?e, %order, "order change not published to redis");
     }

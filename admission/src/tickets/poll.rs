@@ -197,12 +197,8 @@ pub(super) async fn from_database(
     else {
         return from_prequeue(state, ticket).await;
     };
-    let status = match row.order_status.as_deref().and_then(OrderStatus::parse) {
-        Some(order) => order.ticket_status().unwrap_or(TicketStatus::Expired),
-        None if row.decision == "sold_out" => TicketStatus::SoldOut,
-        None if row.decision == "waitlisted" => TicketStatus::Waitlisted,
-        None => TicketStatus::Reserved,
-    };
+    let order = row.order_status.as_deref().and_then(OrderStatus::parse);
+    let status = flashgate_common::ledger::unpublished::ticket_status(&row.decision, order);
     let shopper_confirms = row.payment_method.is_none();
     let view = TicketView {
         status,

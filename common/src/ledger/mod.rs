@@ -34,6 +34,7 @@ mod publish;
 pub mod reserve;
 pub mod sales;
 mod transitions;
+pub mod unpublished;
 pub mod vitals;
 
 use sqlx::PgConnection;

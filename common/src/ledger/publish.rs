@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use sqlx::PgPool;
+
 use super::{Change, OrderRef};
 use crate::Result;
 use crate::domain::{SaleId, SaleTerms};
@@ -25,8 +27,15 @@ impl OrderRef {
 }
 
 /// Logs one trail line per change (`step` says what moved it), then writes the statuses
-/// and the newest terms of each sale in one round trip.
-pub async fn publish_changes(redis: &Redis, step: &'static str, changes: &[Change]) -> Result<()> {
+/// and the newest terms of each sale in one round trip. If Redis does not take them, the
+/// statuses' tickets are kept for the sweep ([`super::unpublished`]; the door re-reads
+/// the terms from PostgreSQL by itself); fails only if PostgreSQL refused that too.
+pub async fn publish_changes(
+    pool: &PgPool,
+    redis: &Redis,
+    step: &'static str,
+    changes: &[Change],
+) -> Result<()> {
     for change in changes {
         crate::trail::order(step, &change.order);
     }
@@ -49,6 +58,8 @@ pub async fn publish_changes(redis: &Redis, step: &'static str, changes: &[Chang
     for (sale, terms) in newest {
         redis.queue_terms(&mut pipe, sale, terms);
     }
-    pipe.query_async::<()>(&mut redis.conn()).await?;
-    Ok(())
+    match pipe.query_async::<()>(&mut redis.conn()).await {
+        Ok(()) => Ok(()),
+        Err(e) => super::unpublished::keep(pool, &statuses, e.into()).await,
+    }
 }

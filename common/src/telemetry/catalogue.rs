@@ -75,6 +75,11 @@ pub const METRICS: &[(&str, Kind, &str)] = &[
         "Times the door, its timers firing late, told the workers to hold payments back",
     ),
     (
+        "flashgate_statuses_kept_total",
+        Counter,
+        "Ticket statuses Redis did not take, kept in PostgreSQL until the workers' sweep publishes them",
+    ),
+    (
         "flashgate_admission_rate_per_second",
         Gauge,
         "A sale's admission rate as set by the operator",

@@ -183,7 +183,7 @@ async fn extend_if_paying(ctx: &Context, order: Uuid, intent: &str) -> Result<bo
         client_secret: extended.client_secret,
         hold_expires_at: Some(extended.hold_expires_at),
     };
-    if let Err(e) = ctx.redis.write_statuses(&[update]).await {
+    if let Err(e) = ledger::unpublished::write_or_keep(&ctx.pool, &ctx.redis, &[update]).await {
         tracing::warn!(error = ?e, %order, "hold extension not published to redis");
     }
     Ok(true)
@@ -222,7 +222,8 @@ async fn release_without_intent(ctx: &Context, order: Uuid) -> Result<()> {
     let change = ledger::release(&mut tx, order, Release::Expired, None).await?;
     tx.commit().await?;
     if let Some(change) = change
-        && let Err(e) = ledger::publish_changes(&ctx.redis, "hold expired", &[change]).await
+        && let Err(e) =
+            ledger::publish_changes(&ctx.pool, &ctx.redis, "hold expired", &[change]).await
     {
         tracing::warn!(error = ?e, %order, "expiry not published to redis");
     }

@@ -22,7 +22,9 @@ pub async fn expire_holds(ctx: &Context, limit: i64) -> Result<usize> {
         return Ok(expiry.to_cancel);
     }
     metrics::counter!("flashgate_holds_expired_total").increment(released as u64);
-    if let Err(e) = ledger::publish_changes(&ctx.redis, "hold expired", &expiry.released).await {
+    if let Err(e) =
+        ledger::publish_changes(&ctx.pool, &ctx.redis, "hold expired", &expiry.released).await
+    {
         tracing::warn!(error = ?e, "expiries not published to redis");
     }
     Ok(released + expiry.to_cancel)

@@ -114,6 +114,11 @@ pub async fn sweep(ctx: &Context) {
     if let Err(e) = relay(ctx, 500).await {
         tracing::warn!(error = ?e, "outbox relay failed");
     }
+    match flashgate_common::ledger::unpublished::republish(&ctx.pool, &ctx.redis, 500).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(tickets = n, "kept statuses published to redis"),
+        Err(e) => tracing::warn!(error = ?e, "kept statuses not published to redis yet"),
+    }
     if let Err(e) = controller::steer(ctx).await {
         tracing::warn!(error = ?e, "admission controller did not tick");
     }

@@ -177,7 +177,7 @@ async fn store(
             .filter(|_| claimed.payment_method.is_none()),
         hold_expires_at: Some(hold_expires_at),
     };
-    if let Err(e) = ctx.redis.write_statuses(&[update]).await {
+    if let Err(e) = ledger::unpublished::write_or_keep(&ctx.pool, &ctx.redis, &[update]).await {
         tracing::warn!(error = ?e, %order_id, "payment status not published to redis");
     }
     Ok(())
@@ -200,7 +200,8 @@ async fn decline(ctx: &Context, order_id: Uuid, code: &str, intent: Option<Strin
     tx.commit().await?;
     metrics::counter!("flashgate_payments_declined_total").increment(1);
     if let Some(change) = change
-        && let Err(e) = ledger::publish_changes(&ctx.redis, "payment declined", &[change]).await
+        && let Err(e) =
+            ledger::publish_changes(&ctx.pool, &ctx.redis, "payment declined", &[change]).await
     {
         tracing::warn!(error = ?e, %order_id, "decline not published to redis");
     }

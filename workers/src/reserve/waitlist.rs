@@ -4,6 +4,7 @@
 //! the wait-list is closed: its tickets end sold out.
 
 use flashgate_common::domain::{SaleId, SaleTerms, TicketStatus};
+use flashgate_common::ledger;
 use flashgate_common::ledger::reserve::{self, Candidate, LockedSale, Plan};
 use flashgate_common::live::tickets::StatusUpdate;
 use sqlx::PgConnection;
@@ -149,7 +150,7 @@ async fn publish_closed(ctx: &Context, sale: &SaleId, closed: &[Uuid], terms: Op
         .iter()
         .map(|t| StatusUpdate::new(sale.clone(), *t, TicketStatus::SoldOut))
         .collect();
-    if let Err(e) = ctx.redis.write_statuses(&updates).await {
+    if let Err(e) = ledger::unpublished::write_or_keep(&ctx.pool, &ctx.redis, &updates).await {
         tracing::warn!(error = ?e, %sale, "closed wait-list not published to redis");
     }
 }

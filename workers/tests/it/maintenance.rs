@@ -169,3 +169,92 @@ async fn the_presence_sweep_reads_only_the_holds_paid_in_the_page() {
         "rows of orders the sweep read, against the holds it wanted"
     );
 }
+
+/// A status change Redis did not take reaches the shopper once Redis is back. Polls read
+/// Redis first, so before such changes were kept, a shopper whose payment form (here) or
+/// `paid` was lost to a Redis outage kept reading the status before it for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_status_redis_did_not_take_is_published_by_the_sweep_once_it_is_back() {
+    use flashgate_common::domain::{SaleId, TicketStatus};
+    use flashgate_common::live::Redis;
+    use flashgate_common::live::tickets::StatusUpdate;
+    use flashgate_common::testkit::{FaultProxy, ProxyMode};
+
+    let stack = crate::support::Stack::start_custom(
+        &[
+            crate::support::Role::Admission,
+            crate::support::Role::Webhook,
+            crate::support::Role::Catalog,
+        ],
+        None,
+        |_| {},
+    )
+    .await;
+    stack.create_sale("unheard", 2).await;
+    let order = uuid::Uuid::now_v7();
+    crate::support::insert_reserved_order(&stack, "unheard", order).await;
+    let ticket: uuid::Uuid = sqlx::query_scalar("SELECT ticket_id FROM orders WHERE id = $1")
+        .bind(order)
+        .fetch_one(&stack.pool)
+        .await
+        .unwrap();
+    let sale = SaleId::parse("unheard").unwrap();
+    let ctx = stack.worker_context().await;
+    ctx.redis
+        .write_statuses(&[StatusUpdate::new(
+            sale.clone(),
+            ticket,
+            TicketStatus::Reserved,
+        )])
+        .await
+        .unwrap();
+
+    // The payment starts while Redis is away from this worker.
+    let proxy = FaultProxy::start("127.0.0.1:6379".parse().unwrap()).await;
+    let mut away = stack.worker_context().await;
+    let mut config = stack.config.redis.clone();
+    config.url = format!("redis://{}/0", proxy.addr());
+    away.redis = Redis::connect(&config).unwrap();
+    proxy.set(ProxyMode::Refuse);
+    flashgate_workers::pay::intent::pay(&away, order)
+        .await
+        .unwrap();
+    assert_eq!(
+        count(
+            &stack,
+            "SELECT count(*) FROM orders WHERE id::text = $1 AND status = 'payment_pending'",
+            &order.to_string()
+        )
+        .await,
+        1,
+        "the payment started"
+    );
+    let shown = |ctx: &flashgate_workers::Context| {
+        let (redis, sale) = (ctx.redis.clone(), sale.clone());
+        async move { redis.read_ticket(&sale, ticket).await.unwrap().0.unwrap() }
+    };
+    assert_eq!(
+        shown(&ctx).await.status,
+        TicketStatus::Reserved,
+        "Redis missed it"
+    );
+
+    flashgate_workers::maintenance::sweep(&ctx).await;
+    let view = shown(&ctx).await;
+    assert_eq!(view.status, TicketStatus::PaymentPending);
+    assert!(
+        view.client_secret.is_some(),
+        "the shopper's page can take the payment"
+    );
+    assert_eq!(
+        count(
+            &stack,
+            "SELECT count(*) FROM unpublished_tickets WHERE ticket_id::text = $1",
+            &ticket.to_string()
+        )
+        .await,
+        0,
+        "published, then forgotten"
+    );
+    stack.stop().await;
+}
