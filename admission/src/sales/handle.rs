@@ -3,15 +3,17 @@
 
 use std::sync::Arc;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use chrono::{DateTime, Utc};
-use flashgate_common::domain::{SaleId, SaleTerms};
+use flashgate_common::domain::{CustomerId, SaleId, SaleTerms};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
 use super::counters::Counters;
+use super::roll::Roll;
 use flashgate_common::ledger::sales::Sale;
 
 /// Live numbers: committed terms, tickets confirmed into the queue, the service rate.
@@ -29,6 +31,11 @@ impl Live {
     /// Tickets in the queue and not yet decided.
     pub fn queued(&self) -> i64 {
         (self.published - self.terms.decided).max(0)
+    }
+
+    /// No unit is available and no hold can expire.
+    pub fn sold_out(&self) -> bool {
+        self.terms.available() <= 0 && self.terms.reserved <= 0
     }
 }
 
@@ -85,6 +92,10 @@ pub struct SaleHandle {
     limiter: ArcSwap<DefaultDirectRateLimiter>,
     live: ArcSwap<Live>,
     sampled: Mutex<(Instant, i64)>,
+    /// The holders of the sale while it is sealed ([`super::roll`]).
+    roll: ArcSwapOption<Roll>,
+    /// New claims this door made, so a roll read before one of them is never kept.
+    claims: AtomicU64,
     /// Admission outcomes.
     pub counters: Counters,
 }
@@ -103,6 +114,8 @@ impl SaleHandle {
             sampled: Mutex::new((Instant::now(), settings.terms.decided)),
             settings: ArcSwap::from_pointee(settings),
             live: ArcSwap::from_pointee(live),
+            roll: ArcSwapOption::empty(),
+            claims: AtomicU64::new(0),
             counters,
         }
     }
@@ -164,6 +177,57 @@ impl SaleHandle {
         publish_live(&self.id(), &self.live());
     }
 
+    /// No unit is available and no hold can expire (as this door last saw the stock).
+    pub fn sold_out(&self) -> bool {
+        self.live().sold_out()
+    }
+
+    /// Whether this door knows, without asking Redis, that `customer` holds no ticket of
+    /// the sale: the sale is sealed and `customer` is not on its roll.
+    pub fn surely_holds_nothing(&self, customer: &CustomerId) -> bool {
+        self.roll
+            .load()
+            .as_ref()
+            .is_some_and(|roll| !roll.holds(customer.as_str()))
+    }
+
+    /// Whether this door keeps the sale's roll.
+    pub fn has_roll(&self) -> bool {
+        self.roll.load().is_some()
+    }
+
+    /// New claims this door made so far; pass it to [`Self::keep_roll`].
+    pub fn claims(&self) -> u64 {
+        self.claims.load(Ordering::SeqCst)
+    }
+
+    /// Counts a new claim of this door, which broke the sale's seal: the roll goes.
+    pub fn claimed(&self) {
+        self.claims.fetch_add(1, Ordering::SeqCst);
+        if self.has_roll() {
+            self.drop_roll();
+        }
+    }
+
+    /// Keeps a roll read after [`Self::claims`] answered `claims_before`, unless this door
+    /// claimed a ticket since (its customer may not be on it). Whichever of the two comes
+    /// second sees the other, so a roll read before a claim never stays.
+    pub fn keep_roll(&self, claims_before: u64, roll: Roll) -> bool {
+        self.roll.store(Some(Arc::new(roll)));
+        if self.claims() != claims_before {
+            self.roll.store(None);
+            return false;
+        }
+        metrics::gauge!("flashgate_admission_sealed", "sale" => self.id().to_string()).set(1.0);
+        true
+    }
+
+    /// Forgets the roll: the sale's seal is gone.
+    pub fn drop_roll(&self) {
+        self.roll.store(None);
+        metrics::gauge!("flashgate_admission_sealed", "sale" => self.id().to_string()).set(0.0);
+    }
+
     /// The sale's state at `now`.
     pub fn state(&self, now: DateTime<Utc>) -> SaleState {
         let settings = self.settings.load();
@@ -186,7 +250,7 @@ impl SaleHandle {
     pub fn admission(&self, factor: f64) -> Admission {
         let live = self.live();
         let available = live.terms.available().max(0);
-        if available == 0 && live.terms.reserved <= 0 {
+        if live.sold_out() {
             Admission::SoldOut
         } else if live.queued() as f64 >= available as f64 * factor {
             // The wait-list takes as many as the units that could still come back (all

@@ -4,6 +4,7 @@
 
 mod counters;
 mod handle;
+pub(crate) mod roll;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -204,6 +205,35 @@ impl SaleDirectory {
         let numbers = self.redis.read_terms_many(&ids).await?;
         for (handle, (terms, seq)) in handles.iter().zip(numbers) {
             handle.merge_live(terms, seq);
+        }
+        self.refresh_rolls(&handles).await?;
+        Ok(())
+    }
+
+    /// Drops the rolls of sales whose seal a claim broke, and seals the sold-out sales
+    /// this door keeps no roll of (`roll`).
+    async fn refresh_rolls(&self, handles: &[Arc<SaleHandle>]) -> redis::RedisResult<()> {
+        let kept: Vec<&Arc<SaleHandle>> = handles.iter().filter(|h| h.has_roll()).collect();
+        if !kept.is_empty() {
+            let ids: Vec<SaleId> = kept.iter().map(|h| h.id()).collect();
+            for (handle, sealed) in kept
+                .iter()
+                .zip(roll::still_sealed(&self.redis, &ids).await?)
+            {
+                if !sealed {
+                    handle.drop_roll();
+                }
+            }
+        }
+        for handle in handles.iter().filter(|h| h.sold_out() && !h.has_roll()) {
+            let claims_before = handle.claims();
+            let decided = handle.live().terms.decided;
+            if let Some(roll) = roll::seal(&self.redis, &handle.id(), decided).await? {
+                let holders = roll.len();
+                if handle.keep_roll(claims_before, roll) {
+                    tracing::info!(sale = %handle.id(), holders, "sold out: the door refuses everyone else from memory");
+                }
+            }
         }
         Ok(())
     }

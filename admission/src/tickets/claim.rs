@@ -16,9 +16,11 @@ use uuid::Uuid;
 /// Namespace of name-based ticket ids.
 const TICKET_NAMESPACE: Uuid = Uuid::from_u128(0x6a1f_3c52_9e0b_4d7a_8f21_5b6c_0d3e_9a47);
 
-/// KEYS customer, seq, ticket; ARGV token, ttl, seq floor. Returns {1, value} for a new
-/// claim, or {0, value} for the customer's existing one; value is `token|seq`, and a
-/// third element is 1 while the ticket is still pending.
+/// KEYS customer, seq, ticket, holders, sealed; ARGV token, ttl, seq floor, customer id.
+/// Returns {1, value} for a new claim, or {0, value} for the customer's existing one;
+/// value is `token|seq`, and a third element is 1 while the ticket is still pending. A
+/// new claim adds its customer to the sale's holders and breaks the sale's seal, so a
+/// door's roll of holders ([`crate::sales::roll`]) is never trusted past a claim.
 static CLAIM: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         r"
@@ -37,6 +39,9 @@ static CLAIM: LazyLock<Script> = LazyLock::new(|| {
         redis.call('SET', KEYS[1], value, 'EX', ARGV[2])
         redis.call('HSET', KEYS[3], '{rank}', 0, '{status}', 'queued', '{seq}', seq, '{pending}', 1)
         redis.call('EXPIRE', KEYS[3], ARGV[2])
+        redis.call('SADD', KEYS[4], ARGV[4])
+        redis.call('EXPIRE', KEYS[4], ARGV[2])
+        redis.call('DEL', KEYS[5])
         return {{1, value, 1}}
         ",
         rank = field::RANK,
@@ -98,9 +103,12 @@ pub(super) async fn claim(
         .key(keys.customer(sale, customer))
         .key(keys.seq(sale))
         .key(keys.ticket(sale, ticket_id(sale, customer)))
+        .key(keys.holders(sale))
+        .key(keys.sealed(sale))
         .arg(token)
         .arg(redis.ticket_ttl_secs())
         .arg(seq_floor)
+        .arg(customer.as_str())
         .invoke_async(&mut redis.conn())
         .await?;
     let held = Held::parse(&value, pending == 1);

@@ -257,8 +257,11 @@ async fn admit(
         }
     }
     let checked = match gate::check(state, sale, &arrival.customer) {
-        // Refused for a reason no held ticket changes: answered from memory alone.
-        Err(refusal) if !refusal.defers_to_held_ticket() => {
+        // Refused for a reason no held ticket changes, or by a sealed sale to a customer
+        // not on its roll: answered from memory alone.
+        Err(refusal)
+            if !refusal.defers_to_held_ticket() || sale.surely_holds_nothing(&arrival.customer) =>
+        {
             sale.counters.record(refusal.outcome);
             return Err(refusal.problem.into());
         }
@@ -375,6 +378,9 @@ async fn issue_once(
     )
     .await
     .map_err(redis_unavailable)?;
+    if let Some(Claim::New(_)) = &claimed {
+        sale.claimed();
+    }
     match claimed {
         // A claim no publish of which was confirmed (failed, in flight elsewhere, or lost
         // with a crash): publishing the same ticket again is safe and settles it.

@@ -50,6 +50,18 @@ impl Keys {
         self.sale_key(sale, &format!("c:{customer}"))
     }
 
+    /// Set of the customers who ever claimed a ticket of the sale (every claim adds its
+    /// customer in the same script that numbers it).
+    pub fn holders(&self, sale: &SaleId) -> String {
+        self.sale_key(sale, "holders")
+    }
+
+    /// Present while the sale is sealed: sold out, [`Self::holders`] read whole by a
+    /// door, and no claim since (a new claim deletes it).
+    pub fn sealed(&self, sale: &SaleId) -> String {
+        self.sale_key(sale, "sealed")
+    }
+
     /// Hash of one ticket's status.
     pub fn ticket(&self, sale: &SaleId, ticket: Uuid) -> String {
         self.sale_key(sale, &format!("t:{}", ticket.simple()))

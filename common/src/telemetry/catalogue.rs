@@ -75,6 +75,11 @@ pub const METRICS: &[(&str, Kind, &str)] = &[
         "Times the door, its timers firing late, told the workers to hold payments back",
     ),
     (
+        "flashgate_admission_sealed",
+        Gauge,
+        "1 while this door keeps a sold-out sale's roll of holders and refuses everyone else from memory, by sale",
+    ),
+    (
         "flashgate_statuses_kept_total",
         Counter,
         "Ticket statuses Redis did not take, kept in PostgreSQL until the workers' sweep publishes them",

@@ -1,6 +1,7 @@
 //! Inventory-aware admission with the whole stack: the door refuses what can never be
 //! served, reopens when a hold expires, and a wait-list gets the units that come back.
 
+use flashgate_common::testkit::{FaultProxy, ProxyMode};
 use serde_json::{Value, json};
 
 use crate::support::{Stack, poll_until, wait_until};
@@ -154,6 +155,79 @@ async fn a_sale_with_nothing_left_refuses_at_once_and_says_so() {
         (200, Some("paid")),
         "a holder gets their ticket back, not a 410"
     );
+    stack.stop().await;
+}
+
+/// After the last unit the crowd is refused from the door's memory: with Redis away, a
+/// shopper who holds nothing still hears `410 sold_out` (the door used to ask Redis
+/// whether each of them held a ticket, and answered `503` while it could not), and a
+/// holder is never told sold out. Units the operator adds reopen the sale, and the
+/// shopper who buys one is on the roll read when it sells out again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sold_out_sale_refuses_the_crowd_from_memory_and_never_a_holder() {
+    let proxy = FaultProxy::start("127.0.0.1:6379".parse().unwrap()).await;
+    let url = format!("redis://{}/0", proxy.addr());
+    let stack = Stack::start_with(|c| c.redis.url = url).await;
+    let sealed = r#"flashgate_admission_sealed{sale="sealed"}"#;
+    let sell = |customer: &'static str| {
+        let stack = &stack;
+        async move {
+            let (status, body) = ticket(stack, "sealed", customer, Some("pm_card_visa")).await;
+            assert_eq!(status, 202, "{body}");
+            let paid = stack.await_final(body["ticket"].as_str().unwrap()).await;
+            assert_eq!(paid["status"], "paid");
+            wait_until(10, "the door seals the sold-out sale", || async {
+                stack.worker_metric(sealed).await == Some(1.0)
+            })
+            .await;
+        }
+    };
+    let refused_while_redis_is_away = |holders: &'static [&'static str]| {
+        let (stack, proxy) = (&stack, &proxy);
+        async move {
+            proxy.set(ProxyMode::Refuse);
+            for n in 0..20 {
+                let (status, refused) = ticket(stack, "sealed", &format!("late-{n}"), None).await;
+                assert_eq!(
+                    (status, refused["code"].as_str()),
+                    (410, Some("sold_out")),
+                    "{refused}"
+                );
+            }
+            for holder in holders {
+                let (status, body) = ticket(stack, "sealed", holder, None).await;
+                assert_ne!(status, 410, "{holder} holds a ticket: {body}");
+            }
+            proxy.set(ProxyMode::Pass);
+            for holder in holders {
+                let again = poll_until(15, "a holder gets their ticket back", || async {
+                    let (status, body) = ticket(stack, "sealed", holder, None).await;
+                    (status == 200).then_some(body)
+                })
+                .await;
+                assert_eq!(again["status"], "paid", "{holder}");
+            }
+        }
+    };
+
+    stack.create_sale("sealed", 1).await;
+    sell("first").await;
+    refused_while_redis_is_away(&["first"]).await;
+
+    stack
+        .create_sale_with(
+            "sealed",
+            json!({ "stock": 2, "rate_per_second": 100000, "burst": 100000 }),
+        )
+        .await;
+    poll_until(10, "the door reopens", || async {
+        let sale = stack.get_json("/v1/sales/sealed").await;
+        (sale["status"] == "open").then_some(())
+    })
+    .await;
+    sell("second").await;
+    refused_while_redis_is_away(&["first", "second"]).await;
+    stack.assert_invariants("sealed", None).await;
     stack.stop().await;
 }
 
