@@ -94,6 +94,8 @@ pub struct SaleHandle {
     sampled: Mutex<(Instant, i64)>,
     /// The holders of the sale while it is sealed ([`super::roll`]).
     roll: ArcSwapOption<Roll>,
+    /// When the refresh that last found the seal asked ([`super::roll::now_ms`]).
+    sealed_at: AtomicU64,
     /// New claims this door made, so a roll read before one of them is never kept.
     claims: AtomicU64,
     /// Admission outcomes.
@@ -115,6 +117,7 @@ impl SaleHandle {
             settings: ArcSwap::from_pointee(settings),
             live: ArcSwap::from_pointee(live),
             roll: ArcSwapOption::empty(),
+            sealed_at: AtomicU64::new(0),
             claims: AtomicU64::new(0),
             counters,
         }
@@ -183,12 +186,20 @@ impl SaleHandle {
     }
 
     /// Whether this door knows, without asking Redis, that `customer` holds no ticket of
-    /// the sale: the sale is sealed and `customer` is not on its roll.
-    pub fn surely_holds_nothing(&self, customer: &CustomerId) -> bool {
-        self.roll
-            .load()
-            .as_ref()
-            .is_some_and(|roll| !roll.holds(customer.as_str()))
+    /// the sale: the sale is sealed (found so less than `trust` ago) and `customer` is
+    /// not on its roll.
+    pub fn surely_holds_nothing(&self, customer: &CustomerId, trust: Duration) -> bool {
+        let roll = self.roll.load();
+        let Some(roll) = roll.as_ref() else {
+            return false;
+        };
+        let age = super::roll::now_ms().saturating_sub(self.sealed_at.load(Ordering::SeqCst));
+        u128::from(age) < trust.as_millis() && !roll.holds(customer.as_str())
+    }
+
+    /// The seal was found by a refresh that asked at `asked_at` ([`super::roll::now_ms`]).
+    pub fn confirm_seal(&self, asked_at: u64) {
+        self.sealed_at.fetch_max(asked_at, Ordering::SeqCst);
     }
 
     /// Whether this door keeps the sale's roll.
@@ -209,10 +220,12 @@ impl SaleHandle {
         }
     }
 
-    /// Keeps a roll read after [`Self::claims`] answered `claims_before`, unless this door
-    /// claimed a ticket since (its customer may not be on it). Whichever of the two comes
-    /// second sees the other, so a roll read before a claim never stays.
-    pub fn keep_roll(&self, claims_before: u64, roll: Roll) -> bool {
+    /// Keeps a roll read (and sealed) by a request sent at `asked_at` after
+    /// [`Self::claims`] answered `claims_before`, unless this door claimed a ticket since
+    /// (its customer may not be on it). Whichever of the two comes second sees the other,
+    /// so a roll read before a claim never stays.
+    pub fn keep_roll(&self, claims_before: u64, roll: Roll, asked_at: u64) -> bool {
+        self.confirm_seal(asked_at);
         self.roll.store(Some(Arc::new(roll)));
         if self.claims() != claims_before {
             self.roll.store(None);

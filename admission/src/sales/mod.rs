@@ -183,7 +183,7 @@ impl SaleDirectory {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let (mut last_settings, mut last_sample) = (Instant::now(), Instant::now());
         while shutdown.run_until_cancelled(tick.tick()).await.is_some() {
-            if let Err(e) = self.refresh_live().await {
+            if let Err(e) = self.refresh_live(live_every).await {
                 tracing::warn!(error = %e, "live numbers not refreshed");
             }
             if last_settings.elapsed() >= settings_every {
@@ -199,28 +199,34 @@ impl SaleDirectory {
         }
     }
 
-    async fn refresh_live(&self) -> flashgate_common::Result<()> {
+    async fn refresh_live(&self, live_every: Duration) -> flashgate_common::Result<()> {
         let handles = self.handles();
         let ids: Vec<SaleId> = handles.iter().map(|h| h.id()).collect();
         let numbers = self.redis.read_terms_many(&ids).await?;
         for (handle, (terms, seq)) in handles.iter().zip(numbers) {
             handle.merge_live(terms, seq);
         }
-        self.refresh_rolls(&handles).await?;
+        self.refresh_rolls(&handles, roll::trust(live_every))
+            .await?;
         Ok(())
     }
 
     /// Drops the rolls of sales whose seal a claim broke, and seals the sold-out sales
     /// this door keeps no roll of (`roll`).
-    async fn refresh_rolls(&self, handles: &[Arc<SaleHandle>]) -> redis::RedisResult<()> {
+    async fn refresh_rolls(
+        &self,
+        handles: &[Arc<SaleHandle>],
+        trust: Duration,
+    ) -> redis::RedisResult<()> {
         let kept: Vec<&Arc<SaleHandle>> = handles.iter().filter(|h| h.has_roll()).collect();
         if !kept.is_empty() {
             let ids: Vec<SaleId> = kept.iter().map(|h| h.id()).collect();
-            for (handle, sealed) in kept
-                .iter()
-                .zip(roll::still_sealed(&self.redis, &ids).await?)
-            {
-                if !sealed {
+            let asked_at = roll::now_ms();
+            let sealed = roll::still_sealed(&self.redis, &ids).await?;
+            for (handle, sealed) in kept.iter().zip(sealed) {
+                if sealed {
+                    handle.confirm_seal(asked_at);
+                } else {
                     handle.drop_roll();
                 }
             }
@@ -228,9 +234,10 @@ impl SaleDirectory {
         for handle in handles.iter().filter(|h| h.sold_out() && !h.has_roll()) {
             let claims_before = handle.claims();
             let decided = handle.live().terms.decided;
-            if let Some(roll) = roll::seal(&self.redis, &handle.id(), decided).await? {
+            let asked_at = roll::now_ms();
+            if let Some(roll) = roll::seal(&self.redis, &handle.id(), decided, trust).await? {
                 let holders = roll.len();
-                if handle.keep_roll(claims_before, roll) {
+                if handle.keep_roll(claims_before, roll, asked_at) {
                     tracing::info!(sale = %handle.id(), holders, "sold out: the door refuses everyone else from memory");
                 }
             }

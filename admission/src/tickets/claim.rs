@@ -16,17 +16,29 @@ use uuid::Uuid;
 /// Namespace of name-based ticket ids.
 const TICKET_NAMESPACE: Uuid = Uuid::from_u128(0x6a1f_3c52_9e0b_4d7a_8f21_5b6c_0d3e_9a47);
 
-/// KEYS customer, seq, ticket, holders, sealed; ARGV token, ttl, seq floor, customer id.
-/// Returns {1, value} for a new claim, or {0, value} for the customer's existing one;
-/// value is `token|seq`, and a third element is 1 while the ticket is still pending. A
-/// new claim adds its customer to the sale's holders and breaks the sale's seal, so a
-/// door's roll of holders ([`crate::sales::roll`]) is never trusted past a claim.
+/// KEYS customer, seq, ticket, holders, sealed, unsealing; ARGV token, ttl, seq floor,
+/// customer id. Returns {1, value} for a new claim, or {0, value} for the customer's
+/// existing one; value is `token|seq`, and a third element is 1 while the ticket is
+/// still pending. A new claim adds its customer to the sale's holders. On a sealed sale
+/// it first breaks the seal and answers {2, '', ms}: no claim may be made until every
+/// door stopped trusting its roll of holders ([`crate::sales::roll`]; the seal holds the
+/// longest trust of the doors that read it), which that many ms from now they all have.
 static CLAIM: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         r"
         local held = redis.call('GET', KEYS[1])
         if held then
             return {{0, held, redis.call('HEXISTS', KEYS[3], '{pending}')}}
+        end
+        local trusted = redis.call('GET', KEYS[5])
+        if trusted then
+            redis.call('DEL', KEYS[5])
+            redis.call('SET', KEYS[6], 1, 'PX', trusted)
+            return {{2, '', tonumber(trusted)}}
+        end
+        local wait = redis.call('PTTL', KEYS[6])
+        if wait > 0 then
+            return {{2, '', wait}}
         end
         local seq = redis.call('INCR', KEYS[2])
         local floor = tonumber(ARGV[3])
@@ -41,7 +53,6 @@ static CLAIM: LazyLock<Script> = LazyLock::new(|| {
         redis.call('EXPIRE', KEYS[3], ARGV[2])
         redis.call('SADD', KEYS[4], ARGV[4])
         redis.call('EXPIRE', KEYS[4], ARGV[2])
-        redis.call('DEL', KEYS[5])
         return {{1, value, 1}}
         ",
         rank = field::RANK,
@@ -90,7 +101,12 @@ pub(super) enum Claim {
     Existing(Held),
 }
 
-/// Claims the customer's ticket, or returns the one they hold.
+/// Times a claim waits for the doors to stop trusting a sealed sale's roll before it
+/// gives up (only a sale sealed again meanwhile makes it wait twice).
+const UNSEAL_ATTEMPTS: usize = 3;
+
+/// Claims the customer's ticket, or returns the one they hold. A claim on a sealed sale
+/// waits until no door trusts the sale's roll any more.
 pub(super) async fn claim(
     redis: &Redis,
     sale: &SaleId,
@@ -99,26 +115,41 @@ pub(super) async fn claim(
     seq_floor: i64,
 ) -> redis::RedisResult<Option<Claim>> {
     let keys = redis.keys();
-    let (new, value, pending): (i64, String, i64) = CLAIM
-        .key(keys.customer(sale, customer))
+    let mut invocation = CLAIM.key(keys.customer(sale, customer));
+    invocation
         .key(keys.seq(sale))
         .key(keys.ticket(sale, ticket_id(sale, customer)))
         .key(keys.holders(sale))
         .key(keys.sealed(sale))
+        .key(keys.unsealing(sale))
         .arg(token)
         .arg(redis.ticket_ttl_secs())
         .arg(seq_floor)
-        .arg(customer.as_str())
-        .invoke_async(&mut redis.conn())
-        .await?;
-    let held = Held::parse(&value, pending == 1);
-    Ok(held.map(|held| {
+        .arg(customer.as_str());
+    for _ in 0..UNSEAL_ATTEMPTS {
+        let (new, value, third): (i64, String, i64) =
+            invocation.invoke_async(&mut redis.conn()).await?;
+        if new == 2 {
+            tokio::time::sleep(std::time::Duration::from_millis(third.max(1) as u64)).await;
+            continue;
+        }
+        return Ok(parsed(new, &value, third));
+    }
+    Err(redis::RedisError::from((
+        redis::ErrorKind::Client,
+        "the sale was sealed again while a claim waited",
+    )))
+}
+
+fn parsed(new: i64, value: &str, pending: i64) -> Option<Claim> {
+    let held = Held::parse(value, pending == 1);
+    held.map(|held| {
         if new == 1 {
             Claim::New(held)
         } else {
             Claim::Existing(held)
         }
-    }))
+    })
 }
 
 /// KEYS[1] the sale's published counter, KEYS[2..] ticket hashes. Clears each pending

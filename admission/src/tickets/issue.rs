@@ -260,7 +260,8 @@ async fn admit(
         // Refused for a reason no held ticket changes, or by a sealed sale to a customer
         // not on its roll: answered from memory alone.
         Err(refusal)
-            if !refusal.defers_to_held_ticket() || sale.surely_holds_nothing(&arrival.customer) =>
+            if !refusal.defers_to_held_ticket()
+                || sale.surely_holds_nothing(&arrival.customer, trust(state)) =>
         {
             sale.counters.record(refusal.outcome);
             return Err(refusal.problem.into());
@@ -318,6 +319,13 @@ fn enter<'a>(state: &'a AppState, sale: &SaleHandle) -> Result<Pending<'a>> {
         };
         problem.into()
     })
+}
+
+/// How long the doors trust a sealed sale's roll of holders.
+fn trust(state: &AppState) -> std::time::Duration {
+    crate::sales::roll::trust(std::time::Duration::from_millis(
+        state.config.admission.live_refresh_ms,
+    ))
 }
 
 fn door_busy(sale: &SaleHandle) -> Problem {

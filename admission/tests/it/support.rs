@@ -50,7 +50,14 @@ impl Door {
 
     /// Another door process of the same deployment (same database, keys, queues).
     pub(crate) async fn another(&self) -> Self {
-        Self::launch(self.config.clone(), None).await
+        self.another_with(|_| {}).await
+    }
+
+    /// Another door of the same deployment, its configuration changed by `tweak`.
+    pub(crate) async fn another_with(&self, tweak: impl FnOnce(&mut Config)) -> Self {
+        let mut config = self.config.clone();
+        tweak(&mut config);
+        Self::launch(config, None).await
     }
 
     async fn launch(config: Config, env: Option<TestEnv>) -> Self {

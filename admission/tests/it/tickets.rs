@@ -325,3 +325,78 @@ async fn a_sale_caps_what_one_customer_buys() {
     assert_eq!(sale["max_quantity_per_customer"], 10);
     door.stop().await;
 }
+
+/// Two doors, one refreshing its view of the sale ten times less often. Sold out, both
+/// refuse newcomers from their rolls of holders, and neither refuses a holder. When units
+/// come back, the first claim on the sealed sale waits until no door trusts its roll any
+/// more (the slow door's trust, which the seal keeps), so a shopper who got a ticket from
+/// one door is never told `sold_out` by the other's roll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shopper_who_claims_after_a_sale_reopens_is_never_refused_by_another_doors_roll() {
+    use flashgate_common::domain::SaleTerms;
+    use flashgate_common::live::Redis;
+
+    let fast = Door::start_with(crowd_from_one_address).await;
+    let slow = fast
+        .another_with(|c| c.admission.live_refresh_ms = 1_000)
+        .await;
+    fast.sale("reopens", json!({ "stock": 1 })).await;
+    assert_eq!(fast.ticket("reopens", "first").await.status(), 202);
+    // A door follows the sales it was asked about.
+    assert_eq!(slow.public_sale("reopens").await["status"], "open");
+    let redis = Redis::connect(&fast.config.redis).unwrap();
+    let sale = SaleId::parse("reopens").unwrap();
+    let terms = |version, stock| SaleTerms {
+        version,
+        stock,
+        reserved: 0,
+        sold: 1,
+        decided: 1,
+        waitlisted: 0,
+    };
+    // What the worker writes once the unit is sold (no worker runs here).
+    redis.write_terms(&sale, &terms(1_000, 1)).await.unwrap();
+    let sealed_key = redis.keys().sealed(&sale);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let trusted: Option<u64> = redis::cmd("GET")
+            .arg(&sealed_key)
+            .query_async(&mut redis.conn())
+            .await
+            .unwrap();
+        if trusted == Some(3_000) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the slow door never sealed the sale: {trusted:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    for door in [&fast, &slow] {
+        assert_eq!(door.ticket("reopens", "stranger").await.status(), 410);
+        assert_eq!(door.ticket("reopens", "first").await.status(), 200);
+    }
+
+    // A unit comes back; the fast door sees it first and admits a new shopper.
+    redis.write_terms(&sale, &terms(1_001, 2)).await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while fast.public_sale("reopens").await["status"] != "open" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the fast door never reopened"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let second = fast.ticket("reopens", "second").await;
+    assert_eq!(second.status(), 202);
+    let again = slow.ticket("reopens", "second").await;
+    assert_eq!(
+        again.status(),
+        200,
+        "the slow door refused a holder: {}",
+        again.text().await.unwrap()
+    );
+    slow.stop().await;
+    fast.stop().await;
+}

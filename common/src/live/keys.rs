@@ -62,6 +62,12 @@ impl Keys {
         self.sale_key(sale, "sealed")
     }
 
+    /// Present, with the time left as its TTL, while a broken seal may still be trusted
+    /// by a door: no claim is made, and no door seals the sale, until it is gone.
+    pub fn unsealing(&self, sale: &SaleId) -> String {
+        self.sale_key(sale, "unsealing")
+    }
+
     /// Hash of one ticket's status.
     pub fn ticket(&self, sale: &SaleId, ticket: Uuid) -> String {
         self.sale_key(sale, &format!("t:{}", ticket.simple()))
