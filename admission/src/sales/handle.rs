@@ -96,8 +96,6 @@ pub struct SaleHandle {
     roll: ArcSwapOption<Roll>,
     /// When the refresh that last found the seal asked ([`super::roll::now_ms`]).
     sealed_at: AtomicU64,
-    /// New claims this door made, so a roll read before one of them is never kept.
-    claims: AtomicU64,
     /// Admission outcomes.
     pub counters: Counters,
 }
@@ -118,7 +116,6 @@ impl SaleHandle {
             live: ArcSwap::from_pointee(live),
             roll: ArcSwapOption::empty(),
             sealed_at: AtomicU64::new(0),
-            claims: AtomicU64::new(0),
             counters,
         }
     }
@@ -207,32 +204,12 @@ impl SaleHandle {
         self.roll.load().is_some()
     }
 
-    /// New claims this door made so far; pass it to [`Self::keep_roll`].
-    pub fn claims(&self) -> u64 {
-        self.claims.load(Ordering::SeqCst)
-    }
-
-    /// Counts a new claim of this door, which broke the sale's seal: the roll goes.
-    pub fn claimed(&self) {
-        self.claims.fetch_add(1, Ordering::SeqCst);
-        if self.has_roll() {
-            self.drop_roll();
-        }
-    }
-
-    /// Keeps a roll read (and sealed) by a request sent at `asked_at` after
-    /// [`Self::claims`] answered `claims_before`, unless this door claimed a ticket since
-    /// (its customer may not be on it). Whichever of the two comes second sees the other,
-    /// so a roll read before a claim never stays.
-    pub fn keep_roll(&self, claims_before: u64, roll: Roll, asked_at: u64) -> bool {
+    /// Keeps a roll read (and sealed) by a request sent at `asked_at`. A claim after it
+    /// waits until the roll is no longer trusted, so it needs no other guard.
+    pub fn keep_roll(&self, roll: Roll, asked_at: u64) {
         self.confirm_seal(asked_at);
         self.roll.store(Some(Arc::new(roll)));
-        if self.claims() != claims_before {
-            self.roll.store(None);
-            return false;
-        }
         metrics::gauge!("flashgate_admission_sealed", "sale" => self.id().to_string()).set(1.0);
-        true
     }
 
     /// Forgets the roll: the sale's seal is gone.
@@ -244,12 +221,11 @@ impl SaleHandle {
     /// The sale's state at `now`.
     pub fn state(&self, now: DateTime<Utc>) -> SaleState {
         let settings = self.settings.load();
-        let terms = self.live().terms;
         if settings.paused {
             SaleState::Paused
         } else if now < settings.starts_at {
             SaleState::Scheduled
-        } else if terms.available() <= 0 && terms.reserved <= 0 {
+        } else if self.sold_out() {
             SaleState::SoldOut
         } else {
             SaleState::Open

@@ -232,14 +232,12 @@ impl SaleDirectory {
             }
         }
         for handle in handles.iter().filter(|h| h.sold_out() && !h.has_roll()) {
-            let claims_before = handle.claims();
             let decided = handle.live().terms.decided;
             let asked_at = roll::now_ms();
             if let Some(roll) = roll::seal(&self.redis, &handle.id(), decided, trust).await? {
                 let holders = roll.len();
-                if handle.keep_roll(claims_before, roll, asked_at) {
-                    tracing::info!(sale = %handle.id(), holders, "sold out: the door refuses everyone else from memory");
-                }
+                handle.keep_roll(roll, asked_at);
+                tracing::info!(sale = %handle.id(), holders, "sold out: the door refuses everyone else from memory");
             }
         }
         Ok(())

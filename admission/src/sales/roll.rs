@@ -13,9 +13,9 @@
 //! A door trusts its roll for [`trust`] after the last live refresh that found the seal
 //! (counted from when that refresh asked). The first claim on a sealed sale (the sale
 //! reopened: an operator added units, or a door's view lags) breaks the seal, and no
-//! claim is made for [`trust`] after that (`tickets/claim.rs`), so no door can still
-//! trust a roll that lacks a customer who holds a ticket; a claim of this door drops its
-//! roll at once.
+//! claim is made for the longest trust of the doors that sealed it after that
+//! (`tickets/claim.rs`), so no door, this one included, can still trust a roll that lacks
+//! a customer who holds a ticket.
 
 use std::collections::HashSet;
 use std::sync::LazyLock;
@@ -66,7 +66,7 @@ static SEAL: LazyLock<Script> = LazyLock::new(|| {
 });
 
 /// The customers who hold a ticket of a sealed sale.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Roll {
     holders: HashSet<Box<str>>,
 }

@@ -386,9 +386,6 @@ async fn issue_once(
     )
     .await
     .map_err(redis_unavailable)?;
-    if let Some(Claim::New(_)) = &claimed {
-        sale.claimed();
-    }
     match claimed {
         // A claim no publish of which was confirmed (failed, in flight elsewhere, or lost
         // with a crash): publishing the same ticket again is safe and settles it.

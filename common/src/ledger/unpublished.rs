@@ -41,6 +41,11 @@ pub(super) async fn keep(
     error: crate::Error,
 ) -> Result<()> {
     let tickets: Vec<Uuid> = updates.iter().map(|u| u.ticket).collect();
+    if tickets.is_empty() {
+        // Only terms were refused: the doors re-read them from PostgreSQL by themselves.
+        tracing::warn!(error = ?error, "sale terms not published to redis");
+        return Ok(());
+    }
     sqlx::query!(
         r#"INSERT INTO unpublished_tickets (ticket_id) SELECT * FROM unnest($1::uuid[])
            ON CONFLICT (ticket_id) DO UPDATE SET since = clock_timestamp()"#,
