@@ -45,7 +45,7 @@ def run(ctx, phase, system, sale, peak, hold, ramp=0.0, deadline=60, browser_sha
             "--hold-secs", str(hold), "--deadline-secs", str(deadline), "--browser-share", str(browser_share),
             "--prefix", f"{phase}-"]
     before = promtext.scrape(url("admission")) if system == "flashgate" else None
-    meter = measure.CpuMeter(ctx)
+    meter = measure.CpuMeter(ctx, phase)
     print(f"run: crowd {phase} ({system}, {int(peak)}/s, ramp {ramp} s, hold {hold} s)", flush=True)
     code, out, driver_cpu, err = procs.run(argv, timeout=ramp + hold + deadline + 300,
                                            log=os.path.join(ctx.work, "crowd.log"))

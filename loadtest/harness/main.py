@@ -47,6 +47,7 @@ class Context:
         self.steer = None
         self.first_second = None
         self.peak_rss = {}  # child process name → peak RSS, MiB
+        self.memory = []  # (phase, or "before <phase>", {child process name → peak RSS in it, MiB})
         self.goals, self.invariants, self.failures, self.notes = [], [], [], []
         self.sales, self.bench_sales = {}, False
         self.busy_at_start, self.load_at_start, self.commit = None, "", ""
@@ -54,6 +55,10 @@ class Context:
     def fail(self, message):
         print(f"run: FAIL: {message}", flush=True)
         self.failures.append(message)
+
+    def memory_peaks(self, label):
+        """Records each process's peak resident memory since the last call as `label`'s."""
+        self.memory.append((label, self.supervisor.take_peaks()))
 
     def note(self, message):
         self.notes.append(message)
@@ -104,6 +109,9 @@ def run(ctx):
         if dead:
             raise RuntimeError(f"{', '.join(dead)} exited during {name} (logs in {ctx.work})")
     invariants.check_all(ctx)
+    ctx.memory_peaks("after the last phase (the sales settle, the invariants are checked)")
+    for child, mb in ctx.supervisor.peak_rss_mb().items():
+        ctx.peak_rss[child] = max(ctx.peak_rss.get(child, 0.0), mb)
     for role in ROLES:
         if f"flashgate-{role}" in ctx.peak_rss:
             ctx.goal(f"peak_rss_{role}_mb", ctx.peak_rss[f"flashgate-{role}"],

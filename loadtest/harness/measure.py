@@ -20,15 +20,19 @@ K6_BROKEN = 99  # k6's exit code when a threshold failed
 
 class CpuMeter:
     """CPU seconds each party used during a phase: flashgate, the load driver, RabbitMQ,
-    Redis, PostgreSQL and everything else, and how busy the machine was."""
+    Redis, PostgreSQL and everything else, and how busy the machine was; and each
+    process's peak resident memory in the phase, and since the phase before it."""
 
-    def __init__(self, ctx):
+    def __init__(self, ctx, phase):
+        self.ctx, self.phase = ctx, phase
+        ctx.memory_peaks(f"before {phase}")
         self.own = dict(ctx.stack.pids)
         self.before = procs.cpu_snapshot(self.own)
         self.busy = procs.machine_busy()
         self.compiler = procs.compiler_running()
 
     def stop(self, driver_cpu):
+        self.ctx.memory_peaks(self.phase)
         self.compiler |= procs.compiler_running()
         cpu = procs.cpu_used(self.before, procs.cpu_snapshot(self.own))
         busy = procs.machine_busy()
@@ -50,7 +54,7 @@ def k6(ctx, phase, script, env, secs):
     for key, value in env.items():
         argv += ["-e", f"{key}={value}"]
     argv.append(os.path.join(ctx.k6_dir, script))
-    meter = CpuMeter(ctx)
+    meter = CpuMeter(ctx, phase)
     print(f"run: k6 {phase} ({script}, ~{secs} s)", flush=True)
     code, out, k6_cpu, err = procs.run(argv, timeout=secs + 600, log=os.path.join(ctx.work, "k6.log"))
     print(out.strip(), flush=True)
@@ -78,7 +82,7 @@ def http_bench(ctx, phase, addr, args, expected, secs, rate=None):
             "--connections", str(connections)] + args
     if rate:
         argv += ["--rate", str(int(rate))]
-    meter = CpuMeter(ctx)
+    meter = CpuMeter(ctx, phase)
     print(f"run: http-bench {phase} ({secs} s{f', {int(rate)}/s' if rate else ''})", flush=True)
     code, out, driver_cpu, err = procs.run(argv, timeout=secs + 120, log=os.path.join(ctx.work, "http-bench.log"))
     cpu, machine = meter.stop(driver_cpu)

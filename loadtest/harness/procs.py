@@ -14,6 +14,7 @@ class Supervisor:
     def __init__(self, log_dir):
         self.log_dir = log_dir
         self.children = []  # (name, Popen)
+        self.peaks = {}  # name → peak resident memory before the last `take_peaks`, MiB
 
     def start(self, name, argv, env=None):
         log = open(os.path.join(self.log_dir, f"{name}.log"), "ab")
@@ -27,7 +28,29 @@ class Supervisor:
         return [name for name, child in self.children if child.poll() is not None]
 
     def peak_rss_mb(self):
-        """Each live child's peak resident memory so far (VmHWM), in MiB, by name."""
+        """Each live child's peak resident memory so far (VmHWM, and what it was before
+        `take_peaks` reset it), in MiB, by name."""
+        peaks = dict(self.peaks)
+        for name, mb in self._hwm().items():
+            peaks[name] = max(peaks.get(name, 0.0), mb)
+        return peaks
+
+    def take_peaks(self):
+        """Each live child's peak resident memory since the last call (or its start), in
+        MiB, by name; then starts each one's count again from its current resident memory
+        (writing 5 to `/proc/<pid>/clear_refs`), so a phase's peak is its own."""
+        peaks = self._hwm()
+        for name, mb in peaks.items():
+            self.peaks[name] = max(self.peaks.get(name, 0.0), mb)
+        for name, child in self.children:
+            try:
+                with open(f"/proc/{child.pid}/clear_refs", "w") as f:
+                    f.write("5")
+            except OSError:
+                continue
+        return peaks
+
+    def _hwm(self):
         peaks = {}
         for name, child in self.children:
             try:

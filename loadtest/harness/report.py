@@ -67,6 +67,30 @@ def phases(ctx):
                   "machine busy", "thresholds"], rows)
 
 
+def memory(ctx):
+    """Each role's peak resident memory in each phase, and between phases where a role
+    peaked higher there than in the phases on either side (a worker resuming onto a
+    backlog, a sale settling) by a MiB or more."""
+    names = [f"flashgate-{role}" for role in ("admission", "worker", "webhook", "catalog")]
+    names = [n for n in names if any(n in peaks for _, peaks in ctx.memory)]
+    if not names:
+        return ""
+    phases = [(label, peaks) for label, peaks in ctx.memory if not label.startswith("before ")]
+    rows = []
+    for i, (label, peaks) in enumerate(ctx.memory):
+        if label.startswith("before "):
+            around = [p for _, p in ctx.memory[max(0, i - 1):i + 2] if p is not peaks]
+            if not any(peaks.get(n, 0.0) >= max([p.get(n, 0.0) for p in around] or [0.0]) + 1.0 for n in names):
+                continue
+            label = f"between phases, {label}"
+        rows.append([label] + [fmt(peaks.get(n), 1) for n in names])
+    if not phases:
+        return ""
+    head = ("VmHWM of each flashgate process, its count started again (`/proc/<pid>/clear_refs`) at every "
+            "phase's start and end.\n\n")
+    return head + table(["phase"] + [f"{n.removeprefix('flashgate-')} MiB" for n in names], rows)
+
+
 def cpu_split(cpu):
     return " / ".join(f"{cpu.get(n, 0):.1f}" for n in CPU_NAMES)
 
@@ -145,7 +169,8 @@ def reservations(ctx):
             rows.append([label, fmt(d["per_sec"]), f"{run['tickets']:,} tickets preloaded at "
                          f"{fmt(run['publish_per_sec'])}/s, drained in {fmt(d['secs_from_first_decision'], 2)} s "
                          f"({fmt(d['per_sec_including_start'])}/s counting start-up); worker CPU "
-                         f"{fmt(d.get('worker_cpu_us_per_ticket'))} µs/ticket", f"`{run['command']}`"])
+                         f"{fmt(d.get('worker_cpu_us_per_ticket'))} µs/ticket, peak memory "
+                         f"{fmt(d.get('worker_peak_rss_mb'))} MiB", f"`{run['command']}`"])
     lock = r.get("lock")
     if lock:
         rows.append([f"textbook SELECT … FOR UPDATE, {lock['clients']} clients", fmt(lock["per_sec"]),
@@ -420,6 +445,7 @@ def write(ctx, results_dir):
                                  ": every k6 threshold held and every invariant holds") + "\n",
              machine(ctx)]
     sections = [("Goals", goals(ctx)), ("Phases", phases(ctx) if ctx.phases else ""),
+                ("Peak memory by phase", memory(ctx)),
                 ("Limits measured in this run", limits(ctx)),
                 ("Ceilings: why the dropped throughput goals were out of reach, from this run's CPU costs", ceilings(ctx)),
                 ("Reservations (issue 4)", reservations(ctx) if ctx.reserve else ""),

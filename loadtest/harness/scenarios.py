@@ -215,6 +215,11 @@ def reserve(ctx):
         runs[key] = measure.loadtool(ctx, f"reserve-bench ({sales} sales, {per_message} a message)", args,
                                      ctx.stack.reserve_env(), 900)
     ctx.reserve = {"lock": lock, **runs}
+    drained = [run["drain"].get("worker_peak_rss_mb") for run in runs.values() if run]
+    if any(drained):
+        ctx.goal("peak_rss_worker_draining_mb", max(mb for mb in drained if mb),
+                 f"peak resident memory (VmHWM) of a fresh worker draining {n:,} queued tickets (the most of the "
+                 "reserve-bench drains)")
     own = ctx.limits.get("pgbench_flashgate") or {}
     for key, goal, what in (("one", "reserve", "1 hot sale"),
                             ("packed", "reserve_packed", f"1 hot sale, {PACKED_PER_MESSAGE} a message")):

@@ -148,6 +148,7 @@ GOALS = {
     "spike_20x_first_answer_p99_ms": ("<=", 1000.0),
     "peak_rss_admission_mb": ("<=", 100.0),
     "peak_rss_worker_mb": ("<=", 100.0),
+    "peak_rss_worker_draining_mb": ("<=", 100.0),
     "peak_rss_webhook_mb": ("<=", 100.0),
     "peak_rss_catalog_mb": ("<=", 100.0),
 }

@@ -379,10 +379,12 @@ pub struct WorkerConfig {
     pub listen: SocketAddr,
     /// Most tickets one reservation transaction decides (counted in tickets, not messages:
     /// the door packs up to `publish_batch_max` in one). A batch only fills this far when
-    /// the queue has a backlog (otherwise it closes after `batch_wait_ms`), and then bigger
-    /// transactions drain it faster: before batches were counted in tickets, 2,000
-    /// messages of 8 tickets (16,000 tickets) decided 45,519 tickets/s in the reserve bench
-    /// where 2,000 tickets decided 38,928/s (`loadtest/run reserve`, 2026-12-02).
+    /// the queue has a backlog (otherwise it closes after `batch_wait_ms`). Since a batch
+    /// takes at most half the prefetch's messages, so that deciding, publishing and
+    /// delivering overlap, larger batches no longer drain faster, and every batch in
+    /// flight is held in memory: draining 200,000 queued tickets packed 8 a message, a
+    /// fresh worker decided 59,011–62,113/s at 2,000 and 56,867–62,569/s at 16,000, and
+    /// peaked at 85.0–86.8 MiB against 117.5–125.7 (`loadtest/run reserve`, 2026-12-05).
     pub batch_size: usize,
     /// Longest wait for a batch to fill once its first ticket arrived.
     pub batch_wait_ms: u64,
@@ -445,7 +447,7 @@ impl Default for WorkerConfig {
     fn default() -> Self {
         Self {
             listen: addr(8083),
-            batch_size: 16_000,
+            batch_size: 2_000,
             batch_wait_ms: 5,
             reserve_consumers: 1,
             reserve_prefetch: 2000,

@@ -221,6 +221,7 @@ async fn drain(
                 "per_sec_including_start": decided as f64 / now.duration_since(spawned).as_secs_f64(),
                 "worker_cpu_secs": cpu,
                 "worker_cpu_us_per_ticket": cpu / ((decided - d0).max(1) as f64) * 1e6,
+                "worker_peak_rss_mb": worker.peak_rss_mb(),
             }));
         }
         if now > deadline {

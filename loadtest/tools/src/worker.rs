@@ -44,6 +44,20 @@ impl Worker {
         Some(ticks as f64 / 100.0)
     }
 
+    /// The worker's peak resident memory so far (`VmHWM`), in MiB.
+    pub(crate) fn peak_rss_mb(&self) -> Option<f64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()?)).ok()?;
+        let kib: f64 = status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))?
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()?;
+        Some(kib / 1024.0)
+    }
+
     /// SIGTERM, then SIGKILL if it has not exited within five seconds.
     pub(crate) async fn stop(mut self) -> anyhow::Result<()> {
         if let Some(pid) = self.child.id() {
