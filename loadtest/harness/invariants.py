@@ -6,7 +6,7 @@ import time
 import urllib.parse
 import urllib.request
 
-from settings import url
+from settings import RESERVE_DATABASE, url
 
 FINAL_ORDER = "('paid', 'failed', 'expired', 'refunded')"
 
@@ -79,9 +79,10 @@ def check_bench_sales(ctx):
         "SELECT s.id, s.stock, s.reserved, s.sold, COALESCE(sum(o.quantity) FILTER (WHERE o.status IN "
         "('reserved', 'payment_pending')), 0) FROM sales s LEFT JOIN orders o ON o.sale_id = s.id "
         "WHERE s.sku = 'lt-reserve' GROUP BY s.id HAVING s.reserved + s.sold > s.stock OR s.reserved <> "
-        "COALESCE(sum(o.quantity) FILTER (WHERE o.status IN ('reserved', 'payment_pending')), 0)")
+        "COALESCE(sum(o.quantity) FILTER (WHERE o.status IN ('reserved', 'payment_pending')), 0)",
+        RESERVE_DATABASE)
     count = ctx.stack.sql("SELECT count(*), COALESCE(sum(reserved), 0), COALESCE(sum(decided), 0) "
-                          "FROM sales WHERE sku = 'lt-reserve'")[0]
+                          "FROM sales WHERE sku = 'lt-reserve'", RESERVE_DATABASE)[0]
     ctx.invariant("reserve bench sales (I1)", not bad, {
         "sales": int(count[0]), "reserved": int(count[1]), "decided": int(count[2]),
         "violations": [f"I1 broken on {row[0]}: {row[1:]}" for row in bad]})

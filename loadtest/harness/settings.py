@@ -26,6 +26,11 @@ DATABASE = "flashgate_load"
 DATABASE_URL = f"postgres://postgres@{HOST}:5432/{DATABASE}"
 AMQP_PREFIX = "lt."
 REDIS_PREFIX = "lt:"
+# The reserve bench's own database: its hundreds of thousands of orders, reserved and never
+# paid, would otherwise be the stack's worker's to ask to pay (`maintenance/unasked.rs`)
+# through the emulator for the rest of the run, in the scenarios after it.
+RESERVE_DATABASE = "flashgate_load_reserve"
+RESERVE_DATABASE_URL = f"postgres://postgres@{HOST}:5432/{RESERVE_DATABASE}"
 RESERVE_AMQP_PREFIX = "ltr."
 RESERVE_REDIS_PREFIX = "ltr:"
 SCENARIOS = ["door", "poll", "browse", "reserve", "flash-sale", "first-second", "webhook-storm", "opening", "steer"]

@@ -9,7 +9,7 @@ import urllib.request
 
 import procs
 from settings import (AMQP_PREFIX, DATABASE, DATABASE_URL, HOST, PORTS, REDIS_PREFIX,
-                      RESERVE_AMQP_PREFIX, RESERVE_REDIS_PREFIX, url)
+                      RESERVE_AMQP_PREFIX, RESERVE_DATABASE, RESERVE_DATABASE_URL, RESERVE_REDIS_PREFIX, url)
 
 ROLES = ("admission", "worker", "webhook", "catalog")
 # The binaries a run uses, each built from the package of the same name.
@@ -52,12 +52,12 @@ class Stack:
         print(f"run: building ({self.profile}): {' '.join(argv)}", flush=True)
         subprocess.run(argv, cwd=self.root, check=True, timeout=3600)
 
-    def env(self, amqp_prefix=AMQP_PREFIX, redis_prefix=REDIS_PREFIX):
+    def env(self, amqp_prefix=AMQP_PREFIX, redis_prefix=REDIS_PREFIX, database_url=DATABASE_URL):
         """The flashgate configuration of this run, as environment variables."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("FLASHGATE_")}
         env.update({
             "NO_COLOR": "1",
-            "FLASHGATE_DATABASE__URL": DATABASE_URL,
+            "FLASHGATE_DATABASE__URL": database_url,
             "FLASHGATE_AMQP__PREFIX": amqp_prefix,
             "FLASHGATE_REDIS__PREFIX": redis_prefix,
             "FLASHGATE_ADMIN_TOKEN": self.secrets.admin_token,
@@ -86,23 +86,27 @@ class Stack:
         return env
 
     def reserve_env(self):
-        return self.env(RESERVE_AMQP_PREFIX, RESERVE_REDIS_PREFIX)
+        return self.env(RESERVE_AMQP_PREFIX, RESERVE_REDIS_PREFIX, RESERVE_DATABASE_URL)
 
     def fresh_state(self):
-        """A new database, no keys under our Redis prefixes, no queues under our AMQP ones."""
+        """New databases (the stack's and the reserve bench's), no keys under our Redis
+        prefixes, no queues under our AMQP ones."""
         busy = [name for name, port in PORTS.items() if procs.listening(port)]
         if busy:
             raise RuntimeError(f"ports already in use ({', '.join(busy)}): is another load run going?")
-        drop = f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)'
-        subprocess.run(PSQL + ["-d", "postgres", "-c", drop], check=True, timeout=60)
-        subprocess.run(PSQL + ["-d", "postgres", "-c", f'CREATE DATABASE "{DATABASE}"'], check=True, timeout=60)
+        for database in (DATABASE, RESERVE_DATABASE):
+            drop = f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'
+            subprocess.run(PSQL + ["-d", "postgres", "-c", drop], check=True, timeout=60)
+            subprocess.run(PSQL + ["-d", "postgres", "-c", f'CREATE DATABASE "{database}"'], check=True,
+                           timeout=60)
         for prefix in (REDIS_PREFIX, RESERVE_REDIS_PREFIX):
             delete_redis_keys(prefix)
         for env in (self.env(), self.reserve_env()):
             subprocess.run([self.binary("flashgate-loadtools"), "reset-queues"], env=env, check=True,
                            timeout=60, stdout=subprocess.DEVNULL)
-        subprocess.run([self.binary("flashgate"), "migrate"], env=self.env(), check=True, timeout=120,
-                       stdout=subprocess.DEVNULL)
+        for env in (self.env(), self.reserve_env()):
+            subprocess.run([self.binary("flashgate"), "migrate"], env=env, check=True, timeout=120,
+                           stdout=subprocess.DEVNULL)
 
     def start(self):
         """The emulator, each flashgate role in its own process (so every role's CPU is
@@ -142,9 +146,9 @@ class Stack:
             with open(os.path.join(self.work, f"metrics-{label}-{role}.txt"), "wb") as f:
                 f.write(body)
 
-    def sql(self, query):
-        """Rows of `query` in the load-test database, as lists of strings."""
-        out = subprocess.run(PSQL + ["-F", "\t", "-d", DATABASE, "-c", query], check=True, timeout=60,
+    def sql(self, query, database=DATABASE):
+        """Rows of `query` in the load-test database (or `database`), as lists of strings."""
+        out = subprocess.run(PSQL + ["-F", "\t", "-d", database, "-c", query], check=True, timeout=60,
                              capture_output=True, text=True).stdout
         return [line.split("\t") for line in out.splitlines() if line]
 
