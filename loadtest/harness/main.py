@@ -103,15 +103,12 @@ def run(ctx):
     for name in names:
         RUN[name](ctx)
         ctx.stack.save_metrics(name)
-        for child, mb in ctx.supervisor.peak_rss_mb().items():
-            ctx.peak_rss[child] = max(ctx.peak_rss.get(child, 0.0), mb)
         dead = ctx.supervisor.check_alive()
         if dead:
             raise RuntimeError(f"{', '.join(dead)} exited during {name} (logs in {ctx.work})")
     invariants.check_all(ctx)
     ctx.memory_peaks("after the last phase (the sales settle, the invariants are checked)")
-    for child, mb in ctx.supervisor.peak_rss_mb().items():
-        ctx.peak_rss[child] = max(ctx.peak_rss.get(child, 0.0), mb)
+    ctx.peak_rss = ctx.supervisor.peak_rss_mb()
     for role in ROLES:
         if f"flashgate-{role}" in ctx.peak_rss:
             ctx.goal(f"peak_rss_{role}_mb", ctx.peak_rss[f"flashgate-{role}"],

@@ -75,7 +75,6 @@ def memory(ctx):
     names = [n for n in names if any(n in peaks for _, peaks in ctx.memory)]
     if not names:
         return ""
-    phases = [(label, peaks) for label, peaks in ctx.memory if not label.startswith("before ")]
     rows = []
     for i, (label, peaks) in enumerate(ctx.memory):
         if label.startswith("before "):
@@ -84,8 +83,6 @@ def memory(ctx):
                 continue
             label = f"between phases, {label}"
         rows.append([label] + [fmt(peaks.get(n), 1) for n in names])
-    if not phases:
-        return ""
     head = ("VmHWM of each flashgate process, its count started again (`/proc/<pid>/clear_refs`) at every "
             "phase's start and end.\n\n")
     return head + table(["phase"] + [f"{n.removeprefix('flashgate-')} MiB" for n in names], rows)
