@@ -186,30 +186,44 @@ impl Plan {
 }
 
 /// Ends a sale's wait-list when no unit is available and none is held (nothing can come
-/// back): its wait-listed tickets are decided `sold_out`. Returns the tickets closed
-/// (with when each was issued) and the sale's new terms (`None` when units are still
-/// held and the wait-list stays).
+/// back): up to `limit` of its wait-listed tickets, first in line first, are decided
+/// `sold_out`. Returns the tickets closed (with when each was issued) and the sale's new
+/// terms (`None` when units are still held and the wait-list stays). A long wait-list is
+/// closed in several transactions, each holding at most `limit` tickets in memory and the
+/// sale's row lock only that long; fewer than `limit` closed means the list is empty.
 pub async fn close_waitlist(
     tx: &mut PgConnection,
     id: &SaleId,
     sale: &LockedSale,
+    limit: i64,
 ) -> sqlx::Result<(Vec<(Uuid, DateTime<Utc>)>, Option<SaleTerms>)> {
     if sale.sale.terms.reserved > 0 {
         return Ok((Vec::new(), None));
     }
-    let closed = sqlx::query!(
-        "UPDATE tickets SET decision = 'sold_out', decided_at = now() WHERE sale_id = $1 AND decision = 'waitlisted' RETURNING id, issued_at",
-        id.as_str()
+    let closed: Vec<(Uuid, DateTime<Utc>)> = sqlx::query!(
+        r#"UPDATE tickets SET decision = 'sold_out', decided_at = now()
+           WHERE decision = 'waitlisted'
+             AND id IN (SELECT id FROM tickets WHERE sale_id = $1 AND decision = 'waitlisted'
+                        ORDER BY seq LIMIT $2)
+           RETURNING id, issued_at"#,
+        id.as_str(),
+        limit
     )
     .fetch_all(&mut *tx)
     .await?
     .into_iter()
     .map(|r| (r.id, r.issued_at))
     .collect();
+    // The last chunk sets the count to what is left, nothing, whatever it had drifted to.
+    let emptied = (closed.len() as i64) < limit;
     let terms = sqlx::query!(
-        r#"UPDATE sales SET waitlisted = 0, version = version + 1, updated_at = now() WHERE id = $1
+        r#"UPDATE sales SET waitlisted = CASE WHEN $2 THEN 0 ELSE GREATEST(waitlisted - $3, 0) END,
+                  version = version + 1, updated_at = now()
+           WHERE id = $1
            RETURNING version, stock, reserved, sold, decided, waitlisted"#,
-        id.as_str()
+        id.as_str(),
+        emptied,
+        closed.len() as i32
     )
     .fetch_one(&mut *tx)
     .await?;

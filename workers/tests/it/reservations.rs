@@ -513,3 +513,89 @@ async fn tickets_decided_out_of_sequence_are_counted_and_sold_out_answers_are_ti
     stack.assert_invariants("crossed", Some(8)).await;
     stack.stop().await;
 }
+
+/// A wait-list that can no longer be served is closed a bounded number of tickets per
+/// transaction, not in one statement: closing the door benchmark's 330,000 wait-listed
+/// tickets at once held them all in the worker (292.8 MiB, `all-20261205-184654`) and the
+/// sale's row lock for the whole statement. Each chunk commits on its own, so its tickets
+/// share a `decided_at` (the transaction's start) that the next chunk's do not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_wait_list_is_closed_in_bounded_transactions_and_every_ticket_is_told() {
+    use flashgate_workers::reserve::waitlist::CLOSE_BATCH;
+    let stack = Stack::start().await;
+    stack
+        .create_sale_with(
+            "long",
+            serde_json::json!({ "stock": 1, "hold_seconds": 5, "waitlist": true }),
+        )
+        .await;
+    // The one unit is held without a card, so the rest wait for it; it runs out, goes to
+    // the first in line (who pays with a saved card), and then nothing can come back.
+    stack
+        .publish_tickets("long", &tickets("holder-", 1, 1, None))
+        .await;
+    wait_until(30, "the holder's ticket is decided", || async {
+        stack.decided("long").await == 1
+    })
+    .await;
+    let waiting = 2 * CLOSE_BATCH + 7;
+    stack
+        .publish_tickets(
+            "long",
+            &tickets("waiter-", 2, waiting, Some("pm_card_visa")),
+        )
+        .await;
+    wait_until(120, "the wait-list is closed", || async {
+        count(
+            &stack,
+            "SELECT count(*) FROM tickets WHERE sale_id = $1 AND decision = 'sold_out'",
+            "long",
+        )
+        .await
+            == waiting - 1
+    })
+    .await;
+
+    let chunks: Vec<(DateTime<Utc>, i64, i64, i64)> = sqlx::query_as(
+        "SELECT decided_at, count(*), min(seq), max(seq) FROM tickets
+         WHERE sale_id = 'long' AND decision = 'sold_out' GROUP BY decided_at ORDER BY min(seq)",
+    )
+    .fetch_all(&stack.pool)
+    .await
+    .unwrap();
+    assert_eq!(chunks.len(), 3, "closed in three transactions: {chunks:?}");
+    assert!(
+        chunks.iter().all(|(_, n, _, _)| *n <= CLOSE_BATCH),
+        "{chunks:?}"
+    );
+    assert!(
+        chunks.windows(2).all(|w| w[0].3 < w[1].2),
+        "first in line closed first: {chunks:?}"
+    );
+    let (waitlisted, sold): (i32, i32) =
+        sqlx::query_as("SELECT waitlisted, sold FROM sales WHERE id = 'long'")
+            .fetch_one(&stack.pool)
+            .await
+            .unwrap();
+    assert_eq!((waitlisted, sold), (0, 1));
+
+    // Every closed ticket's page shows it: its status was published with its chunk.
+    let closed: Vec<uuid::Uuid> = sqlx::query_scalar(
+        "SELECT id FROM tickets WHERE sale_id = 'long' AND decision = 'sold_out'",
+    )
+    .fetch_all(&stack.pool)
+    .await
+    .unwrap();
+    let ctx = stack.worker_context().await;
+    let sale = flashgate_common::domain::SaleId::parse("long").unwrap();
+    for ticket in closed {
+        let (view, _) = ctx.redis.read_ticket(&sale, ticket).await.unwrap();
+        assert_eq!(
+            view.map(|v| v.status),
+            Some(TicketStatus::SoldOut),
+            "{ticket}"
+        );
+    }
+    stack.assert_invariants("long", Some(waiting + 1)).await;
+    stack.stop().await;
+}
