@@ -97,10 +97,10 @@ pub fn record_final_answers(
 }
 
 /// How often the recorder's histogram samples are drained into their buckets. Until
-/// then it keeps every sample (about 8 bytes each), and `build_recorder` leaves the
-/// draining to its caller or to a scrape: unscraped, a role grew by about 20 bytes a
-/// request, the catalog by 80 MiB over one benchmark's 4.7 million requests
-/// (`all-20261205-184654`).
+/// then it keeps every sample (16 bytes each, by the test below), and `build_recorder`
+/// leaves the draining to its caller or to a scrape: unscraped, a role grew by 16–20
+/// bytes a request, the catalog to 117.7 MiB over its benchmarks' 4.7 million requests
+/// (`all-20261205-184654`; 28.7–32.4 MiB drained, `all-20261205-203934`).
 const UPKEEP_EVERY: Duration = Duration::from_secs(1);
 
 /// Passes of the recorder's upkeep so far (tests wait on it).
@@ -217,8 +217,9 @@ mod tests {
             "route" => "/upkeep-test"
         );
         let before = resident_kib();
-        // 9 million samples: 72 MiB if none were drained; drained, at most two rounds'
-        // blocks are held at once (a drained block is freed once no thread reads it).
+        // 9 million samples: 142 MiB when none were drained (measured with the drain
+        // taken out of the upkeep); drained, 25 MiB, two rounds' blocks held at once (a
+        // drained block is freed once no thread reads it).
         for round in 0..6 {
             let passes = UPKEEPS.load(Ordering::Acquire);
             for n in 0..1_500_000 {

@@ -19,7 +19,8 @@ use crate::{Error, Result};
 const PROMOTE_BATCH: i64 = 500;
 
 /// Most wait-listed tickets closed in one transaction. Closing the door benchmark's
-/// 330,000 in one statement took the worker from 99 to 292.8 MiB (`all-20261205-184654`).
+/// 370,000 in one statement took the worker from 68.7 to 297.5 MiB
+/// (`door-20261205-200723`); in chunks of this size, 78.1 MiB (`door-20261205-201326`).
 pub const CLOSE_BATCH: i64 = 5_000;
 
 /// Most transactions closing one sale's wait-list per sweep, so a long list leaves the
