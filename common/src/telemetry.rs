@@ -217,9 +217,9 @@ mod tests {
             "route" => "/upkeep-test"
         );
         let before = resident_kib();
-        // 9 million samples: 142 MiB when none were drained (measured with the drain
-        // taken out of the upkeep); drained, 25 MiB, two rounds' blocks held at once (a
-        // drained block is freed once no thread reads it).
+        // 9 million samples: the process grew 142 MiB when none were drained (measured
+        // with the drain taken out of the upkeep), 25 MiB drained (about two rounds'
+        // samples).
         for round in 0..6 {
             let passes = UPKEEPS.load(Ordering::Acquire);
             for n in 0..1_500_000 {

@@ -383,8 +383,8 @@ pub struct WorkerConfig {
     /// takes at most half the prefetch's messages, so that deciding, publishing and
     /// delivering overlap, larger batches no longer drain faster, and every batch in
     /// flight is held in memory: draining 200,000 queued tickets packed 8 a message, a
-    /// fresh worker decided 59,011–62,113/s at 2,000 and 56,867–62,569/s at 16,000, and
-    /// peaked at 85.0–86.8 MiB against 117.5–125.7 (`loadtest/run reserve`, 2026-12-05).
+    /// fresh worker decided 62,113/s at 2,000 (one run) and 59,526–62,569/s at 16,000
+    /// (three), and peaked at 85.0 MiB against 125.7 (`loadtest/run reserve`, 2026-12-05).
     pub batch_size: usize,
     /// Longest wait for a batch to fill once its first ticket arrived.
     pub batch_wait_ms: u64,
