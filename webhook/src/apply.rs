@@ -3,6 +3,7 @@
 //! commit leaves nothing behind for Stripe's retry to trip over.
 
 use chrono::DateTime;
+use flashgate_common::ledger::unpublished::Owed;
 use flashgate_common::ledger::{self, Applied, IntentOutcome};
 use flashgate_common::live::Redis;
 use sqlx::PgPool;
@@ -100,7 +101,11 @@ fn label(applied: &Applied, outcome: &IntentOutcome) -> Result<&'static str> {
 async fn publish(pool: &PgPool, redis: &Redis, applied: Applied) -> Result<Received> {
     const STEP: &str = "stripe event";
     match applied {
-        Applied::Changed(change) => ledger::publish_changes(pool, redis, STEP, &[change]).await?,
+        // Nothing owed: a crash before the answer makes Stripe deliver the event again,
+        // and a duplicate re-publishes the order's status.
+        Applied::Changed(change) => {
+            ledger::publish_changes(pool, redis, STEP, &[change], Owed::default()).await?;
+        }
         // Nothing moved, but the ticket's trail still shows the event came.
         other => {
             if let Some(order) = other.order() {

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use flashgate_common::ledger::{self, Applied, IntentOutcome};
+use flashgate_common::ledger::{self, Applied, IntentOutcome, unpublished};
 use stripe_core::PaymentIntent;
 use stripe_core::payment_intent::RetrievePaymentIntent;
 use uuid::Uuid;
@@ -35,7 +35,10 @@ pub(crate) async fn retrieve(ctx: &Context, intent: &str) -> Result<PaymentInten
 }
 
 /// Applies `outcome` of `intent` to `order` in one transaction, then publishes the change
-/// to Redis (a failed publish is logged: polls fall back to the database).
+/// to Redis. The transaction keeps the ticket for the sweep until Redis took it: nothing
+/// else would publish it again (a redelivered payment task finds its order moved on, a
+/// webhook for a change already applied is not one), so a worker dying in between, or a
+/// failed write, would leave the shopper reading the status before it.
 pub(crate) async fn apply(
     ctx: &Context,
     step: &'static str,
@@ -45,10 +48,21 @@ pub(crate) async fn apply(
 ) -> Result<Applied> {
     let mut tx = ctx.pool.begin().await?;
     let applied = ledger::apply_intent(&mut tx, order, intent, outcome).await?;
+    let changed = match &applied {
+        Applied::Changed(change) | Applied::RefundNeeded(change) => Some(change),
+        _ => None,
+    };
+    let owed = unpublished::owe(&mut tx, changed.map(|c| c.order.ticket_id)).await?;
     tx.commit().await?;
-    if let Applied::Changed(change) | Applied::RefundNeeded(change) = &applied
-        && let Err(e) =
-            ledger::publish_changes(&ctx.pool, &ctx.redis, step, std::slice::from_ref(change)).await
+    if let Some(change) = changed
+        && let Err(e) = ledger::publish_changes(
+            &ctx.pool,
+            &ctx.redis,
+            step,
+            std::slice::from_ref(change),
+            owed,
+        )
+        .await
     {
         tracing::warn!(error = ?e, %order, "order change not published to redis");
     }

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+use super::unpublished::Owed;
 use crate::domain::{OrderStatus, SaleId};
 
 /// An order claimed for payment: what its PaymentIntent is made from.
@@ -74,27 +75,43 @@ pub async fn claim_payment(
 
 /// Stores an order's PaymentIntent and moves a `reserved` order to `payment_pending`;
 /// returns the order's status afterwards (a webhook may have moved it further already)
-/// and when its hold runs out.
+/// and when its hold runs out. A `payment_pending` order's ticket is kept for the sweep
+/// by the same statement ([`super::unpublished::owe`]): a redelivered payment task finds
+/// the order moved on and publishes nothing, so a worker dying before its Redis write
+/// would leave a shopper who must confirm without the client secret to do it.
 pub async fn start_payment(
     db: &PgPool,
     order_id: Uuid,
     payment_intent_id: &str,
     client_secret: Option<&str>,
-) -> sqlx::Result<(Option<OrderStatus>, DateTime<Utc>)> {
+) -> sqlx::Result<(Option<OrderStatus>, DateTime<Utc>, Owed)> {
     let stored = sqlx::query!(
-        r#"UPDATE orders SET payment_intent_id = COALESCE(payment_intent_id, $2),
-               client_secret = COALESCE(client_secret, $3),
-               status = CASE WHEN status = 'reserved' THEN 'payment_pending' ELSE status END,
-               updated_at = now()
-           WHERE id = $1
-           RETURNING status, hold_expires_at"#,
+        r#"WITH stored AS (
+               UPDATE orders SET payment_intent_id = COALESCE(payment_intent_id, $2),
+                   client_secret = COALESCE(client_secret, $3),
+                   status = CASE WHEN status = 'reserved' THEN 'payment_pending' ELSE status END,
+                   updated_at = now()
+               WHERE id = $1
+               RETURNING ticket_id, status, hold_expires_at),
+           kept AS (
+               INSERT INTO unpublished_tickets (ticket_id)
+               SELECT ticket_id FROM stored WHERE status = 'payment_pending'
+               ON CONFLICT (ticket_id) DO UPDATE SET since = clock_timestamp()
+               RETURNING ticket_id, since)
+           SELECT s.status, s.hold_expires_at, k.ticket_id AS "kept?", k.since AS "since?"
+           FROM stored s LEFT JOIN kept k ON true"#,
         order_id,
         payment_intent_id,
         client_secret
     )
     .fetch_one(db)
     .await?;
-    Ok((OrderStatus::parse(&stored.status), stored.hold_expires_at))
+    let owed = Owed::kept(stored.kept.zip(stored.since));
+    Ok((
+        OrderStatus::parse(&stored.status),
+        stored.hold_expires_at,
+        owed,
+    ))
 }
 
 /// Orders still `reserved`, no PaymentIntent asked for, unchanged for `after_secs` and

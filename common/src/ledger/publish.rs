@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use sqlx::PgPool;
 
+use super::unpublished::Owed;
 use super::{Change, OrderRef};
 use crate::Result;
 use crate::domain::{SaleId, SaleTerms};
@@ -27,14 +28,16 @@ impl OrderRef {
 }
 
 /// Logs one trail line per change (`step` says what moved it), then writes the statuses
-/// and the newest terms of each sale in one round trip. If Redis does not take them, the
-/// statuses' tickets are kept for the sweep ([`super::unpublished`]; the door re-reads
-/// the terms from PostgreSQL by itself); fails only if PostgreSQL refused that too.
+/// and the newest terms of each sale in one round trip, and settles what the changes'
+/// transaction `owed`. If Redis does not take them, the statuses' tickets are kept for
+/// the sweep ([`super::unpublished`]; the door re-reads the terms from PostgreSQL by
+/// itself); fails only if PostgreSQL refused that too.
 pub async fn publish_changes(
     pool: &PgPool,
     redis: &Redis,
     step: &'static str,
     changes: &[Change],
+    owed: Owed,
 ) -> Result<()> {
     for change in changes {
         crate::trail::order(step, &change.order);
@@ -59,7 +62,7 @@ pub async fn publish_changes(
         redis.queue_terms(&mut pipe, sale, terms);
     }
     match pipe.query_async::<()>(&mut redis.conn()).await {
-        Ok(()) => Ok(()),
+        Ok(()) => super::unpublished::settle(pool, owed).await,
         Err(e) => super::unpublished::keep(pool, &statuses, e.into()).await,
     }
 }

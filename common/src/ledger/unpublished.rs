@@ -4,9 +4,15 @@
 //! reading the status before it for good. A failed write keeps its tickets in
 //! `unpublished_tickets`, and the workers' sweep publishes each one's state from the
 //! ledger until Redis takes it.
+//!
+//! A process can also die between its commit and its Redis write. Where nothing would
+//! ever publish the change again (no message redelivered, no Stripe retry: the sweeps'
+//! closes and expiries, and the payment steps whose task finds its order moved on), the
+//! transaction keeps its tickets itself ([`owe`]), and the write forgets them once Redis
+//! took it ([`write_or_keep`], [`crate::ledger::publish_changes`]).
 
 use chrono::{DateTime, Utc};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::Result;
@@ -25,11 +31,65 @@ pub fn ticket_status(decision: &str, order: Option<OrderStatus>) -> TicketStatus
     }
 }
 
-/// Writes `updates` to Redis; if Redis does not take them, keeps their tickets for the
-/// sweep ([`republish`]). Fails only when neither Redis nor PostgreSQL took them.
-pub async fn write_or_keep(pool: &PgPool, redis: &Redis, updates: &[StatusUpdate]) -> Result<()> {
+/// Tickets a transaction kept for the sweep before it committed their change ([`owe`]);
+/// the default keeps none.
+#[derive(Debug, Default)]
+#[must_use = "owed tickets are republished by the sweep until settled"]
+pub struct Owed {
+    tickets: Vec<Uuid>,
+    since: Vec<DateTime<Utc>>,
+}
+
+impl Owed {
+    /// What a statement that kept tickets itself returned.
+    pub(super) fn kept(rows: impl IntoIterator<Item = (Uuid, DateTime<Utc>)>) -> Self {
+        let (tickets, since) = rows.into_iter().unzip();
+        Self { tickets, since }
+    }
+}
+
+/// Keeps `tickets` for the sweep in `tx`, the transaction that changes their status: if
+/// the process dies after the commit and before Redis hears of the change, the sweep
+/// publishes it. [`settle`] forgets them once Redis took it.
+pub async fn owe(tx: &mut PgConnection, tickets: impl IntoIterator<Item = Uuid>) -> Result<Owed> {
+    let mut tickets: Vec<Uuid> = tickets.into_iter().collect();
+    // One row may be touched once per statement.
+    tickets.sort_unstable();
+    tickets.dedup();
+    if tickets.is_empty() {
+        return Ok(Owed::default());
+    }
+    let kept = sqlx::query!(
+        r#"INSERT INTO unpublished_tickets (ticket_id) SELECT * FROM unnest($1::uuid[])
+           ON CONFLICT (ticket_id) DO UPDATE SET since = clock_timestamp()
+           RETURNING ticket_id, since"#,
+        &tickets
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    Ok(Owed::kept(kept.into_iter().map(|r| (r.ticket_id, r.since))))
+}
+
+/// Forgets the tickets `owed` kept, now that Redis took their statuses (unless a newer
+/// change kept them again meanwhile).
+pub async fn settle(pool: &PgPool, owed: Owed) -> Result<()> {
+    if owed.tickets.is_empty() {
+        return Ok(());
+    }
+    forget(pool, &owed.tickets, &owed.since).await
+}
+
+/// Writes `updates` to Redis and settles what their transaction `owed`; if Redis does not
+/// take them, keeps their tickets for the sweep ([`republish`]). Fails only when neither
+/// Redis nor PostgreSQL took them.
+pub async fn write_or_keep(
+    pool: &PgPool,
+    redis: &Redis,
+    updates: &[StatusUpdate],
+    owed: Owed,
+) -> Result<()> {
     match redis.write_statuses(updates).await {
-        Ok(()) => Ok(()),
+        Ok(()) => settle(pool, owed).await,
         Err(e) => keep(pool, updates, e).await,
     }
 }
@@ -99,14 +159,21 @@ pub async fn republish(pool: &PgPool, redis: &Redis, limit: i64) -> Result<usize
     }
     redis.write_statuses(&updates).await?;
     let (tickets, since): (Vec<Uuid>, Vec<DateTime<Utc>>) = kept.into_iter().unzip();
+    forget(pool, &tickets, &since).await?;
+    Ok(tickets.len())
+}
+
+/// Deletes the kept rows of `tickets` still kept `since` then: one kept again by a newer
+/// change stays.
+async fn forget(pool: &PgPool, tickets: &[Uuid], since: &[DateTime<Utc>]) -> Result<()> {
     sqlx::query!(
         r#"DELETE FROM unpublished_tickets u
            USING unnest($1::uuid[], $2::timestamptz[]) AS d (ticket_id, since)
            WHERE u.ticket_id = d.ticket_id AND u.since = d.since"#,
-        &tickets,
-        &since
+        tickets,
+        since
     )
     .execute(pool)
     .await?;
-    Ok(tickets.len())
+    Ok(())
 }

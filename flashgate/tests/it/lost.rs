@@ -4,13 +4,14 @@
 
 use std::collections::HashMap;
 
+use flashgate::stack::Role;
 use flashgate_common::domain::{SaleId, TicketStatus};
 use flashgate_common::live::Redis;
 use flashgate_common::live::tickets::StatusUpdate;
 use flashgate_common::testkit::{FaultProxy, ProxyMode};
 use serde_json::Value;
 
-use crate::support::{Stack, poll_until, wait_until};
+use crate::support::{Processes, Stack, count, poll_until, wait_until};
 
 /// Deletes every key of this test's Redis prefix: what a restart without persistence
 /// (or `FLUSHALL`) does to the shared instance.
@@ -172,5 +173,243 @@ async fn by_default_a_unit_that_comes_back_reaches_a_shopper_who_was_turned_away
         "the unit the expired hold released went to the shopper who waited"
     );
     stack.assert_invariants("comeback", Some(2)).await;
+    stack.stop().await;
+}
+
+/// A worker context whose Redis answers until `proxy` is set to hang, and then never (its
+/// replies wait far longer than any test): a step run on it commits in PostgreSQL and
+/// stops at its Redis write, and aborting the step there is a worker dying between the
+/// two.
+async fn worker_with_redis_behind(stack: &Stack) -> (flashgate_workers::Context, FaultProxy) {
+    let proxy = FaultProxy::start("127.0.0.1:6379".parse().unwrap()).await;
+    let mut config = stack.config.clone();
+    config.redis.url = format!("redis://{}/0", proxy.addr());
+    config.redis.response_timeout_ms = 600_000;
+    let ctx = flashgate_workers::Context::connect(std::sync::Arc::new(config))
+        .await
+        .unwrap();
+    (ctx, proxy)
+}
+
+/// Runs `step` on a worker whose Redis hangs, until `committed` says the step's change is
+/// in the ledger; then the worker dies, its Redis write never made.
+async fn die_after_commit<F, C, Fut>(proxy: &FaultProxy, step: F, committed: C)
+where
+    F: Future<Output = ()> + Send + 'static,
+    C: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    proxy.set(ProxyMode::Hang);
+    let step = tokio::spawn(step);
+    wait_until(30, "the step commits", committed).await;
+    assert!(!step.is_finished(), "the step waits on Redis when it dies");
+    step.abort();
+}
+
+/// A stack without workers, a sale of one unit (`overrides` on top of the defaults), a
+/// worker process (the caller kills it), and its holder's token and ticket once the
+/// holder is asked to pay (`payment_pending`).
+async fn held_unit(sale: &str, overrides: Value) -> (Stack, tokio::process::Child, String, Value) {
+    let stack = Stack::start_custom(
+        &[Role::Admission, Role::Webhook, Role::Catalog],
+        None,
+        |_| {},
+    )
+    .await;
+    stack.create_sale_with(sale, overrides).await;
+    let worker = stack.spawn_worker();
+    let holder = stack.token(sale, "holder", None).await;
+    let (held, _) = stack
+        .await_ticket(&holder, |t| t["status"] == "payment_pending")
+        .await;
+    (stack, worker, holder, held)
+}
+
+/// The wait-list's close commits `sold_out` for every waiting ticket, then tells Redis.
+/// A worker that died between the two left Redis saying `waitlisted` for good: nothing
+/// would ever change those tickets again, and a poll believes Redis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_dying_after_closing_a_wait_list_leaves_no_shopper_waiting_for_good() {
+    let (stack, mut first, _, held) = held_unit(
+        "closing",
+        serde_json::json!({ "stock": 1, "hold_seconds": 60, "waitlist": true }),
+    )
+    .await;
+    let mut waiters = Vec::new();
+    for n in 0..3 {
+        let token = stack
+            .token("closing", &format!("waiter-{n}"), Some("pm_card_visa"))
+            .await;
+        stack
+            .await_ticket(&token, |t| t["status"] == "waitlisted")
+            .await;
+        waiters.push(token);
+    }
+    first.start_kill().unwrap();
+    first.wait().await.unwrap();
+
+    let (ctx, proxy) = worker_with_redis_behind(&stack).await;
+    // The holder pays: nothing can come back, so the next sweep closes the wait-list.
+    stack.pay_in_browser(&held["payment"]).await;
+    wait_until(30, "the holder's unit is sold", || async {
+        stack.terms("closing").await == (1, 0, 1)
+    })
+    .await;
+    let closed = || async {
+        count(
+            &stack,
+            "SELECT count(*) FROM tickets WHERE sale_id = $1 AND decision = 'sold_out'",
+            "closing",
+        )
+        .await
+            == 3
+    };
+    die_after_commit(
+        &proxy,
+        async move {
+            flashgate_workers::reserve::waitlist::serve(&ctx)
+                .await
+                .unwrap();
+        },
+        closed,
+    )
+    .await;
+
+    let _second = stack.spawn_worker();
+    for waiter in &waiters {
+        assert_eq!(stack.await_final(waiter).await["status"], "sold_out");
+    }
+    wait_until(30, "nothing is left kept once Redis took it", || async {
+        count(
+            &stack,
+            "SELECT count(*) FROM unpublished_tickets u JOIN tickets t ON t.id = u.ticket_id
+             WHERE t.sale_id = $1",
+            "closing",
+        )
+        .await
+            == 0
+    })
+    .await;
+    stack.assert_invariants("closing", Some(4)).await;
+    stack.stop().await;
+}
+
+/// An expired hold's order is released in one commit and announced after; a worker that
+/// died between the two left the shopper reading `payment_pending` for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_dying_after_expiring_a_hold_leaves_no_shopper_holding_for_good() {
+    let (stack, mut first, holder, _) = held_unit(
+        "lapsed",
+        serde_json::json!({ "stock": 1, "hold_seconds": 5, "waitlist": false }),
+    )
+    .await;
+    first.start_kill().unwrap();
+    first.wait().await.unwrap();
+
+    let (ctx, proxy) = worker_with_redis_behind(&stack).await;
+    wait_until(30, "the hold runs out", || async {
+        count(
+            &stack,
+            "SELECT count(*) FROM orders WHERE sale_id = $1 AND hold_expires_at < now()",
+            "lapsed",
+        )
+        .await
+            == 1
+    })
+    .await;
+    let expired = || async {
+        count(
+            &stack,
+            "SELECT count(*) FROM orders WHERE sale_id = $1 AND status = 'expired'",
+            "lapsed",
+        )
+        .await
+            == 1
+    };
+    die_after_commit(
+        &proxy,
+        async move {
+            // The sweep sends the hold to Stripe to be canceled, then releases it.
+            flashgate_workers::maintenance::expire_holds(&ctx, 10)
+                .await
+                .unwrap();
+            flashgate_workers::maintenance::run_due(&ctx, 10)
+                .await
+                .unwrap();
+        },
+        expired,
+    )
+    .await;
+
+    let _second = stack.spawn_worker();
+    assert_eq!(stack.await_final(&holder).await["status"], "expired");
+    stack.assert_invariants("lapsed", Some(1)).await;
+    stack.stop().await;
+}
+
+/// A shopper who confirms the payment reads its client secret from the ticket's
+/// `payment_pending`, which only the commit storing the PaymentIntent announces: a
+/// redelivered payment task finds the order moved on and does nothing. A worker dying
+/// before its Redis write left the shopper reading `reserved`, unable to pay, until the
+/// hold ran out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_dying_after_storing_a_payment_intent_still_hands_the_shopper_its_secret() {
+    let stack = Stack::start_custom(
+        &[Role::Admission, Role::Webhook, Role::Catalog],
+        None,
+        |_| {},
+    )
+    .await;
+    stack
+        .create_sale_with(
+            "confirm",
+            serde_json::json!({ "stock": 1, "hold_seconds": 60 }),
+        )
+        .await;
+    // Stripe fails every call while the first worker runs: the order waits `reserved`.
+    stack
+        .faults(serde_json::json!({ "server_error_share": 1.0 }))
+        .await;
+    let mut first = stack.spawn_worker();
+    let holder = stack.token("confirm", "holder", None).await;
+    stack
+        .await_ticket(&holder, |t| t["status"] == "reserved")
+        .await;
+    first.start_kill().unwrap();
+    first.wait().await.unwrap();
+    stack.faults(serde_json::json!({})).await;
+
+    let order: uuid::Uuid = sqlx::query_scalar("SELECT id FROM orders WHERE sale_id = 'confirm'")
+        .fetch_one(&stack.pool)
+        .await
+        .unwrap();
+    let (ctx, proxy) = worker_with_redis_behind(&stack).await;
+    let stored = || async {
+        count(
+            &stack,
+            "SELECT count(*) FROM orders WHERE sale_id = $1 AND status = 'payment_pending'",
+            "confirm",
+        )
+        .await
+            == 1
+    };
+    die_after_commit(
+        &proxy,
+        async move {
+            flashgate_workers::pay::intent::pay(&ctx, order)
+                .await
+                .unwrap();
+        },
+        stored,
+    )
+    .await;
+
+    let _second = stack.spawn_worker();
+    let (ticket, _) = stack
+        .await_ticket(&holder, |t| t["status"] == "payment_pending")
+        .await;
+    stack.pay_in_browser(&ticket["payment"]).await;
+    assert_eq!(stack.await_final(&holder).await["status"], "paid");
+    stack.assert_invariants("confirm", Some(1)).await;
     stack.stop().await;
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use flashgate_common::domain::TicketStatus;
 use flashgate_common::ledger::payment::Effect;
+use flashgate_common::ledger::unpublished::{self, Owed};
 use flashgate_common::ledger::{self, IntentOutcome, Release};
 use flashgate_common::live::tickets::StatusUpdate;
 use stripe::StripeRequest;
@@ -86,10 +87,12 @@ async fn refund(ctx: &Context, order: &Effect) -> Result<bool> {
     }
     let mut tx = ctx.pool.begin().await?;
     let marked = ledger::mark_refunded(&mut tx, order.id).await?;
+    let owed = unpublished::owe(&mut tx, marked.as_ref().map(|o| o.ticket_id)).await?;
     tx.commit().await?;
     metrics::counter!("flashgate_payments_refunded_total").increment(1);
-    if let Some(update) = marked.and_then(|o| o.status_update()) {
-        ctx.redis.write_statuses(&[update]).await.ok();
+    let updates: Vec<_> = marked.and_then(|o| o.status_update()).into_iter().collect();
+    if let Err(e) = unpublished::write_or_keep(&ctx.pool, &ctx.redis, &updates, owed).await {
+        tracing::warn!(error = ?e, order = %order.id, "refund not published to redis");
     }
     Ok(true)
 }
@@ -183,7 +186,10 @@ async fn extend_if_paying(ctx: &Context, order: Uuid, intent: &str) -> Result<bo
         client_secret: extended.client_secret,
         hold_expires_at: Some(extended.hold_expires_at),
     };
-    if let Err(e) = ledger::unpublished::write_or_keep(&ctx.pool, &ctx.redis, &[update]).await {
+    // Nothing owed: the order's next change publishes over a lost extension.
+    if let Err(e) =
+        unpublished::write_or_keep(&ctx.pool, &ctx.redis, &[update], Owed::default()).await
+    {
         tracing::warn!(error = ?e, %order, "hold extension not published to redis");
     }
     Ok(true)
@@ -220,10 +226,11 @@ async fn cancel_at_stripe(
 async fn release_without_intent(ctx: &Context, order: Uuid) -> Result<()> {
     let mut tx = ctx.pool.begin().await?;
     let change = ledger::release(&mut tx, order, Release::Expired, None).await?;
+    let owed = unpublished::owe(&mut tx, change.as_ref().map(|c| c.order.ticket_id)).await?;
     tx.commit().await?;
     if let Some(change) = change
         && let Err(e) =
-            ledger::publish_changes(&ctx.pool, &ctx.redis, "hold expired", &[change]).await
+            ledger::publish_changes(&ctx.pool, &ctx.redis, "hold expired", &[change], owed).await
     {
         tracing::warn!(error = ?e, %order, "expiry not published to redis");
     }

@@ -16,7 +16,7 @@ use std::str::FromStr;
 use chrono::{DateTime, Duration, Utc};
 use flashgate_common::domain::OrderStatus;
 use flashgate_common::ledger::payment::PaymentClaim;
-use flashgate_common::ledger::{self, Change, IntentOutcome, Release};
+use flashgate_common::ledger::{self, Change, IntentOutcome, Release, unpublished};
 use flashgate_common::live::tickets::StatusUpdate;
 use flashgate_common::trail;
 use stripe::StripeRequest;
@@ -149,7 +149,7 @@ async fn store(
     claimed: &PaymentClaim,
     intent: &PaymentIntent,
 ) -> Result<()> {
-    let (status, hold_expires_at) = ledger::payment::start_payment(
+    let (status, hold_expires_at, owed) = ledger::payment::start_payment(
         &ctx.pool,
         order_id,
         intent.id.as_str(),
@@ -177,7 +177,7 @@ async fn store(
             .filter(|_| claimed.payment_method.is_none()),
         hold_expires_at: Some(hold_expires_at),
     };
-    if let Err(e) = ledger::unpublished::write_or_keep(&ctx.pool, &ctx.redis, &[update]).await {
+    if let Err(e) = unpublished::write_or_keep(&ctx.pool, &ctx.redis, &[update], owed).await {
         tracing::warn!(error = ?e, %order_id, "payment status not published to redis");
     }
     Ok(())
@@ -197,11 +197,14 @@ async fn decline(ctx: &Context, order_id: Uuid, code: &str, intent: Option<Strin
         Some(code),
     )
     .await?;
+    // A redelivered payment task finds the order failed and publishes nothing.
+    let owed = unpublished::owe(&mut tx, change.as_ref().map(|c| c.order.ticket_id)).await?;
     tx.commit().await?;
     metrics::counter!("flashgate_payments_declined_total").increment(1);
     if let Some(change) = change
         && let Err(e) =
-            ledger::publish_changes(&ctx.pool, &ctx.redis, "payment declined", &[change]).await
+            ledger::publish_changes(&ctx.pool, &ctx.redis, "payment declined", &[change], owed)
+                .await
     {
         tracing::warn!(error = ?e, %order_id, "decline not published to redis");
     }

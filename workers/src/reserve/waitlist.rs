@@ -1,11 +1,12 @@
 //! The wait-list. When units come back (a hold expired, a card was declined), they go to
 //! the sale's wait-listed tickets first, in sequence order, in one transaction under the
 //! sale's row lock. When nothing can come back any more (no unit available, none held),
-//! the wait-list is closed: its tickets end sold out, [`CLOSE_BATCH`] a transaction.
+//! the wait-list is closed: its tickets end sold out, [`CLOSE_BATCH`] a transaction,
+//! each kept for the sweep by its transaction until Redis took its status.
 
 use flashgate_common::domain::{SaleId, SaleTerms, TicketStatus};
-use flashgate_common::ledger;
 use flashgate_common::ledger::reserve::{self, Candidate, LockedSale, Plan};
+use flashgate_common::ledger::unpublished::{self, Owed};
 use flashgate_common::live::tickets::StatusUpdate;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -78,6 +79,9 @@ async fn serve_once(ctx: &Context, id: &SaleId) -> Result<(usize, bool)> {
     };
     if sale.available <= 0 {
         let (closed, terms) = reserve::close_waitlist(&mut tx, id, sale, CLOSE_BATCH).await?;
+        // Nothing would close these tickets again: if this worker dies before Redis hears
+        // of it, the sweep publishes their `sold_out` from the ledger.
+        let owed = unpublished::owe(&mut tx, closed.iter().map(|(ticket, _)| *ticket)).await?;
         tx.commit().await?;
         let now = chrono::Utc::now();
         flashgate_common::telemetry::record_final_answers(
@@ -85,7 +89,7 @@ async fn serve_once(ctx: &Context, id: &SaleId) -> Result<(usize, bool)> {
             closed.iter().map(|(_, issued)| (*issued, now)),
         );
         let closed: Vec<Uuid> = closed.into_iter().map(|(ticket, _)| ticket).collect();
-        publish_closed(ctx, id, &closed, terms).await;
+        publish_closed(ctx, id, &closed, terms, owed).await;
         return Ok((closed.len(), closed.len() as i64 == CLOSE_BATCH));
     }
     let mut plan = Plan::default();
@@ -161,7 +165,13 @@ async fn waiting(tx: &mut PgConnection, id: &SaleId) -> Result<Vec<Candidate>> {
         .collect())
 }
 
-async fn publish_closed(ctx: &Context, sale: &SaleId, closed: &[Uuid], terms: Option<SaleTerms>) {
+async fn publish_closed(
+    ctx: &Context,
+    sale: &SaleId,
+    closed: &[Uuid],
+    terms: Option<SaleTerms>,
+    owed: Owed,
+) {
     for ticket in closed {
         flashgate_common::trail::decided(*ticket, sale, TicketStatus::SoldOut, None, None);
     }
@@ -174,7 +184,7 @@ async fn publish_closed(ctx: &Context, sale: &SaleId, closed: &[Uuid], terms: Op
         .iter()
         .map(|t| StatusUpdate::new(sale.clone(), *t, TicketStatus::SoldOut))
         .collect();
-    if let Err(e) = ledger::unpublished::write_or_keep(&ctx.pool, &ctx.redis, &updates).await {
+    if let Err(e) = unpublished::write_or_keep(&ctx.pool, &ctx.redis, &updates, owed).await {
         tracing::warn!(error = ?e, %sale, "closed wait-list not published to redis");
     }
 }
