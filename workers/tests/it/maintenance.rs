@@ -258,3 +258,38 @@ async fn a_status_redis_did_not_take_is_published_by_the_sweep_once_it_is_back()
     );
     stack.stop().await;
 }
+
+/// A ticket two commits kept for the sweep is forgotten only by the newer one's settle:
+/// the older write settling after the newer change was kept must leave it owed, or a
+/// worker dying before the newer write would leave Redis on the older status for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_settle_forgets_a_kept_ticket_only_if_no_newer_change_kept_it_again() {
+    use flashgate_common::ledger::unpublished;
+    use flashgate_common::testkit::TestEnv;
+
+    let env = TestEnv::new().await;
+    let ticket = uuid::Uuid::now_v7();
+    let owe = || async {
+        let mut tx = env.pool.begin().await.unwrap();
+        let owed = unpublished::owe(&mut tx, [ticket, ticket]).await.unwrap();
+        tx.commit().await.unwrap();
+        owed
+    };
+    let kept = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM unpublished_tickets WHERE ticket_id = $1",
+        )
+        .bind(ticket)
+        .fetch_one(&env.pool)
+        .await
+        .unwrap()
+    };
+    let older = owe().await;
+    let newer = owe().await;
+    assert_eq!(kept().await, 1);
+    unpublished::settle(&env.pool, older).await.unwrap();
+    assert_eq!(kept().await, 1, "the newer change is still owed");
+    unpublished::settle(&env.pool, newer).await.unwrap();
+    assert_eq!(kept().await, 0, "settled");
+    env.cleanup().await;
+}
