@@ -36,9 +36,10 @@ pub(crate) async fn retrieve(ctx: &Context, intent: &str) -> Result<PaymentInten
 
 /// Applies `outcome` of `intent` to `order` in one transaction, then publishes the change
 /// to Redis. The transaction keeps the ticket for the sweep until Redis took it: nothing
-/// else would publish it again (a redelivered payment task finds its order moved on, a
-/// webhook for a change already applied is not one), so a worker dying in between, or a
-/// failed write, would leave the shopper reading the status before it.
+/// else would publish it again (a redelivered payment task finds its order moved on, and
+/// Stripe's event for a change already applied changes nothing, so publishes nothing), so
+/// a worker dying in between, or a failed write, would leave the shopper reading the
+/// status before it.
 pub(crate) async fn apply(
     ctx: &Context,
     step: &'static str,
