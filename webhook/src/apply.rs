@@ -48,7 +48,7 @@ pub(crate) async fn apply(pool: &PgPool, redis: &Redis, event: &Event) -> Result
     .await?;
     if fresh.is_none() {
         tx.commit().await?;
-        republish(pool, redis, order_id).await;
+        republish(pool, redis, order_id).await?;
         return Ok(Received::Duplicate);
     }
     let applied = ledger::apply_intent(&mut tx, order_id, &intent.id, &outcome).await?;
@@ -117,15 +117,16 @@ async fn publish(pool: &PgPool, redis: &Redis, applied: Applied) -> Result<Recei
 }
 
 /// Re-publishes an order's current status: a duplicate delivery may be Stripe retrying
-/// after our Redis write failed.
-async fn republish(pool: &PgPool, redis: &Redis, order_id: Uuid) {
-    let order = match pool.begin().await {
-        Ok(mut tx) => ledger::lock_order(&mut tx, order_id).await.ok().flatten(),
-        Err(_) => None,
-    };
-    if let Some(update) = order.and_then(|o| o.status_update())
-        && let Err(e) = redis.write_statuses(&[update]).await
-    {
-        tracing::debug!(error = ?e, "duplicate event: status not re-published");
+/// after a receiver died between its commit and its Redis write. If Redis does not take
+/// it either, the ticket is kept for the workers' sweep: the `200` that follows ends
+/// Stripe's retries, so nothing else would ever publish it.
+async fn republish(pool: &PgPool, redis: &Redis, order_id: Uuid) -> Result<()> {
+    let mut tx = pool.begin().await?;
+    // Locked so that a first delivery still applying the event commits first.
+    let order = ledger::lock_order(&mut tx, order_id).await?;
+    tx.commit().await?;
+    if let Some(update) = order.and_then(|o| o.status_update()) {
+        ledger::unpublished::write_or_keep(pool, redis, &[update], Owed::default()).await?;
     }
+    Ok(())
 }

@@ -413,3 +413,83 @@ async fn a_worker_dying_after_storing_a_payment_intent_still_hands_the_shopper_i
     stack.assert_invariants("confirm", Some(1)).await;
     stack.stop().await;
 }
+
+/// The webhook commits an event's change, then tells Redis; a receiver that died between
+/// the two left Redis on `payment_pending`. Stripe delivers the event again, and the
+/// duplicate re-publishes the order's status; but a duplicate that met Redis away (a
+/// failover, a restart) dropped its write and still answered `200`, so Stripe stopped
+/// retrying and the paying shopper read `payment_pending` for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_event_meeting_redis_away_still_reaches_the_shopper() {
+    use tower::ServiceExt;
+
+    let (stack, _worker, holder, held) = held_unit(
+        "echoed",
+        serde_json::json!({ "stock": 1, "hold_seconds": 120 }),
+    )
+    .await;
+    let order = held["order_id"].as_str().unwrap().to_owned();
+    let intent = held["payment"]["payment_intent"].as_str().unwrap();
+    let event = crate::support::succeeded("evt_echoed_1", intent, &order);
+    // A receiver of its own whose Redis is `redis_url`.
+    let receiver = |redis_url: String| {
+        let mut config = stack.config.clone();
+        config.redis.url = redis_url;
+        config.redis.response_timeout_ms = 600_000;
+        async move {
+            let state = flashgate_webhook::AppState::connect(&config).await.unwrap();
+            flashgate_webhook::routes(state, 1 << 20).api
+        }
+    };
+    let delivery = || {
+        axum::http::Request::post("/v1/stripe/webhook")
+            .header("content-type", "application/json")
+            .header(
+                "stripe-signature",
+                crate::support::sign(&event, crate::support::WEBHOOK_SECRET),
+            )
+            .body(axum::body::Body::from(event.clone()))
+            .unwrap()
+    };
+
+    // The first delivery commits `paid` and dies before its Redis write.
+    let hung = FaultProxy::start("127.0.0.1:6379".parse().unwrap()).await;
+    let first = receiver(format!("redis://{}/0", hung.addr())).await;
+    let request = delivery();
+    let paid = || async {
+        count(
+            &stack,
+            "SELECT count(*) FROM orders WHERE id::text = $1 AND status = 'paid'",
+            &order,
+        )
+        .await
+            == 1
+    };
+    die_after_commit(
+        &hung,
+        async move {
+            first.oneshot(request).await.unwrap();
+        },
+        paid,
+    )
+    .await;
+
+    // Stripe's retry reaches a receiver whose Redis is away.
+    let away = FaultProxy::start("127.0.0.1:6379".parse().unwrap()).await;
+    away.set(ProxyMode::Refuse);
+    let retry = receiver(format!("redis://{}/0", away.addr()))
+        .await
+        .oneshot(delivery())
+        .await
+        .unwrap();
+    assert_eq!(
+        retry.status(),
+        200,
+        "recorded before, and the change is kept"
+    );
+
+    assert_eq!(stack.await_final(&holder).await["status"], "paid");
+    assert_eq!(stack.terms("echoed").await, (1, 0, 1), "sold once");
+    drop(hung);
+    stack.stop().await;
+}
