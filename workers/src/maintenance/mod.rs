@@ -85,6 +85,36 @@ const RETENTION_EVERY: Duration = Duration::from_secs(3600);
 /// Most batches of holds expired in one sweep, so the other steps still get their turn.
 const EXPIRY_BATCHES: usize = 20;
 
+/// Kept statuses published in one batch: one ledger read and one Redis round trip.
+const REPUBLISH_BATCH: i64 = 2_000;
+
+/// Most batches of kept statuses published in one sweep: a Redis outage during a large
+/// wait-list close keeps every closed ticket, and shoppers read the status before it
+/// until the sweep gets to theirs.
+const REPUBLISH_BATCHES: usize = 20;
+
+/// Publishes the statuses Redis did not take, oldest first, while whole batches come.
+async fn republish_kept(ctx: &Context) {
+    let mut published = 0;
+    for _ in 0..REPUBLISH_BATCHES {
+        match ledger::unpublished::republish(&ctx.pool, &ctx.redis, REPUBLISH_BATCH).await {
+            Ok(n) => {
+                published += n;
+                if (n as i64) < REPUBLISH_BATCH {
+                    break;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = ?e, "kept statuses not published to redis yet");
+                break;
+            }
+        }
+    }
+    if published > 0 {
+        tracing::info!(tickets = published, "kept statuses published to redis");
+    }
+}
+
 /// One pass of every step; failures are logged and retried at the next tick.
 #[tracing::instrument(name = "sweep", skip_all)]
 pub async fn sweep(ctx: &Context) {
@@ -114,11 +144,7 @@ pub async fn sweep(ctx: &Context) {
     if let Err(e) = relay(ctx, 500).await {
         tracing::warn!(error = ?e, "outbox relay failed");
     }
-    match flashgate_common::ledger::unpublished::republish(&ctx.pool, &ctx.redis, 500).await {
-        Ok(0) => {}
-        Ok(n) => tracing::info!(tickets = n, "kept statuses published to redis"),
-        Err(e) => tracing::warn!(error = ?e, "kept statuses not published to redis yet"),
-    }
+    republish_kept(ctx).await;
     if let Err(e) = controller::steer(ctx).await {
         tracing::warn!(error = ?e, "admission controller did not tick");
     }

@@ -293,3 +293,54 @@ async fn a_settle_forgets_a_kept_ticket_only_if_no_newer_change_kept_it_again() 
     assert_eq!(kept().await, 0, "settled");
     env.cleanup().await;
 }
+
+/// A Redis outage during a large wait-list close leaves thousands of tickets kept; once
+/// Redis is back, one sweep publishes them all. It took one sweep (a second) per 500
+/// before, so shoppers read `waitlisted` for minutes after a long outage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn once_redis_is_back_one_sweep_publishes_a_large_backlog_of_kept_statuses() {
+    use flashgate_common::domain::{SaleId, TicketStatus};
+
+    let stack = crate::support::Stack::start_custom(
+        &[
+            crate::support::Role::Admission,
+            crate::support::Role::Catalog,
+        ],
+        None,
+        |_| {},
+    )
+    .await;
+    stack.create_sale("backlog", 1).await;
+    let kept: Vec<uuid::Uuid> = sqlx::query_scalar(
+        "WITH issued AS (
+             INSERT INTO tickets (id, sale_id, customer_id, seq, quantity, decision, issued_at)
+             SELECT gen_random_uuid(), 'backlog', 'waiter-' || n, n, 1, 'sold_out', now()
+             FROM generate_series(1, 2500) AS n
+             RETURNING id)
+         INSERT INTO unpublished_tickets (ticket_id) SELECT id FROM issued RETURNING ticket_id",
+    )
+    .fetch_all(&stack.pool)
+    .await
+    .unwrap();
+    assert_eq!(kept.len(), 2500);
+
+    let ctx = stack.worker_context().await;
+    flashgate_workers::maintenance::sweep(&ctx).await;
+    assert_eq!(
+        count(
+            &stack,
+            "SELECT count(*) FROM unpublished_tickets u JOIN tickets t ON t.id = u.ticket_id
+             WHERE t.sale_id = $1",
+            "backlog"
+        )
+        .await,
+        0,
+        "every kept ticket published in one sweep"
+    );
+    let sale = SaleId::parse("backlog").unwrap();
+    for ticket in [kept[0], kept[kept.len() - 1]] {
+        let (view, _) = ctx.redis.read_ticket(&sale, ticket).await.unwrap();
+        assert_eq!(view.unwrap().status, TicketStatus::SoldOut);
+    }
+    stack.stop().await;
+}
