@@ -206,6 +206,8 @@ def flash(ctx):
          f"{fmt(c1.get('outcome_gave_up', 0))} / {fmt(c1.get('shoppers_stuck', 0))} / –",
          f"– / – / {fmt(c2.get('outcome_overloaded', 0))}"],
         ["unexpected answers", fmt(c1.get("unexpected_status", 0)), fmt(c2.get("unexpected_status", 0))],
+        ["ticket requests resent: connection closed under them, no answer",
+         fmt(c1.get("resent_after_close", 0)), "–"],
         ["door / checkout answers: peak per second", fmt(peak(fg)), fmt(peak(bl))],
         ["door / checkout answer p50 / p99 ms", f"{fmt(fg.get('p50'), 1)} / {fmt(fg.get('p99'), 1)}",
          f"{fmt(bl.get('p50'), 1)} / {fmt(bl.get('p99'), 1)}"],
@@ -414,6 +416,7 @@ def steer(ctx):
         row("units paid (stock)", lambda r: f"{fmt(r['paid'])} ({s['stock']})"),
         row("time to sell out: first order to last payment", lambda r: f"{r['sell_out_ms'] / 1000:,.1f} s"),
         row("refused at the door and retried (429/503)", counter("door_throttled")),
+        row("resent: connection closed under the request, no answer", counter("resent_after_close")),
         row("sold out at the door (410) / after queueing", lambda r: f"{counter('outcome_sold_out_at_door')(r)} / "
                                                                      f"{counter('outcome_sold_out')(r)}"),
         row("expired holds", lambda r: fmt(r["expired"])),

@@ -27,6 +27,25 @@ export const mainLatency = new Trend('main_latency', true);
 // Any answer the contract does not allow for this request (5xx, wrong 4xx, timeouts).
 export const unexpected = new Counter('unexpected_status');
 
+// Requests sent again because their connection closed under them with no answer.
+export const resent = new Counter('resent_after_close');
+
+// Sends a request (`send`), and once more if its connection closed under it with no
+// answer at all: a kept-alive connection the server closed for idling
+// (`connections.header_timeout_ms`) just as the request went out on it. Browsers resend a
+// request in that case (a reused connection closed before any answer); Go's client, so
+// k6, resends only requests it knows to be idempotent (GET, or an `Idempotency-Key`), so
+// a POST the contract makes safe to repeat is resent here, and counted. A second failure
+// is the answer.
+export function sendResending(send) {
+  const res = send();
+  if (res.status === 0 && (res.error_code === 1220 || /\bEOF\b/.test(String(res.error)))) {
+    resent.add(1);
+    return send();
+  }
+  return res;
+}
+
 export function bucket() {
   return String(Math.floor(exec.instance.currentTestRunDuration / BUCKET_MS));
 }
