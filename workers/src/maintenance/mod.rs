@@ -82,7 +82,7 @@ fn process_name() -> String {
 /// How often rows past their retention are deleted (and once at start).
 const RETENTION_EVERY: Duration = Duration::from_secs(3600);
 
-/// Most batches of holds expired in one sweep, so the other steps still get their turn.
+/// Most batches of holds expired in one sweep.
 const EXPIRY_BATCHES: usize = 20;
 
 /// Kept statuses published in one batch: one ledger read and one Redis round trip.
@@ -93,26 +93,31 @@ const REPUBLISH_BATCH: i64 = 2_000;
 /// until the sweep gets to theirs.
 const REPUBLISH_BATCHES: usize = 20;
 
-/// Publishes the statuses Redis did not take, oldest first, while whole batches come.
-async fn republish_kept(ctx: &Context) {
-    let mut published = 0;
-    for _ in 0..REPUBLISH_BATCHES {
-        match ledger::unpublished::republish(&ctx.pool, &ctx.redis, REPUBLISH_BATCH).await {
+/// Runs `step`, a batch of at most `batch` each, while batches come back full, at most
+/// `most` times (so the other steps still get their turn); a failure is logged as `failed`
+/// and waits for the next sweep. Returns how many the batches took.
+async fn in_batches<F, Fut, E>(most: usize, batch: i64, failed: &str, mut step: F) -> usize
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = std::result::Result<usize, E>>,
+    E: std::fmt::Debug,
+{
+    let mut taken = 0;
+    for _ in 0..most {
+        match step().await {
             Ok(n) => {
-                published += n;
-                if (n as i64) < REPUBLISH_BATCH {
+                taken += n;
+                if (n as i64) < batch {
                     break;
                 }
             }
             Err(e) => {
-                tracing::warn!(error = ?e, "kept statuses not published to redis yet");
+                tracing::warn!(error = ?e, "{failed}");
                 break;
             }
         }
     }
-    if published > 0 {
-        tracing::info!(tickets = published, "kept statuses published to redis");
-    }
+    taken
 }
 
 /// One pass of every step; failures are logged and retried at the next tick.
@@ -122,16 +127,10 @@ pub async fn sweep(ctx: &Context) {
     if let Err(e) = presence::release_absent(ctx).await {
         tracing::warn!(error = ?e, "holds of absent shoppers not ended");
     }
-    for _ in 0..EXPIRY_BATCHES {
-        match expire_holds(ctx, batch).await {
-            Ok(n) if n as i64 == batch => continue,
-            Ok(_) => break,
-            Err(e) => {
-                tracing::warn!(error = ?e, "hold expiry failed");
-                break;
-            }
-        }
-    }
+    in_batches(EXPIRY_BATCHES, batch, "hold expiry failed", || {
+        expire_holds(ctx, batch)
+    })
+    .await;
     if let Err(e) = crate::reserve::waitlist::serve(ctx).await {
         tracing::warn!(error = ?e, "wait-list not settled");
     }
@@ -144,7 +143,16 @@ pub async fn sweep(ctx: &Context) {
     if let Err(e) = relay(ctx, 500).await {
         tracing::warn!(error = ?e, "outbox relay failed");
     }
-    republish_kept(ctx).await;
+    let published = in_batches(
+        REPUBLISH_BATCHES,
+        REPUBLISH_BATCH,
+        "kept statuses not published to redis yet",
+        || ledger::unpublished::republish(&ctx.pool, &ctx.redis, REPUBLISH_BATCH),
+    )
+    .await;
+    if published > 0 {
+        tracing::info!(tickets = published, "kept statuses published to redis");
+    }
     if let Err(e) = controller::steer(ctx).await {
         tracing::warn!(error = ?e, "admission controller did not tick");
     }
